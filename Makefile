@@ -1,0 +1,51 @@
+# callpop: `make run` starts everything on the demo defaults; `make test` runs every test.
+# Both install what they need first (a .venv from the pinned requirements, npm packages for the
+# extension, Debian's chromium for browser tests); a second run skips what is already there.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+LIBPHONE := extension/vendor/libphonenumber-max.js
+
+.PHONY: run test bench soak deps dev-deps extension chromium clean
+
+run: deps extension
+	$(BIN)/python -m pipelines run
+
+test: dev-deps extension chromium
+	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest
+	node --test extension/tests/
+
+bench: dev-deps
+	$(BIN)/python -m bench
+
+soak: dev-deps
+	$(BIN)/python -m pytest -m soak --timeout 900
+
+deps: $(VENV)/.runtime
+dev-deps: $(VENV)/.dev
+
+$(VENV)/.runtime: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# libphonenumber-js from npm, copied into the extension (content scripts cannot import modules).
+extension: $(LIBPHONE)
+$(LIBPHONE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(dir $@)
+	cp node_modules/libphonenumber-js/bundle/libphonenumber-max.js $@
+
+# Browser tests drive Debian's chromium (never a downloaded browser).
+chromium:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+clean:
+	rm -rf $(VENV) node_modules extension/vendor .pytest_cache

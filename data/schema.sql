@@ -1,0 +1,99 @@
+-- callpop's DuckDB schema. The hub (pipelines/store.py) is the only writer of this file.
+-- Timestamps are UTC (TIMESTAMP without zone). Tables are append-mostly: rows are inserted
+-- when something happens and updated in place as the call, pop or dial moves on; updates are
+-- keyed by the row's id plus its creation time so DuckDB's zone maps prune the scan.
+
+-- Every normalised call event the hub accepted, as it arrived (the durable ingest log).
+CREATE TABLE IF NOT EXISTS events (
+    event_id    VARCHAR NOT NULL,      -- idempotency key: the sender's id, or derived from the event
+    call_id     VARCHAR NOT NULL,
+    type        VARCHAR NOT NULL,      -- ringing | answered | hangup
+    direction   VARCHAR,               -- inbound | outbound
+    caller      VARCHAR,
+    callee      VARCHAR,
+    extension   VARCHAR,
+    occurred_at TIMESTAMP,             -- when the PBX says it happened ("at")
+    received_at TIMESTAMP NOT NULL,    -- when the hub accepted it
+    provider    VARCHAR                -- sim | webhook | voicenter | asterisk
+);
+
+-- One row per call, completed as the call moves on.
+CREATE TABLE IF NOT EXISTS calls (
+    call_id      VARCHAR NOT NULL,
+    direction    VARCHAR,
+    caller       VARCHAR,              -- as the network delivered it
+    caller_e164  VARCHAR,              -- normalised, NULL when not a phone number
+    callee       VARCHAR,              -- the number dialled (DID for inbound calls)
+    extension    VARCHAR,              -- first extension rung
+    agent_id     VARCHAR,              -- agent who answered, else first agent popped
+    started_at   TIMESTAMP NOT NULL,
+    answered_at  TIMESTAMP,
+    ended_at     TIMESTAMP,
+    status       VARCHAR,              -- ringing | answered | ended | missed
+    provider     VARCHAR,
+    answered_by  VARCHAR,              -- extension that answered
+    hangup_cause VARCHAR
+);
+
+-- One row per CRM lookup made for a call (cache hits included).
+CREATE TABLE IF NOT EXISTS lookups (
+    call_id         VARCHAR,
+    phone           VARCHAR,           -- the value sent to the CRM
+    phone_e164      VARCHAR,
+    started_at      TIMESTAMP NOT NULL,
+    latency_ms      DOUBLE,            -- time to the answer (or to the give-up)
+    outcome         VARCHAR NOT NULL,  -- found | multiple | not_found | timeout | http_error | bad_response
+    http_status     INTEGER,
+    total           INTEGER,
+    client_name     VARCHAR,
+    company         VARCHAR,
+    url             VARCHAR,
+    error           VARCHAR,           -- why, for every outcome but found/multiple/not_found
+    cache           VARCHAR,           -- miss | hit | coalesced
+    deadline_ms     INTEGER,           -- the deadline in force
+    late_outcome    VARCHAR,           -- for a timeout: what the CRM answered after the deadline
+    late_latency_ms DOUBLE,
+    extension       VARCHAR,
+    did             VARCHAR,
+    contract_faults VARCHAR            -- contract rules the answer broke, comma-separated
+);
+
+-- One row per (call, agent) that was sent a pop.
+CREATE TABLE IF NOT EXISTS pops (
+    call_id    VARCHAR NOT NULL,
+    agent_id   VARCHAR NOT NULL,
+    extension  VARCHAR,
+    sent_at    TIMESTAMP NOT NULL,
+    status     VARCHAR,                -- pop status last sent: found | multiple | not_found | pending | error
+    sessions   INTEGER,                -- browsers the pop reached
+    updated_at TIMESTAMP,              -- when a provisional pop was replaced
+    shown_at   TIMESTAMP,
+    clicked_at TIMESTAMP,
+    closed_at  TIMESTAMP
+);
+
+-- One row per click-to-call request, refused ones included.
+CREATE TABLE IF NOT EXISTS dials (
+    dial_id           VARCHAR NOT NULL,
+    agent_id          VARCHAR,
+    source            VARCHAR,         -- extension | console | api
+    leg_a             VARCHAR,         -- number rung first (the agent's phone)
+    leg_a_kind        VARCHAR,         -- extension | mobile | home | number
+    leg_b             VARCHAR,         -- number the agent asked for
+    leg_b_e164        VARCHAR,
+    requested_at      TIMESTAMP NOT NULL,
+    leg_a_answered_at TIMESTAMP,
+    bridged_at        TIMESTAMP,
+    ended_at          TIMESTAMP,
+    outcome           VARCHAR,         -- NULL while in progress; bridged | failed | refused
+    error             VARCHAR,         -- reason code for failed/refused
+    provider          VARCHAR
+);
+
+-- Input the hub refused (bad events, bad tokens, bad dials): what and why, never a secret.
+CREATE TABLE IF NOT EXISTS rejects (
+    logged_at TIMESTAMP NOT NULL,
+    source VARCHAR,                    -- route or provider
+    reason VARCHAR,
+    detail VARCHAR
+);

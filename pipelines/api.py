@@ -1,0 +1,336 @@
+"""The hub's HTTP routes and its ``/ws`` WebSocket (the contracts of docs/PROTOCOL.md).
+
+A thin shell: every route validates, authenticates and hands over to the hub. Errors always
+answer ``{"error": <code>, "message": <why>}`` with a 4xx; refused input is logged and recorded
+in ``rejects`` (never with a token).
+"""
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import samplecrm
+from .agents import Agent
+from .contacts import parse_csv
+from .dial import DialRefused
+from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error
+from .hub import Hub
+from .sessions import CLOSE_UNAUTHORIZED, Session
+from .settings import Settings
+
+log = logging.getLogger("callpop.api")
+bearer = HTTPBearer(auto_error=False, description="An agent's token (or the ingest token for PBX routes).")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Edge:
+    """ASGI middleware at the edge: bodies over ``limit`` bytes get 413 before a route reads
+    them, and every request is logged by path only (query strings may carry numbers or secrets)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send)
+        started, status, seen = time.perf_counter(), [0], 0
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise ApiError(413, "body_too_large", f"request body over {self.limit} bytes")
+            return message
+
+        try:
+            await self.app(scope, limited, sending)
+        finally:
+            log.log(logging.INFO if status[0] >= 400 else logging.DEBUG, "%s %s -> %d (%.1f ms)",
+                    scope["method"], scope["path"], status[0], (time.perf_counter() - started) * 1000)
+
+    async def _refuse(self, send):
+        body = json.dumps({"error": "body_too_large", "message": f"request body over {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Accepted(BaseModel):
+    status: str = Field(description="accepted, or duplicate for an event already recorded")
+    call_id: str
+
+
+class DialAccepted(BaseModel):
+    dial_id: str
+    leg_a: str
+    leg_a_kind: str
+    to: str
+
+
+class DialProgress(BaseModel):
+    state: str = Field(description=f"one of {', '.join(DIAL_STATES)}")
+    error: str = Field(default="", max_length=100)
+    reason: str = Field(default="", max_length=300)
+
+
+Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def agent_of(request: Request, creds: Creds) -> Agent:
+    hub: Hub = request.app.state.hub
+    agent, why = hub.agents.authenticate(creds.credentials if creds else None)
+    if agent is None:
+        hub.reject(request.url.path, "unauthorized", why)
+        raise ApiError(401, "unauthorized", why)
+    return agent
+
+
+def ingest_allowed(request: Request, creds: Creds) -> None:
+    hub: Hub = request.app.state.hub
+    expected = hub.settings.ingest_token
+    if not expected:
+        hub.reject(request.url.path, "unauthorized", "ingest disabled")
+        raise ApiError(401, "unauthorized", "event ingest is disabled: set CALLPOP_INGEST_TOKEN")
+    given = creds.credentials if creds else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        hub.reject(request.url.path, "unauthorized", "bad ingest token" if given else "missing token")
+        raise ApiError(401, "unauthorized", "invalid ingest token" if given else "missing token")
+
+
+AgentDep = Annotated[Agent, Depends(agent_of)]
+IngestDep = Annotated[None, Depends(ingest_allowed)]
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+    hub = hub or Hub(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(title="callpop hub", version="0.1.0", lifespan=lifespan,
+                  description="Screen pops and click-to-call between a PBX, a CRM and agents' browsers.")
+    app.state.hub = hub
+    app.add_middleware(Edge, limit=settings.max_body_bytes)
+
+    # --- errors: one shape for all
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status,
+                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        message = "; ".join(_describe(e) for e in exc.errors())
+        hub.reject(request.url.path, "invalid_request", message)
+        return JSONResponse({"error": "invalid_request", "message": message}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": "http_" + str(exc.status_code), "message": str(exc.detail)},
+                            status_code=exc.status_code)
+
+    # --- routes
+    @app.get("/healthz", tags=["hub"])
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/api/status", tags=["hub"], summary="Hub, provider, sockets and store at a glance")
+    async def status(agent: AgentDep) -> dict:
+        return hub.status()
+
+    @app.get("/api/me", tags=["agents"], summary="The signed-in agent")
+    async def me(agent: AgentDep) -> dict:
+        return agent.public()
+
+    @app.post("/api/events", status_code=202, tags=["telephony"], response_model=Accepted,
+              summary="One normalised call event from a PBX; 202 once it is on disk")
+    async def events(event: CallEvent, request: Request, _: IngestDep) -> Accepted:
+        if event.type == "ringing" and event.extension and not hub.agents.by_extension(event.extension):
+            hub.reject("/api/events", "unknown_extension", f"call {event.call_id} ringing at {event.extension}")
+            raise ApiError(422, "unknown_extension", f"no agent has extension {event.extension!r}")
+        result = await hub.ingest(event, "webhook")
+        return Accepted(status=result, call_id=event.call_id)
+
+    @app.post("/api/dial", status_code=202, tags=["click-to-call"], response_model=DialAccepted,
+              summary="Ring the agent's phone (leg A), then connect it to `to` (leg B)")
+    async def dial(request: DialRequest, agent: AgentDep) -> DialAccepted:
+        try:
+            plan = await hub.dialer.dial(agent, request)
+        except DialRefused as e:
+            raise ApiError(e.status, e.code, e.reason) from None
+        return DialAccepted(dial_id=plan.dial_id, leg_a=plan.leg_a, leg_a_kind=plan.leg_a_kind, to=plan.leg_b_display)
+
+    @app.get("/api/dials/{dial_id}", tags=["click-to-call"], summary="One of your dials")
+    async def dial_state(dial_id: str, agent: AgentDep) -> dict:
+        active = hub.dialer.get(dial_id)
+        if active is not None and active.plan.agent_id == agent.id:
+            return {"dial_id": dial_id, "state": active.state, "outcome": None, "to": active.plan.leg_b_display}
+        rows = await asyncio.to_thread(hub.store.query, "SELECT outcome, error, leg_b_e164, bridged_at, ended_at "
+                                       "FROM dials WHERE dial_id = ? AND agent_id = ?", [dial_id, agent.id])
+        if rows.empty:
+            raise ApiError(404, "not_found", "no such dial of yours")
+        row = rows.iloc[0]
+        state = "failed" if row["outcome"] in ("failed", "refused") else (
+            "ended" if row["ended_at"] is not None and str(row["ended_at"]) != "NaT" else "bridged"
+            if row["outcome"] == "bridged" else "requested")
+        return {"dial_id": dial_id, "state": state, "outcome": row["outcome"], "error": row["error"]}
+
+    @app.post("/api/dials/{dial_id}/events", tags=["telephony"], summary="A PBX reports a dial's progress")
+    async def dial_event(dial_id: str, progress: DialProgress, _: IngestDep) -> dict:
+        if progress.state not in DIAL_STATES:
+            raise ApiError(422, "invalid_state", f"state must be one of {', '.join(DIAL_STATES)}")
+        if not await hub.dial_progress(dial_id, progress.state, progress.error, progress.reason):
+            raise ApiError(404, "not_found", "no dial in progress with that id")
+        return {"status": "ok"}
+
+    @app.get("/api/contacts", tags=["contacts"], summary="Contacts whose name, company or number matches")
+    async def contacts(agent: AgentDep, q: Annotated[str, Query(max_length=100)] = "",
+                       limit: Annotated[int, Query(ge=1, le=5000)] = 50) -> dict:
+        found = hub.contacts.search(q, limit)
+        return {"total": len(hub.contacts), "contacts": [c.public() for c in found]}
+
+    @app.post("/api/contacts/import", tags=["contacts"], summary="Add contacts from CSV text (dry_run to preview)")
+    async def import_contacts(request: Request, agent: AgentDep, dry_run: bool = False) -> dict:
+        raw = await request.body()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ApiError(422, "bad_csv", "the file is not UTF-8 text") from None
+        found, problems = parse_csv(text, settings.default_region)
+        if not dry_run:
+            for c in found:
+                hub.contacts.add(c)
+        return {"imported": 0 if dry_run else len(found), "valid": len(found), "dry_run": dry_run,
+                "preview": [c.public() for c in found[:20]],
+                "problems": [{"line": p.line, "reason": p.reason} for p in problems]}
+
+    @app.get("/api/calls/live", tags=["calls"], summary="Calls ringing or in progress (yours; all for supervisors)")
+    async def live(agent: AgentDep) -> dict:
+        return {"calls": hub.live_calls(agent)}
+
+    @app.get("/api/pops/recent", tags=["calls"], summary="The latest pops with their lookup outcome and latency")
+    async def recent_pops(agent: AgentDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict:
+        feed = list(hub.popper.recent.values())[::-1]
+        if agent.role != "supervisor":
+            feed = [p for p in feed if agent.id in p["agents"]]
+        return {"pops": feed[:limit]}
+
+    app.include_router(samplecrm.router(lambda request: hub.contacts))
+
+    # --- the WebSocket
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket):
+        await websocket.accept()
+        agent, why = None, "no hello"
+        try:
+            async with asyncio.timeout(settings.ws_hello_timeout_s):
+                first = await websocket.receive()
+            hello = _json(first)
+            if isinstance(hello, dict) and hello.get("type") == "hello":
+                agent, why = hub.agents.authenticate(hello.get("token") if isinstance(hello.get("token"), str) else None)
+            else:
+                why = "the first message must be {\"type\":\"hello\",\"token\":...}"
+        except TimeoutError:
+            why = "no hello in time"
+        if agent is None:
+            hub.reject("/ws", "unauthorized", why)
+            with contextlib.suppress(Exception):
+                await websocket.close(CLOSE_UNAUTHORIZED, why[:120])
+            return
+        session = Session(agent, websocket.send_text, websocket.close, queue_size=settings.ws_send_queue,
+                          send_timeout_s=settings.ws_send_timeout_s, client=str(hello.get("client", ""))[:20])
+        session.start()
+        hub.welcome(session)
+        try:
+            while not session.closed:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                reply = handle_client_message(hub, session, _json(message))
+                if reply is not None:
+                    session.offer_message(reply)
+        except Exception:  # noqa: BLE001 - a broken socket ends its own session only
+            log.debug("socket %s ended", session.id, exc_info=True)
+        finally:
+            hub.sessions.remove(session)
+            session.detach()
+
+    return app
+
+
+_BAD = object()
+
+
+def _json(message: dict) -> Any:
+    if message.get("type") == "websocket.disconnect":
+        return _BAD
+    text = message.get("text")
+    if text is None:
+        return _BAD
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _BAD
+
+
+def handle_client_message(hub: Hub, session: Session, message: Any) -> dict | None:
+    """One message from a browser; returns the reply, if any. Keys are the protocol's types."""
+    if message is _BAD or not isinstance(message, dict):
+        return msg_error("bad_message", "messages are JSON objects with a \"type\"")
+    kind = message.get("type")
+    handler = CLIENT_HANDLERS.get(kind) if isinstance(kind, str) else None
+    if handler is None:
+        return msg_error("unknown_type", f"unknown message type {str(kind)[:40]!r}; known: {', '.join(CLIENT_HANDLERS)}")
+    return handler(hub, session, message)
+
+
+def _on_ack(hub: Hub, session: Session, message: dict) -> dict | None:
+    call_id, event = message.get("call_id"), message.get("event")
+    if not isinstance(call_id, str) or event not in ACK_EVENTS:
+        return msg_error("bad_ack", f"ack needs a call_id and an event ({', '.join(ACK_EVENTS)})")
+    problem = hub.popper.ack(session.agent, call_id, event)
+    return msg_error("unknown_call", problem) if problem else None
+
+
+CLIENT_HANDLERS = {
+    "hello": lambda hub, session, m: msg_error("already_signed_in", "this socket is already signed in"),
+    "ack": _on_ack,
+    "ping": lambda hub, session, m: {"type": "pong"},
+}
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    if error.get("type") == "json_invalid":
+        return "body is not valid JSON"
+    return f"{where}: {error.get('msg', 'invalid')}"

@@ -1,0 +1,129 @@
+"""``python -m pipelines <command>``: serve (the hub), run (the whole demo), settings."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import settings as settings_mod
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+    s = settings_mod.load()
+    setup_logging(s.log_level)
+    serve(s)
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    if args.example:
+        sys.stdout.write(settings_mod.env_example())
+        return 0
+    s = settings_mod.load()
+    width = max(len(x.env) for x in settings_mod.TABLE)
+    for x in settings_mod.TABLE:
+        value = s.redacted()[x.env]
+        print(f"{x.env:<{width}}  {value!s:<24}  {x.help}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The whole demo: the hub on the simulated PBX and sample CRM, and the console."""
+    env = {**os.environ}
+    env.setdefault("CALLPOP_INGEST_TOKEN", "demo-ingest-token")
+    s = settings_mod.load(environ=env)
+    setup_logging(s.log_level)
+    hub_url = s.base_url
+    console_port = args.console_port
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "pipelines", "serve"], cwd=ROOT, env=env))
+        if not _wait_http(f"{hub_url}/healthz", procs[0], 30):
+            print("The hub did not start; see the log above.", file=sys.stderr)
+            return 1
+        console_env = {**env, "CALLPOP_HUB_URL": hub_url}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"), "--server.headless", "true",
+             "--server.port", str(console_port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=console_env, stdout=subprocess.DEVNULL))
+        _banner(s, hub_url, f"http://localhost:{console_port}")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:  # SIGTERM: the hub finishes in-flight work and checkpoints its database
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        print("\ncallpop stopped.")
+
+
+def _wait_http(url: str, proc: subprocess.Popen, seconds: float) -> bool:
+    import httpx
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
+    with open(ROOT / s.agents_csv if not os.path.isabs(s.agents_csv) else s.agents_csv, encoding="utf-8") as f:
+        agents = list(csv.DictReader(f))
+    lines = [
+        "", "callpop is running (Ctrl-C stops everything)", "",
+        f"  Console  {console_url}",
+        f"  Hub      {hub_url}   (API docs: {hub_url}/docs)",
+        f"  PBX      {s.provider}" + ("  - simulated calls arrive every few seconds" if s.provider == "sim" else ""),
+        f"  CRM      {'sample CRM at ' + hub_url + '/crm/lookup?phone=0722776772' if not s.crm_url else 'configured'}",
+        "", "  Demo agents (paste a token into the console or the extension's options):",
+    ]
+    lines += [f"    {a['name']:<14} ext {a['extension']:<5} token {a['token']}" for a in agents]
+    lines += ["", "  Chrome extension: chrome://extensions -> Developer mode -> Load unpacked -> "
+              f"{ROOT / 'extension'}", f"  then in its options: hub {hub_url} and an agent token.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description="callpop hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the hub with the settings from the environment / .env").set_defaults(func=cmd_serve)
+    run = sub.add_parser("run", help="the whole demo: hub (simulated PBX, sample CRM) and console")
+    run.add_argument("--console-port", type=int, default=8501)
+    run.set_defaults(func=cmd_run)
+    st = sub.add_parser("settings", help="print every setting with its value and help")
+    st.add_argument("--example", action="store_true", help="print .env.example")
+    st.set_defaults(func=cmd_settings)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except settings_mod.SettingsError as e:
+        print(f"callpop: {e}", file=sys.stderr)
+        return 2

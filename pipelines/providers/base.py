@@ -1,0 +1,47 @@
+"""What a telephony provider is to the hub.
+
+A provider turns its phone system's traffic into normalised ``CallEvent``s (handed to
+``ProviderHost.ingest``) and places two-leg calls (``originate``), reporting their progress
+through ``ProviderHost.dial_progress`` with the states of ``events.DIAL_STATES``. Providers
+that receive HTTP (webhook, Voicenter) add routes to the hub's app; providers that hold a
+connection (Asterisk AMI) run it between ``start`` and ``stop``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Protocol
+
+from ..dial import DialPlan
+from ..events import CallEvent
+
+
+class ProviderHost(Protocol):
+    """The hub as providers see it."""
+
+    async def ingest(self, event: CallEvent, provider: str) -> str:
+        """Record and act on one event; returns 'accepted' or 'duplicate' once it is on disk."""
+
+    async def dial_progress(self, dial_id: str, state: str, error: str = "", reason: str = "") -> bool:
+        """Report a dial's progress; False when the dial is unknown or already over."""
+
+
+class Provider(abc.ABC):
+    name: str = "?"
+
+    async def start(self, host: ProviderHost) -> None:
+        self.host = host
+
+    async def stop(self) -> None:
+        pass
+
+    @abc.abstractmethod
+    async def originate(self, plan: DialPlan) -> None:
+        """Ask the phone system to ring leg A, then connect it to leg B.
+
+        Returns once the request is accepted; raise ``dial.DialRefused`` when the phone system
+        refuses it at once. Later progress goes to ``host.dial_progress``."""
+
+    def status(self) -> dict[str, Any]:
+        """For the console: {"name", "state": connected | connecting | down | n/a, "detail"}."""
+        return {"name": self.name, "state": "connected", "detail": ""}

@@ -1,0 +1,82 @@
+"""Running the hub: uvicorn on a socket we bind ourselves, so port 0 works and the sample CRM
+(served by the hub itself) knows its own address before the first lookup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+
+import uvicorn
+
+from .api import create_app
+from .hub import Hub
+from .settings import Settings
+
+log = logging.getLogger("callpop.server")
+
+
+def bind(settings: Settings) -> tuple[socket.socket, Settings]:
+    """Listen on HOST:PORT (port 0 = any free one) and return the settings with the real port."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock, settings.replace(port=sock.getsockname()[1])
+
+
+def make_server(settings: Settings, hub: Hub | None = None) -> tuple[uvicorn.Server, socket.socket, Settings]:
+    sock, settings = bind(settings)
+    app = create_app(settings, hub)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="websockets-sansio",
+                            ws_max_size=65536, ws_ping_interval=20, ws_ping_timeout=20,
+                            timeout_graceful_shutdown=5, server_header=False)
+    return uvicorn.Server(config), sock, settings
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; uvicorn then stops accepting, and the hub's lifespan finishes
+    in-flight work, closes every socket with a close frame and checkpoints the database."""
+    server, sock, settings = make_server(settings)
+    log.info("callpop hub listening on %s (provider %s)", settings.base_url, settings.provider)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+class BackgroundHub:
+    """The real hub, served on a free port from a thread of this process (tests, notebooks).
+
+    ``with BackgroundHub(settings) as bg: bg.url ... bg.hub.store.query(...)``"""
+
+    def __init__(self, settings: Settings, hub: Hub | None = None):
+        self.server, self._sock, self.settings = make_server(settings, hub)
+        self.app = self.server.config.app
+        self.hub: Hub = self.app.state.hub
+        self.url = self.settings.base_url
+        self.ws_url = self.url.replace("http", "ws", 1) + "/ws"
+        self._thread = threading.Thread(target=self._run, name="callpop-hub", daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.server.serve(sockets=[self._sock]))
+
+    def __enter__(self) -> "BackgroundHub":
+        self._thread.start()
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the hub failed to start")
+            threading.Event().wait(0.01)
+        return self
+
+    def call(self, coro, timeout: float = 10):
+        """Run a coroutine on the hub's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,203 @@
+"""The DuckDB file: its schema, its one writer, and reads beside the writer.
+
+The hub is the only process that opens the file (DuckDB allows one writing process and no
+readers beside it; see ``pipelines/readers.py`` for how other processes read). All writes go
+through one thread that commits in groups: whatever queued while the last commit ran is written
+in the next transaction, as Arrow batches for inserts, so the event loop never blocks on disk
+and throughput grows with load. A write's future resolves only after its transaction committed
+(DuckDB syncs its write-ahead log on commit), which is what ``POST /api/events`` waits for.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+log = logging.getLogger("callpop.store")
+SCHEMA = Path(__file__).resolve().parent.parent / "data" / "schema.sql"
+MAX_GROUP = 5000  # operations per transaction at most
+
+
+@dataclasses.dataclass
+class _Op:
+    kind: str  # insert | update
+    table: str
+    row: dict[str, Any]  # insert: the row; update: the new values
+    key: dict[str, Any] | None = None  # update: equality conditions
+    future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
+
+
+_STOP = object()
+
+
+class Store:
+    def __init__(self, path: str | Path, schema: Path = SCHEMA):
+        self.path = Path(path)
+        self.schema = schema
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._thread: threading.Thread | None = None
+        self._columns: dict[str, list[str]] = {}
+        self.commits = 0
+        self.rows_written = 0
+        self.last_error: str = ""
+
+    # --- life cycle
+    def open(self) -> "Store":
+        if self.path.parent and str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path))
+        self._con.execute(self.schema.read_text(encoding="utf-8"))
+        for (table,) in self._con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall():
+            self._columns[table] = [r[0] for r in self._con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "ORDER BY ordinal_position", [table]).fetchall()]
+        self._thread = threading.Thread(target=self._writer, name="callpop-store-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Write what is queued, checkpoint (the WAL folds into the file) and close."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
+        assert self._con is not None
+        try:
+            self._con.execute("CHECKPOINT")
+        finally:
+            self._con.close()
+            self._con = None
+
+    # --- writing (any thread; returns a future resolved after commit)
+    def insert(self, table: str, row: Mapping[str, Any]) -> concurrent.futures.Future:
+        return self._submit(_Op("insert", table, dict(row)))
+
+    def update(self, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> concurrent.futures.Future:
+        return self._submit(_Op("update", table, dict(values), dict(key)))
+
+    def _submit(self, op: _Op) -> concurrent.futures.Future:
+        if self._thread is None:
+            raise RuntimeError("store is not open")
+        if op.table not in self._columns:
+            raise ValueError(f"unknown table {op.table!r}")
+        unknown = set(op.row) - set(self._columns[op.table])
+        if unknown:
+            raise ValueError(f"unknown columns for {op.table}: {', '.join(sorted(unknown))}")
+        self._queue.put(op)
+        return op.future
+
+    # --- reading (any thread; sees what is committed)
+    def query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+        if self._con is None:
+            raise RuntimeError("store is not open")
+        cur = self._con.cursor()
+        try:
+            return cur.execute(sql, params).df() if params is not None else cur.execute(sql).df()
+        finally:
+            cur.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for readers in this process (analytics). Close it when done."""
+        if self._con is None:
+            raise RuntimeError("store is not open")
+        return self._con.cursor()
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # --- the writer thread
+    def _writer(self) -> None:
+        con = self._con.cursor()
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    op = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if op is _STOP:
+                    stopping = True
+                    break
+                group.append(op)
+            self._commit(con, group)
+        con.close()
+
+    def _commit(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
+        try:
+            con.execute("BEGIN")
+            self._apply(con, group)
+            con.execute("COMMIT")
+        except Exception as e:  # noqa: BLE001 - one bad row must not lose the others
+            con.execute("ROLLBACK")
+            self._unregister(con, group)
+            if len(group) == 1:
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.error("write to %s failed: %s", group[0].table, self.last_error)
+                group[0].future.set_exception(e)
+                return
+            for op in group:  # find the bad one, keep the rest
+                self._commit(con, [op])
+            return
+        self._unregister(con, group)
+        self.commits += 1
+        self.rows_written += len(group)
+        for op in group:
+            if not op.future.done():
+                op.future.set_result(None)
+
+    @staticmethod
+    def _unregister(con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
+        for table in {op.table for op in group if op.kind == "insert"}:
+            con.unregister(f"_batch_{table}")
+
+    def _apply(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
+        inserts: dict[str, list[dict]] = {}
+        updates: dict[tuple[str, tuple], tuple[dict, dict]] = {}
+        for op in group:
+            if op.kind == "insert":
+                inserts.setdefault(op.table, []).append(op.row)
+            else:
+                # Later updates of one row win, whatever columns they touch.
+                k = (op.table, tuple(sorted(op.key.items())))
+                if k in updates:
+                    updates[k][1].update(op.row)
+                else:
+                    updates[k] = (op.key, dict(op.row))
+        for table, rows in inserts.items():
+            cols = [c for c in self._columns[table] if any(c in r for r in rows)]
+            batch = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
+            # The view outlives a failed statement; _commit unregisters it after the rollback.
+            con.register(f"_batch_{table}", batch)
+            con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM "_batch_{table}"')
+        by_shape: dict[tuple, list[tuple[dict, dict]]] = {}
+        for (table, _), (key, values) in updates.items():
+            by_shape.setdefault((table, tuple(sorted(key)), tuple(sorted(values))), []).append((key, values))
+        for (table, key_cols, value_cols), items in by_shape.items():
+            sets = ", ".join(f'"{c}" = ?' for c in value_cols)
+            where = " AND ".join(f'"{c}" = ?' for c in key_cols)
+            con.executemany(f'UPDATE "{table}" SET {sets} WHERE {where}',
+                            [[v[c] for c in value_cols] + [k[c] for c in key_cols] for k, v in items])
+
+
+def wait_all(futures: Iterable[concurrent.futures.Future], timeout: float = 30.0) -> None:
+    """Block until every write committed (for scripts and tests)."""
+    deadline = time.monotonic() + timeout
+    for f in futures:
+        f.result(timeout=max(0.0, deadline - time.monotonic()))
