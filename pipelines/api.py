@@ -52,23 +52,36 @@ class Edge:
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
-        started, status, seen = time.perf_counter(), [0], 0
+        started, status = time.perf_counter(), [0]
 
         async def sending(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
 
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise ApiError(413, "body_too_large", f"request body over {self.limit} bytes")
-            return message
+        app_receive = receive
+        if not declared:  # chunked: read it here (bodies are small) so the limit holds
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                size += len(message.get("body", b""))
+                if size > self.limit:
+                    return await self._refuse(send)
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            body, replayed = b"".join(chunks), False
+
+            async def app_receive():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
 
         try:
-            await self.app(scope, limited, sending)
+            await self.app(scope, app_receive, sending)
         finally:
             log.log(logging.INFO if status[0] >= 400 else logging.DEBUG, "%s %s -> %d (%.1f ms)",
                     scope["method"], scope["path"], status[0], (time.perf_counter() - started) * 1000)

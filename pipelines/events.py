@@ -8,6 +8,7 @@ leaves over the WebSocket. The ``type`` names are the protocol; the extension's 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -15,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EVENT_TYPES = ("ringing", "answered", "hangup")
 DIRECTIONS = ("inbound", "outbound")
+
+# How PBXs spell a withheld caller; all become "".
+WITHHELD = ("anonymous", "unknown", "private", "withheld", "restricted", "unavailable", "<unknown>")
+NUMBER_TEXT = re.compile(r"^\+?[\d\s().\-/*#]*$")
 
 # WebSocket message types, both ways.
 CLIENT_TYPES = ("hello", "ack", "ping")
@@ -54,6 +59,16 @@ class CallEvent(BaseModel):
     def _printable(cls, v: str) -> str:
         if any(ord(ch) < 32 for ch in v):
             raise ValueError("must not contain control characters")
+        return v
+
+    @field_validator("caller", "callee")
+    @classmethod
+    def _number(cls, v: str) -> str:
+        if v.lower() in WITHHELD:
+            return ""
+        if not NUMBER_TEXT.match(v):
+            raise ValueError(f"{v[:30]!r} is not a phone number (digits, spaces, + - . ( ) only; "
+                             "empty when withheld)")
         return v
 
     def event_id(self) -> str:
