@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -15,6 +16,16 @@ from .hub import Hub
 from .settings import Settings
 
 log = logging.getLogger("callpop.server")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        with super().capture_signals():
+            yield
+            # SIGTERM/SIGINT asked for the graceful stop that just finished: exit 0 rather than
+            # have uvicorn re-raise the signal (which makes `make run` look like a crash).
+            self._captured_signals.clear()
 
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
@@ -33,7 +44,7 @@ def make_server(settings: Settings, hub: Hub | None = None) -> tuple[uvicorn.Ser
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="websockets-sansio",
                             ws_max_size=65536, ws_ping_interval=20, ws_ping_timeout=20,
                             timeout_graceful_shutdown=5, server_header=False)
-    return uvicorn.Server(config), sock, settings
+    return _Server(config), sock, settings
 
 
 def serve(settings: Settings) -> None:

@@ -1,0 +1,55 @@
+"""The DuckDB owner: group commit, one bad row never loses the others, checkpoint on close."""
+
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from pipelines.store import Store, wait_all
+
+T = datetime(2026, 11, 25, 10, 0, 0)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "t.duckdb").open()
+    yield s
+    s.close()
+
+
+def test_writes_commit_in_groups_and_updates_apply_in_order(store):
+    futures = [store.insert("calls", {"call_id": f"c{i}", "started_at": T, "status": "ringing"}) for i in range(2000)]
+    futures.append(store.update("calls", {"call_id": "c7", "started_at": T}, {"status": "answered", "answered_at": T}))
+    futures.append(store.update("calls", {"call_id": "c7", "started_at": T}, {"status": "ended", "ended_at": T}))
+    wait_all(futures)
+    assert store.commits < 2000 / 10  # grouped, not one transaction per row
+    row = store.query("SELECT status, answered_at, ended_at FROM calls WHERE call_id = 'c7'").iloc[0]
+    assert row.status == "ended" and row.answered_at == T and row.ended_at == T
+    assert store.query("SELECT count(*) AS n FROM calls").n[0] == 2000
+
+
+def test_a_bad_row_fails_alone(store):
+    good1 = store.insert("calls", {"call_id": "a", "started_at": T})
+    bad = store.insert("calls", {"call_id": "b", "started_at": "not a time"})
+    good2 = store.insert("calls", {"call_id": "c", "started_at": T})
+    wait_all([good1, good2])
+    with pytest.raises(duckdb.Error):
+        bad.result(5)
+    assert sorted(store.query("SELECT call_id FROM calls").call_id) == ["a", "c"]
+
+
+def test_unknown_tables_and_columns_are_refused_before_queueing(store):
+    with pytest.raises(ValueError, match="unknown table"):
+        store.insert("nope", {})
+    with pytest.raises(ValueError, match="unknown columns"):
+        store.insert("calls", {"call_id": "x", "started_at": T, "colour": "red"})
+
+
+def test_close_checkpoints_and_the_file_reopens_read_only(tmp_path):
+    path = tmp_path / "t.duckdb"
+    s = Store(path).open()
+    wait_all([s.insert("events", {"event_id": "e1", "call_id": "c", "type": "ringing", "received_at": T})])
+    s.close()
+    assert not (tmp_path / "t.duckdb.wal").exists()
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT event_id FROM events").fetchall() == [("e1",)]
