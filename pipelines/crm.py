@@ -137,6 +137,137 @@ def parse_lookup(status_code: int, body: bytes, content_type: str = "application
                         http_status=status_code, faults=tuple(faults))
 
 
+@dataclasses.dataclass(frozen=True)
+class RuleCheck:
+    """One rule of crm-contract.md applied to one lookup (the console's CRM check)."""
+    rule: str
+    passed: bool | None  # None: not checked, an earlier rule already failed
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RawAnswer:
+    """What came back over HTTP, as read by ``CrmClient.fetch`` (body: the bytes it read)."""
+    status_code: int
+    content_type: str
+    body: bytes
+    declared_length: int | None = None
+
+
+CONTRACT_FIELDS = ("STATUS", "URL", "CLIENTNAME", "TOTAL", "COMPANY")
+_MARKUP = re.compile(r"<\s*[a-zA-Z/!]|&[a-zA-Z]+;|&#\d+;")
+
+
+def _text_rule(field: str, value: Any) -> RuleCheck:
+    rule = f"{field} is plain text"
+    if value is None or value == "":
+        return RuleCheck(rule, True, "empty" if value == "" else "missing (shown empty)")
+    if isinstance(value, (dict, list, bool)):
+        return RuleCheck(rule, False, f"is a JSON {type(value).__name__}: dropped, shown empty")
+    text = str(value)
+    if not isinstance(value, str):
+        return RuleCheck(rule, False, f"is a JSON number ({text[:20]}); shown as the text {clean_text(value)!r}")
+    problems = []
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        problems.append("has control characters (removed)")
+    if _MARKUP.search(text):
+        problems.append("looks like HTML markup (shown as literal text, never rendered)")
+    if len(text) > TEXT_CAP:
+        problems.append(f"is {len(text)} characters long (cut to {TEXT_CAP})")
+    return RuleCheck(rule, not problems, "; ".join(problems) or f"{clean_text(text)!r}")
+
+
+def check_contract(result: LookupResult, answer: RawAnswer | None, *, latency_ms: float,
+                   deadline_ms: float, max_bytes: int) -> list[RuleCheck]:
+    """Every rule of the contract for one lookup, pass or fail with the reason.
+
+    ``result`` is what ``CrmClient.fetch`` made of the answer (the hub's own verdict); this
+    only adds the detail that ``parse_lookup``'s ``faults`` leave out, so a CRM developer sees
+    each thing to fix. ``answer`` is None when no HTTP answer came (refused, timeout, loop)."""
+    checks: list[RuleCheck] = []
+    add = checks.append
+    skipped = "not checked: an earlier rule failed"
+    if answer is None:
+        add(RuleCheck("The CRM answers over HTTP(S)", False, result.error or result.outcome))
+    else:
+        add(RuleCheck("The CRM answers over HTTP(S)", True, f"HTTP {answer.status_code}"))
+    if result.outcome == "timeout" or latency_ms > deadline_ms:
+        add(RuleCheck(f"Answers within the deadline ({deadline_ms:g} ms)", False,
+                      f"took {latency_ms:.0f} ms: the agent gets a provisional pop (number only) at "
+                      f"{deadline_ms:g} ms" + ("" if result.outcome == "timeout" else ", updated when the answer comes")))
+    else:
+        add(RuleCheck(f"Answers within the deadline ({deadline_ms:g} ms)", True, f"{latency_ms:.0f} ms"))
+    rules_after = ("HTTP status is 2xx", f"Answer is at most {max_bytes} bytes", "Answer is UTF-8 text (BOM allowed)",
+                   "Answer is a JSON object", 'STATUS is "OK"', "Field names are in capitals", "TOTAL is a count",
+                   "URL is an absolute http(s) URL", "CLIENTNAME is plain text", "COMPANY is plain text",
+                   "TOTAL agrees with CLIENTNAME")
+    if answer is None:
+        return checks + [RuleCheck(r, None, skipped) for r in rules_after]
+    ok = 200 <= answer.status_code < 300
+    add(RuleCheck(rules_after[0], ok, f"HTTP {answer.status_code}" + ("" if ok else ": recorded as http_error")))
+    size = max(len(answer.body), answer.declared_length or 0)
+    too_big = size > max_bytes
+    add(RuleCheck(rules_after[1], not too_big, f"over {max_bytes} bytes: recorded as bad_response" if too_big
+                  else f"{size} bytes"))
+    if not ok or too_big:
+        return checks + [RuleCheck(r, None, skipped) for r in rules_after[2:]]
+    text, why = _decode(answer.body, answer.content_type)
+    try:
+        answer.body.decode("utf-8-sig")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    add(RuleCheck(rules_after[2], utf8, why or ("not UTF-8; read with the charset the answer declares" if not utf8
+                                               else "UTF-8 with a BOM (accepted)"
+                                               if answer.body.startswith(codecs.BOM_UTF8) else "UTF-8")))
+    data: Any = None
+    if text is not None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            add(RuleCheck(rules_after[3], False, f"not JSON (starts {_snippet(text)!r})" if text.strip()
+                          else "the answer is empty"))
+        else:
+            add(RuleCheck(rules_after[3], isinstance(data, dict), "yes" if isinstance(data, dict)
+                          else f"a JSON {type(data).__name__}, not an object"))
+    if not isinstance(data, dict):  # the two checks before rules_after are always there
+        return checks + [RuleCheck(r, None, skipped) for r in rules_after[len(checks) - 2:]]
+    fields = {str(k).upper(): v for k, v in data.items()}
+    status = fields.get("STATUS")
+    add(RuleCheck(rules_after[4], status == "OK", "yes" if status == "OK" else
+                  "missing: recorded as bad_response" if status is None else
+                  f"{status!r}: accepted, but write it 'OK' in capitals"
+                  if isinstance(status, str) and status.strip().upper() == "OK" else
+                  f"{str(status)[:40]!r}: the CRM reports an error, recorded as bad_response"))
+    lower = [str(k) for k in data if str(k) != str(k).upper() and str(k).upper() in CONTRACT_FIELDS]
+    add(RuleCheck(rules_after[5], not lower, "yes" if not lower else f"{', '.join(lower)}: accepted, but "
+                  "write them as STATUS, URL, CLIENTNAME, TOTAL, COMPANY"))
+    raw_total = fields.get("TOTAL")
+    if raw_total is None or raw_total == "":
+        add(RuleCheck(rules_after[6], True, f"missing: counts as {1 if clean_text(fields.get('CLIENTNAME')) else 0} "
+                      "(1 when CLIENTNAME is given)"))
+    else:
+        counted = not isinstance(raw_total, (bool, dict, list)) and str(raw_total).strip().isdigit()
+        add(RuleCheck(rules_after[6], counted, f"{raw_total!r}" if counted else
+                      f"{str(raw_total)[:20]!r} is not a count of contacts"))
+    url, url_fault = safe_url(fields.get("URL"))
+    add(RuleCheck(rules_after[7], url_fault is None, url_fault or (url if url else "missing: the pop opens no page")))
+    checks.append(_text_rule("CLIENTNAME", fields.get("CLIENTNAME")))
+    checks.append(_text_rule("COMPANY", fields.get("COMPANY")))
+    if result.outcome == "found" and not result.name:
+        add(RuleCheck(rules_after[10], False, "TOTAL says one match but CLIENTNAME is empty: the pop has no name"))
+    elif result.outcome == "not_found" and clean_text(fields.get("CLIENTNAME")):
+        add(RuleCheck(rules_after[10], False, "TOTAL says no match but CLIENTNAME is given: the name is shown "
+                      "for a caller the CRM does not know"))
+    else:
+        add(RuleCheck(rules_after[10], True, {"found": "one contact", "multiple": f"{result.total} contacts",
+                                              "not_found": "no contact"}.get(result.outcome, result.outcome)))
+    extra = sorted(k for k in fields if k not in CONTRACT_FIELDS)
+    if extra:
+        add(RuleCheck("Other fields are ignored", True, ", ".join(extra)[:200]))
+    return checks
+
+
 class _TooBig(Exception):
     pass
 
@@ -248,6 +379,25 @@ class CrmClient:
     def clear_cache(self) -> None:
         self._cache.clear()
 
+
+def http_client(settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The HTTP client lookups go through, with the hub's limits (the hub's, and the console's
+    CRM check: one place, so the check runs a lookup exactly as the hub does)."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=settings.crm_max_connections,
+                            max_keepalive_connections=settings.crm_max_connections),
+        timeout=httpx.Timeout(settings.crm_late_timeout_ms / 1000), follow_redirects=True, max_redirects=5,
+        headers={"User-Agent": "callpop"}, transport=transport)
+
+
+def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None) -> CrmClient:
+    """A ``CrmClient`` for ``url`` with the settings' parameter name, size cap, timeout and cache."""
+    return CrmClient(
+        http, url, phone_param=settings.crm_phone_param,
+        auth_header=settings.crm_auth_header if auth_header is None else auth_header,
+        max_bytes=settings.crm_max_bytes, hard_timeout_s=settings.crm_late_timeout_ms / 1000,
+        cache_ttl_s=settings.crm_cache_ttl_s, cache_refresh_s=settings.crm_cache_refresh_s,
+        cache_size=settings.crm_cache_size)
 
 def _reason(e: Exception) -> str:
     text = str(e) or type(e).__name__

@@ -15,12 +15,11 @@ import logging
 import time
 from typing import Any
 
-import httpx
-
 from .agents import Agent, Agents
 from .calls import CallBook
 from .contacts import Contacts
-from .crm import CrmClient
+from .crm import client_for as crm_client_for
+from .crm import http_client as crm_http_client
 from .dial import Dialer, DialRules
 from .events import CallEvent, as_utc, utcnow
 from .pops import Popper
@@ -70,15 +69,8 @@ class Hub:
                                       f"ORDER BY received_at DESC LIMIT {SEEN_EVENTS}")
         for eid in reversed(ids["event_id"].tolist()):
             self._seen[eid] = None
-        self.http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=s.crm_max_connections,
-                                max_keepalive_connections=s.crm_max_connections),
-            timeout=httpx.Timeout(s.crm_late_timeout_ms / 1000), follow_redirects=True, max_redirects=5,
-            headers={"User-Agent": "callpop"})
-        self.crm = CrmClient(
-            self.http, s.crm_url or f"{s.base_url}/crm/lookup", phone_param=s.crm_phone_param,
-            auth_header=s.crm_auth_header, max_bytes=s.crm_max_bytes, hard_timeout_s=s.crm_late_timeout_ms / 1000,
-            cache_ttl_s=s.crm_cache_ttl_s, cache_refresh_s=s.crm_cache_refresh_s, cache_size=s.crm_cache_size)
+        self.http = crm_http_client(s)
+        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup")
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_format=s.crm_phone_format, context_params=s.csv_list("crm_context_params"))
         self.provider = self._provider or make_provider(s, self)
