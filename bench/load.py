@@ -1,0 +1,253 @@
+"""The load generator: agent sockets that record when each pop arrives, and a PBX that posts
+ringing events at a fixed rate. It runs in its own process (never the hub's), on one asyncio loop.
+
+Latency of one pop = time the ``pop`` frame for the call was received by the agent's socket
+minus the time the event's HTTP request was written. Both clocks are this process's
+``perf_counter``, so there is no clock skew between sender and receiver. The HTTP side is a raw
+keep-alive client (a pool that grows as needed) rather than httpx, so the generator spends as
+little CPU as possible: on 2 cores it competes with the server it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import math
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+
+_COUNTER = itertools.count(1)  # numbers never repeat within a process, so the CRM cache never hides a lookup
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    if not values:
+        return math.nan
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
+    return s[k]
+
+
+@dataclasses.dataclass
+class Pop:
+    at: float
+    status: str
+    name: str
+
+
+class AgentSockets:
+    """One signed-in WebSocket per agent; each records the pops it receives."""
+
+    def __init__(self, ws_url: str, agents: list[dict[str, str]]):
+        self.ws_url = ws_url
+        self.agents = agents
+        self.conns: list[ClientConnection] = []
+        self.pops: dict[str, list[Pop]] = {}
+        self.frames = 0
+        self.closed: list[int | None] = []
+        self._tasks: list[asyncio.Task] = []
+
+    async def connect(self, concurrency: int = 50) -> None:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(agent):
+            async with sem:
+                ws = await connect(self.ws_url, max_size=2 ** 20, open_timeout=30, ping_interval=None)
+                await ws.send(json.dumps({"type": "hello", "token": agent["token"], "client": "bench"}))
+                welcome = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if welcome.get("type") != "welcome":
+                    raise RuntimeError(f"no welcome for {agent['id']}: {welcome}")
+                return ws
+
+        self.conns = list(await asyncio.gather(*(one(a) for a in self.agents)))
+        self._tasks = [asyncio.get_running_loop().create_task(self._read(ws)) for ws in self.conns]
+
+    async def _read(self, ws: ClientConnection) -> None:
+        pops = self.pops
+        try:
+            async for text in ws:
+                now = time.perf_counter()
+                self.frames += 1
+                if '"pop"' in text:
+                    m = json.loads(text)
+                    if m.get("type") == "pop":
+                        pops.setdefault(m["call_id"], []).append(Pop(now, m["status"], m["name"]))
+        except Exception:  # noqa: BLE001 - closed sockets end their reader
+            pass
+        self.closed.append(ws.close_code)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.conns), return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Poster:
+    """POSTs JSON over a pool of raw keep-alive HTTP/1.1 connections."""
+
+    def __init__(self, url: str, token: str = "", max_conns: int = 256):
+        parts = urlsplit(url)
+        self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
+        self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        self.max_conns = max_conns
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._open = 0
+        self._freed = asyncio.Condition()
+
+    async def _get(self):
+        while True:
+            if self._idle:
+                return self._idle.pop()
+            if self._open < self.max_conns:
+                self._open += 1
+                try:
+                    return await asyncio.open_connection(self.host, self.port)
+                except Exception:
+                    self._open -= 1
+                    raise
+            async with self._freed:
+                await self._freed.wait()
+
+    async def _put(self, conn) -> None:
+        self._idle.append(conn)
+        async with self._freed:
+            self._freed.notify()
+
+    async def post(self, body: bytes, sent: list | None = None) -> int:
+        """Returns the HTTP status (0 when the connection failed); appends the write time to ``sent``."""
+        conn = await self._get()
+        reader, writer = conn
+        try:
+            head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth}"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            if sent is not None:
+                sent.append(time.perf_counter())
+            writer.write(head + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length:
+                await reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            writer.close()
+            self._open -= 1
+            async with self._freed:
+                self._freed.notify()
+            return 0
+        await self._put(conn)
+        return status
+
+    async def close(self) -> None:
+        for _, w in self._idle:
+            w.close()
+        self._idle.clear()
+
+
+def caller_number(n: int) -> str:
+    """A valid Israeli mobile number, different for every n below 10 million."""
+    return f"054{n % 10_000_000:07d}"
+
+
+@dataclasses.dataclass
+class LoadResult:
+    rate: float
+    duration: float
+    sent: int = 0
+    accepted: int = 0            # 202 answers
+    failed: int = 0              # anything else (0 = connection failed)
+    popped: int = 0              # accepted calls whose pop arrived
+    lost: int = 0                # accepted calls with no pop
+    wrong: int = 0               # pops whose name was not the CRM's answer for that number
+    latencies_ms: list[float] = dataclasses.field(default_factory=list)
+    ack_ms: list[float] = dataclasses.field(default_factory=list)  # POST -> 202
+    achieved_rate: float = 0.0
+    max_lag_ms: float = 0.0      # how far the generator fell behind its schedule
+    call_ids: list[str] = dataclasses.field(default_factory=list)
+    accepted_ids: list[str] = dataclasses.field(default_factory=list)
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+    def summary(self) -> dict[str, Any]:
+        return {"rate": self.rate, "achieved_rate": round(self.achieved_rate, 1), "sent": self.sent,
+                "accepted": self.accepted, "failed": self.failed, "popped": self.popped, "lost": self.lost,
+                "wrong": self.wrong, "p50_ms": round(self.p(50), 2), "p95_ms": round(self.p(95), 2),
+                "p99_ms": round(self.p(99), 2), "max_ms": round(max(self.latencies_ms, default=math.nan), 2),
+                "ack_p99_ms": round(percentile(self.ack_ms, 99), 2), "max_lag_ms": round(self.max_lag_ms, 1)}
+
+
+async def run_load(poster: Poster, sockets: AgentSockets, rate: float, duration: float, *,
+                   tag: str = "b", drain_s: float = 5.0, final_status: tuple[str, ...] = ("found",),
+                   hangup_after_s: float | None = None) -> LoadResult:
+    """Post ``rate`` ringing events per second for ``duration`` seconds, each for a new call at the
+    next agent's extension, and wait up to ``drain_s`` for the last pops."""
+    res = LoadResult(rate, duration)
+    n = max(1, int(rate * duration))
+    agents = sockets.agents
+    tasks: list[asyncio.Task] = []
+    sent_at: dict[str, float] = {}
+    expected_name: dict[str, str] = {}
+
+    async def one(i: int, call_id: str, body: bytes) -> None:
+        stamp: list[float] = []
+        status = await poster.post(body, stamp)
+        if stamp:
+            sent_at[call_id] = stamp[0]
+        if status == 202:
+            res.accepted += 1
+            res.accepted_ids.append(call_id)
+            res.ack_ms.append((time.perf_counter() - stamp[0]) * 1000)
+        else:
+            res.failed += 1
+        if hangup_after_s is not None and status == 202:
+            await asyncio.sleep(hangup_after_s)
+            await poster.post(json.dumps({"call_id": call_id, "type": "hangup", "id": call_id + "-h"}).encode())
+
+    start = time.perf_counter()
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        else:
+            res.max_lag_ms = max(res.max_lag_ms, -delay * 1000)
+        seq = next(_COUNTER)
+        call_id = f"{tag}-{seq}"
+        caller = caller_number(seq)
+        agent = agents[i % len(agents)]
+        expected_name[call_id] = f"Caller {caller}"  # the CRM gets the number raw
+        body = json.dumps({"call_id": call_id, "id": call_id + "-r", "type": "ringing", "caller": caller,
+                           "callee": "0722776773", "extension": agent["extension"]}).encode()
+        res.call_ids.append(call_id)
+        tasks.append(asyncio.get_running_loop().create_task(one(i, call_id, body)))
+    await asyncio.gather(*tasks)
+    res.sent = n
+    elapsed = time.perf_counter() - start
+    res.achieved_rate = n / elapsed if elapsed > 0 else 0.0
+
+    def final(call_id):
+        return any(p.status in final_status for p in sockets.pops.get(call_id, ()))
+
+    deadline = time.perf_counter() + drain_s
+    while time.perf_counter() < deadline and not all(final(c) for c in res.accepted_ids):
+        await asyncio.sleep(0.05)
+    for call_id in res.accepted_ids:
+        pops = sockets.pops.get(call_id)
+        if not pops:
+            res.lost += 1
+            continue
+        res.popped += 1
+        done = next((p for p in pops if p.status in final_status), pops[0])
+        res.latencies_ms.append((pops[0].at - sent_at[call_id]) * 1000)
+        if done.status in final_status and done.name != expected_name[call_id]:
+            res.wrong += 1
+    return res
