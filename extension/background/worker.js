@@ -1,0 +1,91 @@
+/* The service worker: wires the features together. Every listener is registered here, at the
+ * top level, so Chrome can start a stopped worker for any of these events and deliver it. */
+
+import "../vendor/libphonenumber-max.js";
+import "../content/detect.js";
+import * as apis from "./apis.js";
+import { showBadge } from "./badge.js";
+import { HubConnection } from "./connection.js";
+import { Dialing } from "./dialing.js";
+import { installMenu, Menu, MENU_ID } from "./menus.js";
+import { Popups } from "./popups.js";
+import { dispatch } from "./protocol.js";
+import { Records } from "./records.js";
+import { loadSettings, wsUrl } from "./settings.js";
+
+const KEEPALIVE_ALARM = "callpop-keepalive";
+const KEEPALIVE_MINUTES = 0.5; // the shortest period Chrome allows a packed extension
+const ICON = chrome.runtime.getURL("icons/icon128.png");
+const session = chrome.storage.session;
+
+let current = null; // the settings, cached; reloaded when they change
+const settings = async () => current || (current = await loadSettings());
+
+const connection = new HubConnection({
+  wsUrl,
+  onMessage: (message, receivedAt) => {
+    Promise.resolve(dispatch(message, app, receivedAt)).catch((e) => console.warn("callpop:", e));
+  },
+  onState: (state, detail) => {
+    showBadge(chrome.action, state, detail);
+    session.set({ status: { state, detail, agent: connection.agent, at: Date.now() } }).catch(() => {});
+  },
+});
+
+const app = {
+  popups: new Popups({ notifications: apis.notifications, tabs: apis.tabs, records: new Records(session, "bubbles"),
+    send: (m) => connection.send(m), settings, iconUrl: ICON }),
+  dialing: new Dialing({ notifications: apis.notifications, records: new Records(session, "dials"), settings, iconUrl: ICON }),
+  menu: new Menu({ contextMenus: apis.contextMenus, records: new Records(session, "menu"), settings }),
+  welcomed: (agent) => session.set({ agent }),
+  log: (text) => console.info("callpop:", text),
+};
+
+function keepAlarm() {
+  chrome.alarms.get(KEEPALIVE_ALARM, (alarm) => {
+    if (!alarm) chrome.alarms.create(KEEPALIVE_ALARM, { periodInMinutes: KEEPALIVE_MINUTES });
+  });
+}
+
+async function onMenuClicked(info, tab) {
+  if (info.menuItemId !== MENU_ID) return null;
+  const e164 = await app.menu.numberFor(info, tab);
+  if (!e164) {
+    await app.dialing.notice("No phone number there", "Right-click a marked number, a phone link, or a selected number.");
+    return null;
+  }
+  return app.dialing.call(e164);
+}
+
+// --- listeners (top level)
+chrome.runtime.onInstalled.addListener(() => {
+  installMenu(apis.contextMenus).catch((e) => console.warn("callpop: menu", e));
+  keepAlarm();
+});
+chrome.runtime.onStartup.addListener(keepAlarm);
+chrome.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === KEEPALIVE_ALARM) connection.ensure();
+});
+chrome.contextMenus.onClicked.addListener((info, tab) => {
+  onMenuClicked(info, tab).catch((e) => console.warn("callpop: dial", e));
+});
+chrome.runtime.onMessage.addListener((message, sender, reply) => {
+  if (sender.id !== chrome.runtime.id || !message || message.type !== "menu-target") return false;
+  app.menu.target(message.target, sender).then(reply, () => reply(null));
+  return true; // reply comes asynchronously
+});
+chrome.notifications.onClicked.addListener((id) => app.popups.clicked(id));
+chrome.notifications.onClosed.addListener((id, byUser) => app.popups.closed(id, byUser));
+chrome.action.onClicked.addListener(() => chrome.runtime.openOptionsPage());
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area !== "sync") return;
+  current = null;
+  settings().then((s) => connection.configure(s));
+});
+
+// --- start (every time the worker starts, e.g. woken by the alarm)
+keepAlarm();
+settings().then((s) => connection.configure(s));
+
+// For the options page and tests: handlers callable from outside (e.g. through worker.evaluate).
+self.callpop = { app, connection, onMenuClicked, settings, notifications: apis.notifications };

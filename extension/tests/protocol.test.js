@@ -1,0 +1,133 @@
+/* Hub messages: the dispatch table matches the hub's list of types, and each message does what
+ * the agent should see (bubbles shown, updated in place, cleared; acks sent back). */
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { Records } from "../background/records.js";
+import { dispatch, HUB_HANDLERS } from "../background/protocol.js";
+import { popBubble, Popups, safeUrl } from "../background/popups.js";
+import { FakeArea, FakeNotifications, FakeTabs } from "./fakes.js";
+import { EXTENSION } from "./load-content-scripts.js";
+
+function pythonTuple(name) {
+  const source = fs.readFileSync(path.join(EXTENSION, "..", "pipelines", "events.py"), "utf8");
+  const m = new RegExp(`^${name} = \\(([^)]*)\\)`, "m").exec(source);
+  assert.ok(m, `${name} in pipelines/events.py`);
+  return [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]);
+}
+
+test("the dispatch table has exactly the hub's message types (HUB_TYPES)", () => {
+  assert.deepEqual(Object.keys(HUB_HANDLERS).sort(), pythonTuple("HUB_TYPES").sort());
+});
+
+function setup({ popBehaviour = "stay" } = {}) {
+  const notifications = new FakeNotifications();
+  const tabs = new FakeTabs();
+  const sent = [];
+  const popups = new Popups({ notifications, tabs, records: new Records(new FakeArea(), "bubbles"),
+    send: (m) => sent.push(m), settings: async () => ({ popBehaviour }), iconUrl: "icon.png" });
+  const log = [];
+  const app = { popups, dialing: { progress: async (m) => log.push(m) }, welcomed: (a) => log.push(a), log: (t) => log.push(t) };
+  return { notifications, tabs, sent, popups, app, log };
+}
+
+const POP = { type: "pop", call_id: "c1", status: "found", phone: "072-277-6772", e164: "+972722776772",
+  name: "John Doe", company: "Voicenter", url: "http://crm.example/contact/1", total: 1, extension: "201" };
+
+test("a found pop becomes a bubble with name, company and number, and is acked shown once", async () => {
+  const { notifications, sent, app } = setup();
+  await dispatch(POP, app);
+  const b = notifications.shown.get("pop:c1");
+  assert.equal(b.title, "John Doe");
+  assert.equal(b.message, "Voicenter\n072-277-6772");
+  assert.equal(b.requireInteraction, true);
+  assert.equal(b.isClickable, true);
+  assert.deepEqual(sent, [{ type: "ack", call_id: "c1", event: "shown" }]);
+  await dispatch(POP, app); // the hub replays ringing calls after a reconnect
+  assert.equal(sent.length, 1);
+});
+
+test("unknown callers, several matches, pending lookups and withheld numbers", () => {
+  const bubble = (p) => popBubble({ ...POP, ...p });
+  assert.deepEqual([bubble({ status: "not_found", name: "", company: "" }).title, bubble({ status: "not_found" }).message],
+    ["Unknown caller", "072-277-6772"]);
+  assert.equal(bubble({ status: "error" }).title, "Unknown caller");
+  const several = bubble({ status: "multiple", total: 3 });
+  assert.equal(several.title, "3 matches");
+  assert.match(several.message, /072-277-6772\nFirst: John Doe \(Voicenter\)/);
+  assert.deepEqual([bubble({ status: "pending" }).title, bubble({ status: "pending" }).message], ["072-277-6772", "Looking up the caller…"]);
+  assert.equal(bubble({ status: "not_found", phone: "", raw: "" }).message, "Number withheld");
+  assert.equal(popBubble(POP, { popBehaviour: "fade" }).requireInteraction, false);
+});
+
+test("a later pop for the same call updates the bubble in place", async () => {
+  const { notifications, sent, app } = setup();
+  await dispatch({ ...POP, status: "pending", name: "", company: "", url: "" }, app);
+  await dispatch(POP, app);
+  assert.deepEqual(notifications.log.map(([op, id]) => `${op} ${id}`), ["create pop:c1", "update pop:c1"]);
+  assert.equal(notifications.shown.get("pop:c1").title, "John Doe");
+  assert.equal(notifications.shown.size, 1);
+  assert.equal(sent.length, 1);
+});
+
+test("answered elsewhere, ended and missed clear the bubble; answered by me keeps it", async () => {
+  for (const state of ["answered_elsewhere", "ended", "missed"]) {
+    const { notifications, app } = setup();
+    await dispatch(POP, app);
+    await dispatch({ type: "call", call_id: "c1", state }, app);
+    assert.equal(notifications.shown.size, 0, state);
+    await dispatch(POP, app); // a late update must not bring it back
+    assert.equal(notifications.shown.size, 0, state);
+  }
+  const { notifications, app } = setup();
+  await dispatch(POP, app);
+  await dispatch({ type: "call", call_id: "c1", state: "answered" }, app);
+  assert.equal(notifications.shown.size, 1);
+});
+
+test("a click opens only http(s) URLs in a new tab and acks clicked; closing acks closed", async () => {
+  const { tabs, sent, app, popups, notifications } = setup();
+  await dispatch(POP, app);
+  await popups.clicked("pop:c1");
+  assert.deepEqual(tabs.opened, ["http://crm.example/contact/1"]);
+  assert.deepEqual(sent.map((m) => m.event), ["shown", "clicked"]);
+  assert.equal(notifications.shown.size, 0);
+
+  const other = setup();
+  await dispatch({ ...POP, call_id: "c2", url: "javascript:alert(1)" }, other.app);
+  await other.popups.clicked("pop:c2");
+  assert.deepEqual(other.tabs.opened, [], "nothing but http(s) is opened");
+  await other.popups.closed("pop:c2", true);
+  assert.deepEqual(other.sent.map((m) => m.event), ["shown", "clicked", "closed"]);
+
+  const third = setup();
+  await dispatch({ ...POP, call_id: "c3" }, third.app);
+  await third.popups.closed("pop:c3", false); // our own clear, not the agent
+  await third.popups.closed("pop:c3", true);
+  await third.popups.closed("pop:c3", true);
+  assert.deepEqual(third.sent.map((m) => m.event), ["shown", "closed"]);
+});
+
+test("safeUrl keeps absolute http(s) only", () => {
+  assert.equal(safeUrl("https://crm.example/x?phone=1"), "https://crm.example/x?phone=1");
+  for (const bad of ["javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "/relative", "", null, "chrome://settings"]) {
+    assert.equal(safeUrl(bad), "", String(bad));
+  }
+});
+
+test("dial, welcome, error and unknown messages go where they belong", async () => {
+  const { app, log } = setup();
+  await dispatch({ type: "dial", dial_id: "d1", state: "bridged" }, app);
+  dispatch({ type: "welcome", agent: { id: "noa", name: "Noa Levi" } }, app);
+  dispatch({ type: "heartbeat", at: "now" }, app);
+  dispatch({ type: "pong" }, app);
+  dispatch({ type: "error", code: "unknown_call", message: "no pop" }, app);
+  dispatch({ type: "brand_new" }, app);
+  dispatch({ type: "toString" }, app);
+  dispatch(null, app);
+  assert.deepEqual(log.slice(0, 3), [{ type: "dial", dial_id: "d1", state: "bridged" }, { id: "noa", name: "Noa Levi" },
+    "hub error unknown_call: no pop"]);
+  assert.equal(log.length, 6, "unknown types are logged, not acted on");
+});
