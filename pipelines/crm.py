@@ -308,8 +308,11 @@ class CrmClient:
         params = {self.phone_param: value, **(context or {})}
         self.requests += 1
         try:
+            # Merged into the URL's own query (a lookup URL may carry e.g. an API key):
+            # httpx's params= would replace that query instead.
+            url = httpx.URL(self.url).copy_merge_params(params)
             async with asyncio.timeout(self.hard_timeout_s):
-                async with self.http.stream("GET", self.url, params=params, headers=self.headers) as resp:
+                async with self.http.stream("GET", url, headers=self.headers) as resp:
                     declared = resp.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > self.max_bytes:
                         raise _TooBig()
