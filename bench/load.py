@@ -95,56 +95,38 @@ class Poster:
         parts = urlsplit(url)
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
         self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
-        self.max_conns = max_conns
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self._open = 0
-        self._freed = asyncio.Condition()
-
-    async def _get(self):
-        while True:
-            if self._idle:
-                return self._idle.pop()
-            if self._open < self.max_conns:
-                self._open += 1
-                try:
-                    return await asyncio.open_connection(self.host, self.port)
-                except Exception:
-                    self._open -= 1
-                    raise
-            async with self._freed:
-                await self._freed.wait()
-
-    async def _put(self, conn) -> None:
-        self._idle.append(conn)
-        async with self._freed:
-            self._freed.notify()
+        self._slots = asyncio.Semaphore(max_conns)  # requests in flight = connections open, at most
 
     async def post(self, body: bytes, sent: list | None = None) -> int:
         """Returns the HTTP status (0 when the connection failed); appends the write time to ``sent``."""
-        conn = await self._get()
-        reader, writer = conn
-        try:
-            head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth}"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-            if sent is not None:
-                sent.append(time.perf_counter())
-            writer.write(head + body)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if length:
-                await reader.readexactly(length)
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-            writer.close()
-            self._open -= 1
-            async with self._freed:
-                self._freed.notify()
-            return 0
-        await self._put(conn)
-        return status
+        async with self._slots:
+            if self._idle:
+                reader, writer = self._idle.pop()
+            else:
+                try:
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                except OSError:  # refused: the server is gone
+                    return 0
+            try:
+                head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth}"
+                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                if sent is not None:
+                    sent.append(time.perf_counter())
+                writer.write(head + body)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
+                writer.close()
+                return 0
+            self._idle.append((reader, writer))
+            return status
 
     async def close(self) -> None:
         for _, w in self._idle:

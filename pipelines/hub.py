@@ -56,6 +56,8 @@ class Hub:
         self._provider = provider
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._tasks: set[asyncio.Task] = set()
+        self._loops: set[asyncio.Task] = set()  # heartbeat and housekeeping: they never finish
+        self._draining = False
         self.started = time.time()
         self.events_accepted = 0
         self.events_duplicate = 0
@@ -78,21 +80,31 @@ class Hub:
                           tuple(c.upper() for c in s.csv_list("dial_allowed_countries")))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute)
         await self.provider.start(self)
-        self._spawn(self._heartbeat())
-        self._spawn(self._housekeeping())
+        self._loops = {self._spawn(self._heartbeat()), self._spawn(self._housekeeping())}
         log.info("hub started: provider %s, %d agents, %d contacts, CRM %s", self.provider.name,
                  len(self.agents), len(self.contacts), "sample" if not s.crm_url else "configured")
 
-    async def stop(self) -> None:
-        """Finish what is in flight, say goodbye to every socket, checkpoint the database."""
+    async def drain(self, grace_s: float = 2.0) -> None:
+        """Shutdown, first half (the server calls it before closing connections): no more calls
+        from the provider; pops waiting for their CRM, late CRM answers and dials being placed
+        finish within a short grace; then every socket gets what is queued and a close 1001."""
+        if self._draining:
+            return
+        self._draining = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.provider.stop(), timeout=5)
+        end = time.monotonic() + grace_s
+        # A pop that reaches its deadline starts a late lookup: look again until nothing is left.
+        while (pending := (self._tasks - self._loops) | self.popper.tasks | self.dialer.tasks) \
+                and (left := end - time.monotonic()) > 0:
+            await asyncio.wait(pending, timeout=left)
+        await asyncio.gather(*(s.close() for s in self.sessions.all()), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Finish what is in flight, say goodbye to every socket, checkpoint the database."""
+        await self.drain()
         for t in list(self._tasks):
             t.cancel()
-        pending = self.popper.tasks | self.dialer.tasks
-        if pending:  # late CRM answers and dials being placed get a short grace
-            await asyncio.wait(pending, timeout=2)
-        await asyncio.gather(*(s.close() for s in self.sessions.all()), return_exceptions=True)
         await self.http.aclose()
         await asyncio.to_thread(self.store.close)
         log.info("hub stopped")

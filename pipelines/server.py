@@ -27,6 +27,17 @@ class _Server(uvicorn.Server):
             # have uvicorn re-raise the signal (which makes `make run` look like a crash).
             self._captured_signals.clear()
 
+    async def shutdown(self, sockets=None):
+        # uvicorn's own shutdown closes every WebSocket with 1012 before the app's lifespan ends,
+        # dropping pops still in flight. The protocol promises those pops and then 1001: stop
+        # accepting, let the hub drain, then hand over for HTTP requests in flight and the rest.
+        for server in self.servers:
+            server.close()
+        hub = getattr(self.config.app.state, "hub", None)
+        if hub is not None:
+            await hub.drain()
+        await super().shutdown(sockets)
+
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
     """Listen on HOST:PORT (port 0 = any free one) and return the settings with the real port."""
