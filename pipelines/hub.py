@@ -42,6 +42,12 @@ def make_provider(settings: Settings, hub: "Hub") -> Provider:
     if name == "webhook":
         from .providers.webhook import WebhookProvider
         return WebhookProvider(hub.http, settings.webhook_dial_url, settings.base_url)
+    if name == "voicenter":
+        from .providers.voicenter import VoicenterProvider
+        return VoicenterProvider(hub, settings)
+    if name == "asterisk":
+        from .providers.asterisk import AsteriskProvider
+        return AsteriskProvider(settings)
     raise ValueError(f"provider {name!r} is not available in this build")
 
 

@@ -54,6 +54,33 @@ TABLE: tuple[Setting, ...] = (
     S("sim_seed", "", "sim: random seed for a repeatable run (empty = different every run)."),
     S("sim_speed", 1.0, "sim: time scale of simulated rings and talk (2 = twice as fast)."),
     S("webhook_dial_url", "", "webhook: URL the hub POSTs {dial_id, leg_a, leg_b} to for click-to-call."),
+    S("voicenter_secret", "", "voicenter: if set, every /voicenter/* request must carry ?key=<this> (put it in the URLs "
+      "you paste into Voicenter).", secret=True),
+    S("voicenter_code", "", "voicenter: the account's Click2Call API token ('code', from Voicenter's back office).",
+      secret=True),
+    S("voicenter_click2call_url", "https://api.voicenter.com/ForwardDialer/click2call.aspx",
+      "voicenter: the Click2Call API endpoint."),
+    S("voicenter_timeout_s", 5.0, "voicenter: deadline for each Click2Call request."),
+    S("ami_host", "127.0.0.1", "asterisk: host of the Asterisk Manager Interface (AMI)."),
+    S("ami_port", 5038, "asterisk: AMI port (manager.conf [general] port)."),
+    S("ami_username", "callpop", "asterisk: AMI user (a [section] of manager.conf)."),
+    S("ami_secret", "", "asterisk: that user's secret.", secret=True),
+    S("ami_timeout_s", 5.0, "asterisk: deadline for connecting, logging in and each AMI action."),
+    S("ami_ping_s", 20.0, "asterisk: seconds of silence after which the hub pings Asterisk (a dead link reconnects)."),
+    S("ami_reconnect_max_s", 30.0, "asterisk: longest wait between reconnection attempts (backoff doubles up to it)."),
+    S("ami_extension_pattern", r"^\d{2,6}$", "asterisk: regex a device name must match to be an extension "
+      "(PJSIP/201-0000001b -> 201); other devices are trunks."),
+    S("ami_internal_calls", "pop", "asterisk: extension-to-extension calls: pop (like any call) or ignore.",
+      choices=("pop", "ignore")),
+    S("ami_leg_a_extension", "PJSIP/{extension}", "asterisk: click-to-call channel for the agent's desk phone."),
+    S("ami_leg_a_number", "Local/{number}@from-internal", "asterisk: click-to-call channel when leg A is a "
+      "number (mobile, home, typed in)."),
+    S("ami_context", "from-internal", "asterisk: dialplan context that dials leg B once leg A answers."),
+    S("ami_dial_format", "dialable", "asterisk: how numbers go to the dialplan: dialable (as a local phone "
+      "dials them), e164 or digits.", choices=("dialable", "e164", "digits")),
+    S("ami_ring_timeout_s", 30.0, "asterisk: how long leg A rings before the click-to-call gives up."),
+    S("ami_callerid", '"{to}" <{extension}>', "asterisk: caller ID leg A's phone shows ({to}, {extension}); "
+      "FreePBX picks the outbound caller ID from its number part."),
     # --- CRM lookup (see crm-contract.md)
     S("crm_url", "", "The customer's lookup URL (GET ?phone=...); empty = the built-in sample CRM."),
     S("crm_phone_param", "phone", "Query parameter that carries the number to the CRM."),

@@ -25,6 +25,9 @@ class ProviderHost(Protocol):
     async def dial_progress(self, dial_id: str, state: str, error: str = "", reason: str = "") -> bool:
         """Report a dial's progress; False when the dial is unknown or already over."""
 
+    def reject(self, source: str, reason: str, detail: str = "") -> None:
+        """Log and record input the provider could not use (``rejects``); never a secret."""
+
 
 class Provider(abc.ABC):
     name: str = "?"
