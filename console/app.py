@@ -18,6 +18,7 @@ import streamlit as st  # noqa: E402
 from console import sidebar  # noqa: E402
 
 st.set_page_config(page_title="callpop console", page_icon=":material/call:", layout="wide")
+st.set_option("client.toolbarMode", "viewer")  # operators get no Deploy / Rerun / Clear cache
 
 page = st.navigation([
     st.Page("views/live.py", title="Live", icon=":material/call:", default=True),

@@ -10,6 +10,7 @@ judged by ``pipelines.crm.check_contract``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -133,5 +134,12 @@ async def run_check(settings: Settings, url: str, phone: str, *, phone_format: s
 
 
 def check(settings: Settings, url: str, phone: str, **kw) -> CheckReport:
-    """``run_check`` from synchronous code (a Streamlit script run has no event loop)."""
-    return asyncio.run(run_check(settings, url, phone, **kw))
+    """``run_check`` from synchronous code. A Streamlit script run has no event loop of its own;
+    where this thread already runs one (e.g. next to a sync Playwright driver), the check gets
+    a thread and a loop to itself."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_check(settings, url, phone, **kw))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run_check(settings, url, phone, **kw))).result()

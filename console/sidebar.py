@@ -7,7 +7,7 @@ import streamlit as st
 from console import session
 from console.hubclient import HubError
 
-STATUS_EVERY_S = 5
+STATUS_EVERY_S = 2  # as often as the Live page, so the two never disagree for long
 
 
 def hub_status() -> None:
@@ -32,8 +32,9 @@ def hub_status() -> None:
     provider = status.get("provider") or {}
     st.success(f"Connected · up {_duration(status.get('uptime_s', 0))}")
     left, right = st.columns(2)
-    left.metric("Agents online", status.get("agents_online", 0))
-    right.metric("Ringing now", status.get("calls_ringing", 0))
+    left.metric("Agents online", status.get("agents_online", 0),
+                help="Agents whose browser extension is connected to the hub right now.")
+    right.metric("Ringing now", status.get("calls_ringing", 0), help="Calls ringing at any extension.")
     st.caption(session.md_escape(
         f"Provider {provider.get('name', '?')}: {provider.get('state', '?')}"
         + (f" ({provider['detail']})" if provider.get("detail") else "")))

@@ -1,3 +1,4 @@
 import streamlit as st
 
-st.title("analytics")
+st.title("Analytics")
+st.info("Analytics arrive with the hub's named queries.")

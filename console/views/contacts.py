@@ -22,6 +22,7 @@ SEARCH_KEY = "contacts_q"
 LIMIT = 5000  # the most /api/contacts returns at once; the grid stays fast well past this
 GRID_COLUMNS = ["name", "company", "phone", "email"]
 DIAL_POLL_S = 1
+GRID_HEIGHT, ROW_PX = 460, 35  # the grid shrinks to fit a short result instead of showing empty rows
 STEPS = ("requested", "leg_a_ringing", "leg_a_answered", "leg_b_ringing", "bridged")
 STEP_TEXT = {"requested": "Asking the phone system…", "leg_a_ringing": "Ringing your phone…",
              "leg_a_answered": "You answered", "leg_b_ringing": "Ringing {to}…", "bridged": "Connected to {to}",
@@ -256,7 +257,8 @@ def render() -> None:
                 shown += f" (the first {LIMIT:,}: search to narrow)"
             st.caption(shown)
             st.dataframe(frame[GRID_COLUMNS], key=GRID_KEY, on_select="rerun", selection_mode="single-row",
-                         hide_index=True, width="stretch", height=460, column_config={
+                         hide_index=True, width="stretch", height=min(GRID_HEIGHT, ROW_PX * (len(frame) + 1) + 3),
+                         column_config={
                              "name": st.column_config.TextColumn("Name"),
                              "company": st.column_config.TextColumn("Company"),
                              "phone": st.column_config.TextColumn("Phone"),

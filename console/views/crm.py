@@ -7,6 +7,8 @@ The CRM credential of the settings is never shown and is only sent to the config
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +18,8 @@ from pipelines import settings as settings_mod
 
 PHONE_FORMATS = ("raw", "national", "e164", "digits")
 MARK = {True: "pass", False: "FAIL", None: "not checked"}
+MARK_STYLE = {"pass": "color: #1a7f37", "FAIL": "color: #cf222e; font-weight: 600", "not checked": "color: #8c959f"}
+ROW_PX = 35
 
 
 def default_url(settings: settings_mod.Settings) -> str:
@@ -36,6 +40,14 @@ def parsed_frame(report: crmcheck.CheckReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Field", "Value"])
 
 
+def pretty_json(text: str) -> str:
+    """The answer indented for reading, when it is JSON (else "")."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return ""
+
+
 def show_report(report: crmcheck.CheckReport) -> None:
     broken = report.broken
     if broken:
@@ -53,7 +65,10 @@ def show_report(report: crmcheck.CheckReport) -> None:
                + (f" · after {report.redirects} redirect(s)" if report.redirects else ""))
     st.code(report.request, language=None, wrap_lines=True)
     st.subheader("Contract rules")
-    st.dataframe(rules_frame(report), hide_index=True, width="stretch", key="crm_rules", column_config={
+    rules = rules_frame(report)
+    styled = rules.style.map(lambda mark: MARK_STYLE.get(mark, ""), subset=["Result"])
+    st.dataframe(styled, hide_index=True, width="stretch", key="crm_rules", height=ROW_PX * (len(rules) + 1) + 3,
+                 column_config={
         "Rule": st.column_config.TextColumn("Rule", width="medium"),
         "Result": st.column_config.TextColumn("Result", width="small"),
         "Why": st.column_config.TextColumn("Why", width="large"),
@@ -62,7 +77,10 @@ def show_report(report: crmcheck.CheckReport) -> None:
     with left:
         st.subheader("Parsed result")
         st.caption("What the hub records and what the agent's pop shows.")
-        st.dataframe(parsed_frame(report), hide_index=True, width="stretch", key="crm_parsed")
+        parsed = parsed_frame(report)
+        st.dataframe(parsed, hide_index=True, width="stretch", key="crm_parsed", height=ROW_PX * (len(parsed) + 1) + 3,
+                     column_config={"Field": st.column_config.TextColumn("Field", width="medium"),
+                                    "Value": st.column_config.TextColumn("Value", width="large")})
     with right:
         st.subheader("Raw answer")
         if report.answer is None:
@@ -70,7 +88,12 @@ def show_report(report: crmcheck.CheckReport) -> None:
         else:
             st.caption(session.md_escape(f"HTTP {report.answer.status_code} · "
                                          f"{report.answer.content_type or 'no Content-Type'}"))
-            st.code(report.body_text() or "(empty body)", language=None, wrap_lines=True)
+            raw = report.body_text()
+            st.code(raw or "(empty body)", language=None, wrap_lines=True)
+            formatted = pretty_json(raw)
+            if formatted:
+                st.caption("The same, formatted")
+                st.code(formatted, language="json", wrap_lines=True)
 
 
 def render() -> None:

@@ -37,7 +37,7 @@ def calls_frame(calls: list[dict]) -> pd.DataFrame:
         "State": STATE_TEXT.get(c.get("status", ""), c.get("status", "")),
         "How long": clock(c.get("seconds")),
         "Lookup": POP_TEXT.get(c.get("lookup", ""), c.get("lookup", "")),
-        "CRM page": c.get("url") or None,
+        "CRM page": c.get("url") or "",
     } for c in calls]
     return pd.DataFrame(rows, columns=CALL_COLUMNS)
 
@@ -50,7 +50,7 @@ def pops_frame(pops: list[dict], tz: str | None = None) -> pd.DataFrame:
         "Company": p.get("company") or "",
         "Extension": p.get("extension") or "",
         "Lookup": POP_TEXT.get(p.get("status", ""), p.get("status", "")),
-        "Latency (ms)": p.get("lookup_ms"),
+        "Latency (ms)": "" if p.get("lookup_ms") is None else f"{p['lookup_ms']:.0f}",
         "Cache": p.get("cache") or "",
     } for p in pops]
     return pd.DataFrame(rows, columns=POP_COLUMNS)
@@ -106,8 +106,8 @@ def live_panel() -> None:
     st.subheader("Latest pops")
     if pops:
         st.dataframe(pops_frame(pops, _browser_tz()), hide_index=True, width="stretch", column_config={
-            "Latency (ms)": st.column_config.NumberColumn("Latency (ms)", format="%.0f",
-                                                          help="Time the CRM took to answer the lookup"),
+            "Latency (ms)": st.column_config.TextColumn("Latency (ms)", help="Time the CRM took to answer the "
+                                                        "lookup (empty: nothing to look up, the number was withheld)"),
             "Cache": st.column_config.TextColumn("Cache", help="miss: asked the CRM; hit: answered from the cache"),
         })
     else:

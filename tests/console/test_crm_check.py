@@ -150,7 +150,7 @@ def test_the_page_checks_the_sample_crm_by_default(hub, console):
     assert not at.exception
     assert at.main.success[0].value == "The answer follows the CRM contract."
     rules = at.dataframe[0].value
-    assert set(rules["Result"]) == {"pass"}
+    assert set(rules["Result"]) == {crm_page.MARK[True]}
     parsed = dict(at.dataframe[1].value.values.tolist())
     assert parsed["Name"] == "John Doe" and parsed["Pop status (sent to the agent)"] == "found"
 
@@ -165,10 +165,10 @@ def test_the_page_flags_a_broken_answer(console, monkeypatch):
     assert not at.exception
     assert at.main.error[0].value.startswith("4 contract rules broken"), [e.value for e in at.error]
     rules = at.dataframe[0].value.set_index("Rule")
-    assert rules.loc["URL is an absolute http(s) URL", "Result"] == "FAIL"
-    assert rules.loc["TOTAL is a count", "Result"] == "FAIL"
-    assert rules.loc["CLIENTNAME is plain text", "Result"] == "FAIL"
-    assert rules.loc["Field names are in capitals", "Result"] == "FAIL"
+    assert rules.loc["URL is an absolute http(s) URL", "Result"] == crm_page.MARK[False]
+    assert rules.loc["TOTAL is a count", "Result"] == crm_page.MARK[False]
+    assert rules.loc["CLIENTNAME is plain text", "Result"] == crm_page.MARK[False]
+    assert rules.loc["Field names are in capitals", "Result"] == crm_page.MARK[False]
     assert '"CLIENTNAME": "<img src=x>"' in at.code[-1].value  # the raw answer, as text
     assert {m.label: m.value for m in at.metric}["Outcome"] == "found"
     assert "sekrit-789" not in rendered(at)

@@ -1,0 +1,205 @@
+"""The console in a real browser: Debian's chromium (Playwright) against `streamlit run` and a
+live hub whose simulated PBX places about a call a second.
+
+Signs in, waits for a live call on the Live page, dials from the contact grid, runs the CRM
+check, and leaves a screenshot of each page in test-output/console/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from pipelines.server import BackgroundHub
+from tests.support import ROOT, TOKENS, hub_settings, wait_rows
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a browser Playwright downloads
+OUT = ROOT / "test-output" / "console"
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+pytestmark = pytest.mark.browser
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: browser tests must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def playwright(request):
+    """A sync Playwright driver. Only one can live in a thread, so when the browser suite's
+    session driver exists it is shared; alone, this module starts its own."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed: pip install -r requirements-dev.txt")
+    try:
+        shared = request.getfixturevalue("sync_playwright_session")
+    except pytest.FixtureLookupError:
+        shared = None
+    if shared is not None:
+        yield shared
+        return
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"{CHROMIUM} not found: apt-get install chromium (make test does)")
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                   args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                                         "--disable-background-networking", "--disable-component-update",
+                                         "--disable-sync"])
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory):
+    """The hub in demo mode: the simulated PBX 5x faster than life (12 calls a minute of sim time:
+    about one call a second), calls ringing and being answered all the time."""
+    hub = BackgroundHub(hub_settings(tmp_path_factory.mktemp("hub"), sim_calls_per_minute=12.0,
+                                     sim_speed=5.0, sim_seed="console-browser")).__enter__()
+    yield hub
+    hub.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def console_url(demo_hub, tmp_path_factory):
+    """`streamlit run console/app.py` as `make run` starts it, pointed at the demo hub."""
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("streamlit") / "streamlit.log").open("w+")
+    env = {**os.environ, "CALLPOP_HUB_URL": demo_hub.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            proc.kill()
+            pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def settled(page, timeout: float = 30_000) -> None:
+    """Wait until Streamlit has finished the current run (the running indicator is gone)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def shot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main area, so the viewport is stretched to
+    the content's height for the picture (full_page alone would cut at the window)."""
+    settled(page)
+    OUT.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 6000))})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=30_000)
+    settled(page)
+
+
+def test_console_in_a_real_browser(browser, console_url, demo_hub):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(console_url)
+    page.get_by_role("heading", name="Live", exact=True).wait_for(timeout=30_000)
+    settled(page)
+
+    # Sign in: a password field; afterwards the name shows, never the token.
+    token = page.get_by_role("textbox", name="Agent token")
+    assert token.get_attribute("type") == "password"
+    token.fill(TOKENS["dana"])  # a supervisor sees every live call
+    page.get_by_role("button", name="Sign in").click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Dana Katz").wait_for(timeout=30_000)
+    assert TOKENS["dana"] not in page.content()
+
+    # A live call appears by itself (the fragment polls; no reload, no click).
+    heading = page.get_by_text(re.compile(r"^Calls now · \d+ ringing · \d+ in progress$"))
+    heading.wait_for(timeout=30_000)
+    deadline = time.monotonic() + 30
+    while heading.inner_text().strip() == "Calls now · 0 ringing · 0 in progress":
+        assert time.monotonic() < deadline, "no live call appeared within 30 s"
+        page.wait_for_timeout(500)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=10_000)
+    assert page.locator('[data-testid="stMetricValue"]').first.is_visible()
+    shot(page, "live")
+
+    # Contacts: search, select the first row by its row marker, Dial; the progress shows beside.
+    go(page, "Contacts")
+    search = page.get_by_role("textbox", name="Search contacts")
+    search.fill("voicenter")
+    search.press("Enter")
+    settled(page)
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)  # header row ~35 px, then the first row's marker
+    dial = page.get_by_role("button", name=re.compile("Dial"))
+    dial.wait_for()
+    deadline = time.monotonic() + 10
+    while dial.is_disabled():
+        assert time.monotonic() < deadline, "selecting a row did not enable Dial"
+        page.wait_for_timeout(200)
+    dial.click()
+    main = page.locator('[data-testid="stMain"]')
+    main.locator('[data-testid="stProgress"], [data-testid="stAlert"]').first.wait_for(timeout=15_000)
+    assert len(wait_rows(demo_hub, "SELECT source FROM dials WHERE source = 'console'")) == 1
+    # The dial ends (bridged, or failed with its reason) and the panel says so.
+    main.get_by_text(re.compile(r"^(Connected: talk on your phone|Failed: .+|The call ended)")).first.wait_for(
+        timeout=30_000)
+    shot(page, "contacts")
+
+    go(page, "Analytics")
+    shot(page, "analytics")
+
+    # CRM check against the hub's sample CRM (the default URL).
+    go(page, "CRM check")
+    page.get_by_role("button", name="Run lookup").click()
+    page.get_by_text("The answer follows the CRM contract.").wait_for(timeout=30_000)
+    shot(page, "crm")
+
+    assert not errors, errors
+    for name in ("live", "contacts", "analytics", "crm"):
+        assert (OUT / f"{name}.png").stat().st_size > 10_000
