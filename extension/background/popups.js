@@ -89,6 +89,7 @@ export class Popups {
         ...record, kind: "pop", call_id: pop.call_id, url: safeUrl(pop.url), status: pop.status,
         title: options.title, message: options.message, receivedAt, shownAt, updatedAt: this.now(),
         updates: (record.updates || 0) + (record.shownAt ? 1 : 0),
+        shown: [...(record.shown || []), { status: pop.status, title: options.title, message: options.message, at: this.now() }].slice(-5),
       });
       if (!record.shownAt) this.send({ type: "ack", call_id: pop.call_id, event: "shown" });
     });

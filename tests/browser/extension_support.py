@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 import time
@@ -119,6 +118,10 @@ class ExtensionBrowser:
         kind = "dials" if notification_id.startswith("dial:") else "bubbles"
         return (self.session(kind) or {}).get(notification_id)
 
+    def tabs(self) -> list[dict]:
+        """Every tab, as the extension sees it (URLs of 127.0.0.1 pages only: its host permission)."""
+        return self.evaluate("new Promise(r => chrome.tabs.query({}, t => r(t.map(x => ({id: x.id, url: x.url || ''})))))")
+
     def tab_id(self, page) -> int:
         """Chrome's id of a Playwright page's tab (asked through the page's content script)."""
         marker = f"callpop-tab-{time.monotonic_ns()}"
@@ -141,10 +144,9 @@ class ExtensionBrowser:
 
 def hub_sent_at_ms(hub: BackgroundHub, call_id: str, agent_id: str) -> float:
     """When the hub sent a pop (pops.sent_at, UTC), in ms since the epoch."""
-    df = hub.hub.store.query("SELECT epoch_ms(sent_at) AS ms FROM pops WHERE call_id = ? AND agent_id = ?",
-                             [call_id, agent_id])
+    from tests.support import wait_rows
+
+    df = wait_rows(hub, "SELECT epoch_us(sent_at) / 1000.0 AS ms FROM pops WHERE call_id = ? AND agent_id = ?",
+                   [call_id, agent_id])
     return float(df.ms.iloc[0])
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

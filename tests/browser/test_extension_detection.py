@@ -171,3 +171,21 @@ def test_click2call_with_the_mobile_as_leg_a_and_a_number_that_never_answers(bro
     finally:
         browser.configure(legA="extension")
 
+
+
+def test_detection_off_for_a_site_marks_nothing_but_a_selected_number_can_still_be_called(browser, crm_page):
+    browser.numbers_on(crm_page)
+    browser.configure(detectionOffSites=["127.0.0.1"])
+    try:
+        wait_until(lambda: crm_page.evaluate("() => !CSS.highlights.has('callpop-number')"), 5,
+                   what="the marks to go")
+        crm_page.reload()
+        crm_page.wait_for_timeout(500)
+        assert crm_page.evaluate("() => !CSS.highlights.has('callpop-number')")
+        assert menu_after_right_click(browser, crm_page, "054-555-7777")["visible"] is False
+        crm_page.evaluate("""() => { const r = new Range(); const t = document.getElementById('noa').firstChild;
+            r.setStart(t, 0); r.setEnd(t, t.length); getSelection().removeAllRanges(); getSelection().addRange(r); }""")
+        assert menu_after_right_click(browser, crm_page, "054-555-7777") == {
+            "visible": True, "title": "Click2Call to 054-555-7777"}
+    finally:
+        browser.configure(detectionOffSites=[])

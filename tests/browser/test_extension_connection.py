@@ -1,0 +1,90 @@
+"""The extension's connection to the hub in chromium: the badge, a hub restarted under it, a
+refused token, and a service worker stopped by Chrome that comes back and reconnects."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser.extension_support import free_port, wait_until
+from tests.support import TOKENS, post_event
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def db_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("restarted-hub")
+
+
+def start_hub(module_hubs, port, db_dir):
+    """A hub on a fixed port (so a restart is the same address), its database kept across restarts."""
+    return module_hubs(port=port, db_path=str(db_dir / "callpop.duckdb"))
+
+
+def ring_and_see_bubble(browser, hub, call_id, timeout=10.0):
+    r = post_event(hub, call_id=call_id, type="ringing", caller="0722776772", callee="0722776773", extension="201")
+    assert r.status_code == 202, r.text
+    return wait_until(lambda: f"pop:{call_id}" in browser.notification_ids() and browser.bubble(f"pop:{call_id}"),
+                      timeout, what=f"the bubble of {call_id}")
+
+
+def test_a_refused_token_shows_signed_out(extension_browser, module_hubs, port, db_dir):
+    hub = start_hub(module_hubs, port, db_dir)
+    extension_browser.configure(hubUrl=hub.url, token="not-a-token")
+    wait_until(lambda: extension_browser.badge() == "!", 10, what="the signed-out badge")
+    status = extension_browser.session("status")
+    assert status["state"] == "signed_out"
+    title = extension_browser.evaluate("new Promise(r => chrome.action.getTitle({}, r))")
+    assert "signed out" in title
+    assert not hub.hub.sessions.online()
+    hub.stop()
+
+
+def test_the_hub_restarted_under_the_extension(extension_browser, module_hubs, port, db_dir):
+    hub = start_hub(module_hubs, port, db_dir)
+    extension_browser.sign_in(hub, TOKENS["noa"])
+    ring_and_see_bubble(extension_browser, hub, "before-restart")
+
+    hub.stop()
+    wait_until(lambda: extension_browser.badge() == "off", 10, what="the disconnected badge")
+    assert "not connected" in extension_browser.evaluate("new Promise(r => chrome.action.getTitle({}, r))")
+    time.sleep(1.5)  # the hub stays down a while: the extension keeps retrying
+
+    started = time.monotonic()
+    hub = start_hub(module_hubs, port, db_dir)
+    extension_browser.wait_connected(hub, timeout=20)
+    reconnect_s = time.monotonic() - started
+    print(f"\nreconnected {reconnect_s:.2f} s after the hub came back")
+    record = ring_and_see_bubble(extension_browser, hub, "after-restart")
+    assert record["title"] == "John Doe"
+    hub.stop()
+
+
+def test_a_stopped_worker_comes_back_and_reconnects(extension_browser, module_hubs, port, db_dir):
+    hub = start_hub(module_hubs, port, db_dir)
+    extension_browser.sign_in(hub, TOKENS["noa"])
+    extension_browser.evaluate("self.beforeTheStop = true")
+    page = extension_browser.ctx.new_page()
+    cdp = extension_browser.ctx.new_cdp_session(page)
+    cdp.send("ServiceWorker.enable")
+    started = time.monotonic()
+    cdp.send("ServiceWorker.stopAllWorkers")
+    wait_until(lambda: not hub.hub.sessions.online(), 5, what="the stopped worker's socket to close")
+
+    # Nothing else happens in the browser: the keep-alive alarm (every 30 s) starts it again.
+    wait_until(lambda: hub.hub.sessions.online().get("noa"), 45, every=0.25, what="a new worker connected to the hub")
+    assert extension_browser.evaluate("self.beforeTheStop === undefined"), "a new worker, not the old one"
+    print(f"\nworker back and connected {time.monotonic() - started:.1f} s after it was stopped")
+    extension_browser.wait_connected(hub)
+    record = ring_and_see_bubble(extension_browser, hub, "after-worker-stop")
+    assert record["title"] == "John Doe"
+    cdp.detach()
+    page.close()
+    hub.stop()

@@ -1,0 +1,93 @@
+"""The options page in chromium: "Test connection" names the agent or says exactly what failed;
+saving validates first, then the worker signs in with what was saved."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.extension_support import free_port, wait_until
+from tests.support import TOKENS
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def hub(module_hubs):
+    return module_hubs()
+
+
+@pytest.fixture
+def options(extension_browser):
+    extension_browser.configure(hubUrl="http://127.0.0.1:8765", token="", legA="extension", legANumber="",
+                                defaultCountry="IL", popBehaviour="stay", detection=True, detectionOffSites=[])
+    page = extension_browser.ctx.new_page()
+    page.goto(f"chrome-extension://{extension_browser.extension_id}/options/options.html")
+    page.wait_for_function("document.getElementById('defaultCountry').options.length > 200")
+    yield page
+    page.close()
+
+
+def test_test_connection_shows_the_agent_or_the_exact_error(options, hub):
+    options.fill("#hubUrl", hub.url)
+    options.fill("#token", TOKENS["noa"])
+    options.click("#test")
+    result = options.locator("#test-result")
+    result.filter(has_text="Connected as").wait_for()
+    assert result.inner_text() == "Connected as Noa Levi (extension 201, mobile 054-812-4567, home 03-987-6543)."
+    assert options.locator("#legA-mobile").inner_text() == "My mobile (054-812-4567)"
+
+    options.fill("#token", "wrong-token")
+    options.click("#test")
+    result.filter(has_text="401").wait_for()
+    assert result.inner_text().startswith("The hub answered 401 (unauthorized: ")
+
+    options.fill("#hubUrl", f"http://127.0.0.1:{free_port()}")
+    options.click("#test")
+    result.filter(has_text="Could not reach").wait_for()
+    assert "Is the hub running" in result.inner_text()
+
+
+def test_saving_validates_and_the_worker_signs_in_with_the_saved_settings(options, hub, extension_browser):
+    options.fill("#hubUrl", "ftp://nowhere")
+    options.fill("#token", "")
+    options.check("input[name=legA][value=other]")
+    options.fill("#legANumber", "12")
+    options.fill("#detectionOffSites", "mail.example.com\nnot a site!")
+    options.click("#save")
+    options.locator("#saved", has_text="Not saved").wait_for()
+    errors = {el.get_attribute("data-for"): el.inner_text() for el in options.locator(".error[data-for]").all()
+              if el.inner_text()}
+    assert set(errors) == {"hubUrl", "token", "legANumber", "detectionOffSites"}
+    assert extension_browser.evaluate("chrome.storage.sync.get('token')")["token"] == "", "nothing was saved"
+
+    options.fill("#hubUrl", hub.url + "/")
+    options.fill("#token", TOKENS["noa"])
+    options.fill("#legANumber", "+972 50-711-2200")  # the country chosen below is GB
+    options.fill("#detectionOffSites", "https://Mail.Example.com/inbox")
+    options.select_option("#defaultCountry", "GB")
+    options.check("input[name=popBehaviour][value=fade]")
+    options.click("#save")
+    options.locator("#saved", has_text="Saved.").wait_for()
+    saved = extension_browser.evaluate("chrome.storage.sync.get(null)")
+    assert {k: saved[k] for k in ("hubUrl", "token", "legA", "legANumber", "defaultCountry", "popBehaviour",
+                                  "detectionOffSites")} == {
+        "hubUrl": hub.url, "token": TOKENS["noa"], "legA": "other", "legANumber": "+972507112200",
+        "defaultCountry": "GB", "popBehaviour": "fade", "detectionOffSites": ["mail.example.com"]}
+    extension_browser.wait_connected(hub)
+    options.locator("#status.connected").wait_for()
+    assert "Noa Levi" in options.locator("#status").inner_text()
+
+
+def test_the_privacy_note_explains_the_warning(options):
+    note = options.locator("#privacy").inner_text()
+    assert "Read and change all your data on all websites" in note
+    assert "Page text stays in your browser" in note
+    assert "Only the number you choose leaves it" in note
+
+
+def test_the_manifest_asks_for_the_fewest_permissions(extension_browser):
+    manifest = extension_browser.evaluate("chrome.runtime.getManifest()")
+    assert sorted(manifest["permissions"]) == ["alarms", "contextMenus", "notifications", "storage"]
+    assert manifest["host_permissions"] == ["http://127.0.0.1/*", "http://localhost/*"]
+    assert manifest["minimum_chrome_version"] == "116"
+    assert wait_until(lambda: extension_browser.evaluate("chrome.permissions.getAll()"), 5)["permissions"]
