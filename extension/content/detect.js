@@ -98,7 +98,7 @@ function callpopRejection(text, start, end, number) {
   if (CALLPOP_ID_LABEL.test(before) || CALLPOP_ID_LABEL_NUMBERED.test(before)) return "labelled as an identifier";
 
   // Card numbers (13-19 digits, Luhn) and US ZIP+4 postal codes.
-  if (!hasPlus && digits.length >= 13 && callpopLuhn(digits)) return "a card number";
+  if (!hasPlus && /^(?:\d[ -]?){12,18}\d$/.test(raw) && callpopLuhn(digits)) return "a card number";
   if (/^\d{5}-\d{4}$/.test(raw)) return "a ZIP+4 postal code";
 
   // Written without the trunk prefix its country always uses ("20241125" read as 02-411-2125):
@@ -131,8 +131,8 @@ function explainPhoneNumbers(text, defaultCountry) {
   const country = callpopCountry(defaultCountry);
   const out = [];
   // One list item at a time: findNumbers reads "03-1234567, 03-7654321" as one number with
-  // extension 03, and "054-1111111 / 054-2222222" as one failed candidate.
-  const boundary = /[,;|\n\r\t]|\s[/\-\u2013\u2014]\s/g;
+  // extension 03. (Dashes and slashes between numbers it handles itself; "03 - 1234567" is one.)
+  const boundary = /[,;|\n\r\t]/g;
   let from = 0;
   for (const cut of [...text.matchAll(boundary), { index: text.length, 0: "" }]) {
     const segment = text.slice(from, cut.index);
