@@ -95,6 +95,17 @@ def masked(url: httpx.URL | str, keep: set[str]) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def shown_crm_url(settings: Settings) -> str:
+    """The configured CRM URL as the page may show it (it may carry a key or a password)."""
+    return masked(settings.crm_url, set()) if settings.crm_url else ""
+
+
+def resolve_url(typed: str, settings: Settings) -> str:
+    """The URL to ask: the configured CRM URL itself when the operator kept its masked form."""
+    typed = typed.strip()
+    return settings.crm_url if settings.crm_url and typed == shown_crm_url(settings) else typed
+
+
 async def run_check(settings: Settings, url: str, phone: str, *, phone_format: str | None = None,
                     context: dict[str, str] | None = None,
                     transport: httpx.AsyncBaseTransport | None = None) -> CheckReport:

@@ -23,7 +23,8 @@ ROW_PX = 35
 
 
 def default_url(settings: settings_mod.Settings) -> str:
-    return settings.crm_url or f"{hub_url()}/crm/lookup"
+    """The configured CRM (masked: its URL may carry a key), else this hub's sample CRM."""
+    return crmcheck.shown_crm_url(settings) or f"{hub_url()}/crm/lookup"
 
 
 def rules_frame(report: crmcheck.CheckReport) -> pd.DataFrame:
@@ -121,7 +122,8 @@ def render() -> None:
             st.error("Type the phone number to look up.")
             return
         with st.spinner("Asking the CRM…"):
-            st.session_state["crm_report"] = crmcheck.check(settings, url, phone, phone_format=fmt)
+            st.session_state["crm_report"] = crmcheck.check(settings, crmcheck.resolve_url(url, settings), phone,
+                                                            phone_format=fmt)
     report = st.session_state.get("crm_report")
     if report is None:
         st.info("Paste your CRM's lookup URL and a caller's number, then press Run lookup. "

@@ -174,6 +174,18 @@ def test_the_page_flags_a_broken_answer(console, monkeypatch):
     assert "sekrit-789" not in rendered(at)
 
 
+def test_a_key_in_the_configured_crm_url_is_masked_on_the_page_but_still_sent(console, monkeypatch):
+    with FakeCrm() as fake:
+        fake.respond("0722776772", SEED)
+        monkeypatch.setenv("CALLPOP_CRM_URL", fake.url + "?key=topsecret-42")
+        at = console("crm", token="noa")
+        assert at.text_input(key="crm_url").value == fake.url + "?key=%2A%2A%2A"
+        run_button(at).click().run()
+        assert fake.requests[-1]["key"] == "topsecret-42" and fake.requests[-1]["phone"] == "0722776772"
+    assert at.main.success[0].value == "The answer follows the CRM contract."
+    assert "topsecret-42" not in rendered(at)
+
+
 def test_the_page_needs_a_sign_in(console):
     at = console("crm", token=None)
     assert not at.main.text_input and "Sign in" in at.info[0].value
