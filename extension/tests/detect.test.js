@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { corpus, loadContentScripts, manifest, score } from "./load-content-scripts.js";
+import { corpus, loadContentScripts, manifest, score, writeMetrics } from "./load-content-scripts.js";
 
 const ctx = loadContentScripts();
 const find = (text, country) => ctx.findPhoneNumbers(text, country);
@@ -34,11 +34,16 @@ test("corpus: precision and recall", (t) => {
   const ours = score(find, cases);
   const plain = score((text, country) => ctx.callpopPhone.explainPhoneNumbers(text, country), cases);
   const traps = cases.filter((c) => c.tags.some((tag) => tag.startsWith("trap:")));
+  const holdout = score(find, cases.filter((c) => c.tags.includes("holdout")));
   const report = `corpus: ${ours.cases} texts (${traps.length} traps), ${ours.expected} numbers | ` +
     `callpop precision ${ours.precision.toFixed(3)} recall ${ours.recall.toFixed(3)} (fp ${ours.fp}, fn ${ours.fn}) | ` +
-    `plain findNumbers precision ${plain.precision.toFixed(3)} recall ${plain.recall.toFixed(3)} (fp ${plain.fp})`;
+    `plain findNumbers precision ${plain.precision.toFixed(3)} recall ${plain.recall.toFixed(3)} (fp ${plain.fp}) | ` +
+    `holdout subset (${holdout.cases} texts) precision ${holdout.precision.toFixed(3)} recall ${holdout.recall.toFixed(3)}`;
   t.diagnostic(report);
-  console.log(report);
+  writeMetrics("detection.json", { corpus_texts: ours.cases, traps: traps.length, numbers: ours.expected,
+    precision: ours.precision, recall: ours.recall, false_positives: ours.fp, missed: ours.fn,
+    plain_findNumbers: { precision: plain.precision, recall: plain.recall, false_positives: plain.fp },
+    holdout: { texts: holdout.cases, precision: holdout.precision, recall: holdout.recall } });
   for (const m of ours.misses) t.diagnostic(`${m.kind}: ${m.text} (${m.e164}) in ${JSON.stringify(m.in)}`);
   assert.ok(plain.fp >= 40, "the corpus holds traps the library alone falls into");
   assert.ok(ours.precision >= 0.99, `precision ${ours.precision}`);

@@ -63,3 +63,10 @@ export function score(find, cases = corpus()) {
   }
   return { cases: cases.length, expected: tp + fn, tp, fp, fn, precision: tp / (tp + fp || 1), recall: tp / (tp + fn || 1), misses };
 }
+
+/* Measurements for people to read after a run: test-output/extension/<name> (git-ignored). */
+export function writeMetrics(name, data) {
+  const dir = path.join(EXTENSION, "..", "test-output", "extension");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, name), JSON.stringify(data, null, 2) + "\n");
+}
