@@ -32,7 +32,12 @@ CREATE TABLE IF NOT EXISTS calls (
     status       VARCHAR,              -- ringing | answered | ended | missed
     provider     VARCHAR,
     answered_by  VARCHAR,              -- extension that answered
-    hangup_cause VARCHAR
+    hangup_cause VARCHAR,
+    duration_s   INTEGER,              -- from the provider's call record (Voicenter CDR): whole call
+    ring_s       INTEGER,              -- ringing time
+    talk_s       INTEGER,              -- talk time, when the record gives it
+    cdr_status   VARCHAR,              -- the provider's final status (ANSWER, NOANSWER, BUSY, CANCEL, ABANDONE...)
+    recording_url VARCHAR
 );
 
 -- One row per CRM lookup made for a call (cache hits included).
@@ -87,7 +92,12 @@ CREATE TABLE IF NOT EXISTS dials (
     ended_at          TIMESTAMP,
     outcome           VARCHAR,         -- NULL while in progress; bridged | failed | refused
     error             VARCHAR,         -- reason code for failed/refused
-    provider          VARCHAR
+    provider          VARCHAR,
+    provider_call_id  VARCHAR,         -- the provider's id for the call (Voicenter CALLID)
+    leg_a_status      VARCHAR,         -- the provider's final status of each leg (Voicenter CDR)
+    leg_b_status      VARCHAR,
+    duration_s        INTEGER,         -- talk time once bridged, from the provider's call record
+    recording_url     VARCHAR
 );
 
 -- Input the hub refused (bad events, bad tokens, bad dials): what and why, never a secret.

@@ -259,6 +259,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return {"pops": feed[:limit]}
 
     app.include_router(samplecrm.router(lambda request: hub.contacts))
+    if settings.provider == "voicenter":  # Voicenter's pop-up and CDR URLs (providers/voicenter.py)
+        from .providers import voicenter
+        app.include_router(voicenter.router(hub))
 
     # --- the WebSocket
     @app.websocket("/ws")

@@ -99,6 +99,31 @@ class Popper:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def answer(self, call: Call, extension: str) -> LookupResult | None:
+        """The call's CRM answer within the deadline, for a phone system that waits for it
+        (Voicenter's pop-up URL). It is the call's one lookup, shared with its pops and recorded
+        the same way; None when the CRM missed the deadline (a late answer still updates the
+        ``lookups`` row, and the pops if any)."""
+        if not call.phone.digits:
+            return LookupResult("not_found")
+        lookup = self._lookup_for(call, extension)
+        result = lookup.result
+        if result is None:
+            try:
+                async with asyncio.timeout(max(0.0, self.deadline_s - (self.clock() - lookup.started))):
+                    result = await asyncio.shield(lookup.future)
+            except TimeoutError:
+                result = None
+        if result is not None:
+            self._finish_lookup(call, lookup, result)
+            return result
+        self._write_timeout(call, lookup)
+        if not call.popped:  # no pop is waiting for the late answer: record it from here
+            task = asyncio.get_running_loop().create_task(self._late(call, [], extension, lookup))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return None
+
     def _lookup_for(self, call: Call, extension: str) -> _CallLookup:
         lookup = self._lookups.get(call.call_id)
         if lookup is None:
