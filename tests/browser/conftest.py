@@ -3,8 +3,9 @@
 Generic fixtures any browser test can use:
 - ``chromium_path``: the chromium executable. Missing: a failure under CI (``CI=true``), a skip
   elsewhere.
-- ``sync_playwright_session``: one Playwright driver for the whole run (two sync drivers cannot
-  run in one thread).
+- ``sync_playwright_session``: the Playwright driver of a test module (two sync drivers cannot run
+  in one thread). Module-scoped on purpose: while a sync driver runs, its event loop counts as
+  running in the main thread, and ``asyncio.run`` in any later test would fail.
 - ``page_server``: serve HTML pages from 127.0.0.1 on a free port.
 - ``module_hubs``: start real hubs that live for a whole test module.
 
@@ -43,7 +44,7 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sync_playwright_session():
     try:
         from playwright.sync_api import sync_playwright
