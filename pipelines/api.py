@@ -13,18 +13,19 @@ import logging
 import time
 from typing import Annotated, Any
 
+import duckdb
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import samplecrm
+from . import analytics, samplecrm
 from .agents import Agent
 from .contacts import parse_csv
 from .dial import DialRefused
-from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error
+from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
 from .hub import Hub
 from .sessions import CLOSE_UNAUTHORIZED, Session
 from .settings import Settings
@@ -257,6 +258,40 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         if agent.role != "supervisor":
             feed = [p for p in feed if agent.id in p["agents"]]
         return {"pops": feed[:limit]}
+
+    # --- analytics: the named queries of pipelines/analytics.py, run on the hub's own connection
+    # (no other process may open the file while the hub holds it), two at a time, off the loop.
+    analytics_slots = asyncio.Semaphore(2)
+
+    @app.get("/api/analytics", tags=["analytics"], summary="The named analytics queries and their parameters")
+    async def analytics_catalog(agent: AgentDep) -> dict:
+        return {"queries": analytics.catalog()}
+
+    @app.get("/api/analytics/{name}", tags=["analytics"], response_class=Response,
+             summary="Run a named analytics query over [start, end): {name, params, columns, records}")
+    async def analytics_query(
+            name: str, request: Request, agent: AgentDep,
+            start: Annotated[str | None, Query(max_length=40, description="ISO 8601, inclusive; naive = UTC")] = None,
+            end: Annotated[str | None, Query(max_length=40, description="ISO 8601, exclusive; default now")] = None,
+            bucket: Annotated[str | None, Query(max_length=20, description="minute, 5min, 15min, hour, day or week")]
+            = None,
+            by: Annotated[str | None, Query(max_length=20, description="grouping, where the query has one")] = None,
+            tz: Annotated[str | None, Query(max_length=64, description="IANA time zone for local times")] = None,
+    ) -> Response:
+        query = analytics.QUERIES.get(name)
+        if query is None:
+            raise ApiError(404, "not_found", f"no analytics query named {name[:60]!r}; GET /api/analytics lists them")
+        try:
+            args = query.parse(dict(request.query_params), now=utcnow())
+        except analytics.InvalidParameter as e:
+            hub.reject(request.url.path, "invalid_parameter", str(e))
+            raise ApiError(422, "invalid_parameter", str(e)) from None
+        async with analytics_slots:
+            try:
+                body = await asyncio.to_thread(analytics.answer, hub.store.cursor, query, args)
+            except duckdb.InterruptException:
+                raise ApiError(503, "query_timeout", "the query ran too long; try a shorter range") from None
+        return Response(body, media_type="application/json")
 
     app.include_router(samplecrm.router(lambda request: hub.contacts))
     if settings.provider == "voicenter":  # Voicenter's pop-up and CDR URLs (providers/voicenter.py)

@@ -1,4 +1,4 @@
-"""``python -m pipelines <command>``: serve (the hub), run (the whole demo), settings."""
+"""``python -m pipelines <command>``: serve (the hub), run (the whole demo), settings, seed (history)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,24 @@ def cmd_settings(args: argparse.Namespace) -> int:
     for x in settings_mod.TABLE:
         value = s.redacted()[x.env]
         print(f"{x.env:<{width}}  {value!s:<24}  {x.help}")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Fill a database with generated history (pipelines/history.py)."""
+    import datetime as dt
+    from . import history
+    s = settings_mod.load()
+    end = dt.date.fromisoformat(args.end) if args.end else None
+    try:
+        summary = history.generate(args.db or s.db_path, days=args.days, calls_per_day=args.calls_per_day,
+                                   seed=args.seed, end=end, replace=args.replace, events=not args.no_events,
+                                   agents_csv=s.agents_csv, contacts_csv=s.contacts_csv, region=s.default_region,
+                                   progress=(lambda line: print(line, file=sys.stderr)) if args.verbose else None)
+    except RuntimeError as e:
+        print(f"callpop seed: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.db or s.db_path}: {summary}")
     return 0
 
 
@@ -121,6 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("settings", help="print every setting with its value and help")
     st.add_argument("--example", action="store_true", help="print .env.example")
     st.set_defaults(func=cmd_settings)
+    seed = sub.add_parser("seed", help="fill a database with realistic generated history (stop the hub first)")
+    seed.add_argument("--db", help="database file (default CALLPOP_DB_PATH)")
+    seed.add_argument("--days", type=int, default=30, help="days of history, ending yesterday (default 30)")
+    seed.add_argument("--calls-per-day", type=float, default=2000, help="inbound calls a day on average")
+    seed.add_argument("--seed", type=int, default=1, help="random seed: the same arguments give the same rows")
+    seed.add_argument("--end", help="first day after the history, YYYY-MM-DD (default today, Asia/Jerusalem)")
+    seed.add_argument("--replace", action="store_true", help="delete the file first if it exists")
+    seed.add_argument("--no-events", action="store_true", help="skip the events table (faster for benchmarks)")
+    seed.add_argument("-v", "--verbose", action="store_true", help="print progress")
+    seed.set_defaults(func=cmd_seed)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
