@@ -1,4 +1,393 @@
-import streamlit as st
+"""Analytics: KPI tiles and charts for a time range, every number from the hub's named queries.
 
-st.title("Analytics")
-st.info("Analytics arrive with the hub's named queries.")
+The page computes nothing itself: each figure is a named query of ``pipelines/analytics.py``,
+run by the hub (``GET /api/analytics/{name}?start=&end=&bucket=&tz=``) on its own connection,
+and turned back into a DataFrame with that module's ``from_payload``. The notebooks call the
+same queries, so the console and the notebooks cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+import zoneinfo
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from console import session
+from console.hubclient import HubClient, HubError
+from pipelines import analytics
+
+CACHE_S = 30  # answers kept this long per session: widget clicks do not re-run the queries
+RANGES = {  # label -> (span, default bucket)
+    "Last hour": (dt.timedelta(hours=1), "5min"),
+    "Last 24 hours": (dt.timedelta(days=1), "hour"),
+    "Last 7 days": (dt.timedelta(days=7), "day"),
+    "Last 30 days": (dt.timedelta(days=30), "day"),
+}
+CUSTOM = "Custom dates"
+LATENCY_BIN_MS, BRIDGE_BIN_S = 50, 1  # histogram bins
+OUTCOME_COLORS = {"found": "#2da44e", "multiple": "#1f883d", "not_found": "#8c959f", "timeout": "#d4a72c",
+                  "http_error": "#cf222e", "bad_response": "#82071e"}
+OUTCOME_NAMES = {"found": "found", "multiple": "several matches", "not_found": "not found", "timeout": "timeout",
+                 "http_error": "HTTP error", "bad_response": "bad answer"}
+NEEDED = ("kpis", "lookup_outcomes", "lookup_latency", "latency_histogram", "lookup_timeouts", "lookup_errors",
+          "pop_funnel", "pops_by_agent", "dial_funnel", "time_to_bridge", "dial_failures", "dials_by",
+          "busiest_hours")
+
+
+# --- the range ------------------------------------------------------------------------------------
+
+def browser_tz() -> str:
+    """The operator's time zone (buckets and hours are local to them); UTC when unknown."""
+    try:
+        tz = st.context.timezone
+    except Exception:  # noqa: BLE001 - no browser (tests)
+        tz = None
+    return tz if tz and tz in zoneinfo.available_timezones() else "UTC"
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def preset_range(label: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) in UTC; end is the next whole minute, so reruns within a minute ask the same."""
+    end = (now + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+    return end - RANGES[label][0], end
+
+
+def custom_range(first: dt.date, last: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
+    """Whole local days first..last (inclusive) as [start, end) in UTC."""
+    zone = zoneinfo.ZoneInfo(tz)
+
+    def utc(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return utc(first), utc(last + dt.timedelta(days=1))
+
+
+# --- the data -------------------------------------------------------------------------------------
+
+def fetch(client: HubClient, name: str, **params) -> pd.DataFrame:
+    """One named query through the hub, as the DataFrame pipelines.analytics returns."""
+    return analytics.from_payload(client.analytics(name, **params))
+
+
+def cached(client: HubClient, name: str, **params) -> pd.DataFrame:
+    key = (client.base_url, name, tuple(sorted(params.items())))
+    store: dict = st.session_state.setdefault("analytics_cache", {})
+    hit = store.get(key)
+    if hit is None or time.monotonic() - hit[0] > CACHE_S:
+        hit = store[key] = (time.monotonic(), fetch(client, name, **params))
+    return hit[1]
+
+
+# --- formatting -----------------------------------------------------------------------------------
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def count(value) -> str:
+    return "–" if _missing(value) else f"{int(value):,}"
+
+
+def pct(value) -> str:
+    return "–" if _missing(value) else f"{float(value) * 100:.1f}%"
+
+
+def ms(value) -> str:
+    return "–" if _missing(value) else f"{float(value):,.0f} ms"
+
+
+def seconds(value) -> str:
+    return "–" if _missing(value) else f"{float(value):.1f} s"
+
+
+# Tiles: (label, kpis column, format, help), five to a row so the values fit.
+TILES = (
+    ("Calls", "calls", count, "Calls that started in the range."),
+    ("Lookups", "lookups", count, "CRM lookups (one per call with a caller number)."),
+    ("Hit rate", "hit_rate", pct, "Lookups where the CRM named the caller before the deadline."),
+    ("Timeouts", "timeout_share", pct, "Lookups that missed the deadline (the agent got a provisional pop)."),
+    ("Errors", "error_share", pct, "Lookups the CRM answered with an HTTP error or a bad answer."),
+    ("Latency p50", "p50_ms", ms, "Median wait for the CRM (timeouts count at the deadline)."),
+    ("Latency p95", "p95_ms", ms, "95% of lookups answered within this."),
+    ("Latency p99", "p99_ms", ms, "99% of lookups answered within this."),
+    ("Pops sent", "pops_sent", count, "Pops that reached at least one browser."),
+    ("Shown", "show_rate", pct, "Sent pops the browser showed."),
+    ("Click-through", "click_through", pct, "Shown pops the agent clicked."),
+    ("Dials", "dials_requested", count, "Click-to-calls handed to the phone system."),
+    ("Bridged", "bridge_rate", pct, "Dials whose two legs were connected."),
+    ("Time to bridge", "ttb_p50_s", seconds, "Median time from the request to the two phones connected."),
+    ("Refused dials", "dials_refused", count, "Click-to-calls refused before dialling (bad number, blocked...)."),
+)
+PER_ROW = 5
+
+
+def tiles(kpi: pd.DataFrame) -> None:
+    row = kpi.iloc[0] if len(kpi) else pd.Series(dtype="object")
+    for start in range(0, len(TILES), PER_ROW):
+        for col, (label, column, fmt, help_) in zip(st.columns(PER_ROW), TILES[start:start + PER_ROW]):
+            col.metric(label, fmt(row.get(column)), help=help_, border=True)
+
+
+# --- charts ---------------------------------------------------------------------------------------
+
+def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.2, traceorder="normal"))
+    return fig
+
+
+def outcomes_chart(df: pd.DataFrame, key: str, title: str) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for outcome, color in OUTCOME_COLORS.items():
+        if outcome in df:
+            fig.add_bar(x=df[key], y=df[outcome], name=OUTCOME_NAMES[outcome], marker_color=color)
+    fig.add_scatter(x=df[key], y=df["hit_rate"], name="hit rate", mode="lines+markers",
+                    line=dict(color="#0969da", width=2), secondary_y=True)
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="lookups", secondary_y=False)
+    fig.update_yaxes(title_text="hit rate", tickformat=".0%", range=[0, 1.05], tickvals=[0, 0.25, 0.5, 0.75, 1],
+                     showgrid=False, secondary_y=True)
+    fig.update_yaxes(rangemode="tozero", secondary_y=False)
+    return _layout(fig, title)
+
+
+def latency_chart(df: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for column, name, color in (("p50_ms", "p50", "#2da44e"), ("p95_ms", "p95", "#d4a72c"), ("p99_ms", "p99", "#cf222e")):
+        fig.add_scatter(x=df["bucket"], y=df[column], name=name, mode="lines+markers", line=dict(color=color),
+                        connectgaps=False)
+    fig.update_yaxes(title_text="ms")
+    return _layout(fig, "Lookup latency p50 / p95 / p99")
+
+
+def histogram_chart(df: pd.DataFrame, x: str, y: str, title: str, x_title: str, width: float) -> go.Figure:
+    # Bars drawn over their bins [edge, edge + width), so a lone bin still reads as a range.
+    fig = go.Figure(go.Bar(x=df[x] + width / 2, y=df[y], width=width * 0.95, marker_color="#0969da",
+                           customdata=df[x], hovertemplate=f"from %{{customdata}} {x_title} (bins of {width:g}): "
+                           "%{y}<extra></extra>"))
+    fig.update_xaxes(title_text=x_title, rangemode="tozero")
+    fig.update_yaxes(title_text=y)
+    return _layout(fig, title)
+
+
+def funnel_chart(df: pd.DataFrame, stage: str, value: str, title: str) -> go.Figure:
+    fig = go.Figure(go.Funnel(y=df[stage].str.replace("_", " "), x=df[value], textinfo="value+percent initial",
+                              marker=dict(color="#0969da")))
+    return _layout(fig, title, height=300)
+
+
+def timeouts_chart(df: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for column, name, color in (("late_found", "answered late: found", "#2da44e"),
+                                ("late_not_found", "answered late: not found", "#8c959f"),
+                                ("late_failed", "never answered / error", "#cf222e"),
+                                ("unrecorded", "not recorded", "#d0d7de")):
+        if column in df:
+            fig.add_bar(x=df["bucket"], y=df[column], name=name, marker_color=color)
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="timeouts", rangemode="tozero")
+    return _layout(fig, "Timeouts and what the CRM answered after the deadline")
+
+
+def bars(df: pd.DataFrame, x: str, y: str, title: str, horizontal: bool = False, color: str = "#0969da") -> go.Figure:
+    bar = go.Bar(y=df[x], x=df[y], orientation="h", marker_color=color) if horizontal else \
+        go.Bar(x=df[x], y=df[y], marker_color=color)
+    fig = go.Figure(bar)
+    if horizontal:
+        fig.update_yaxes(autorange="reversed", type="category")
+    else:
+        fig.update_xaxes(type="category")
+    return _layout(fig, title)
+
+
+def heatmap(df: pd.DataFrame, value: str, title: str) -> go.Figure:
+    grid = df.pivot(index="weekday", columns="hour", values=value).reindex(index=range(1, 8), columns=range(24))
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    fig = go.Figure(go.Heatmap(z=grid.values, x=list(range(24)), y=days, colorscale="Blues",
+                               hovertemplate="%{y} %{x}:00 — %{z}<extra></extra>"))
+    fig.update_xaxes(title_text="hour of day", dtick=2)
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, height=300)
+
+
+def chart(fig: go.Figure, key: str) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+COLUMN_TITLES = {"agent_id": "agent", "leg_a_answered": "leg A answered", "in_progress": "in progress",
+                 "show_rate": "show rate", "click_through": "click-through", "answer_rate": "answer rate",
+                 "bridge_rate": "bridge rate", "ttb_p50_s": "to bridge p50 (s)", "ttb_p95_s": "to bridge p95 (s)",
+                 "median_s_to_click": "to click, median (s)"}
+
+
+def table(df: pd.DataFrame, key: str, rates: tuple[str, ...] = ()) -> None:
+    """A query's rows as they came, readable: rates as percentages, seconds to one decimal,
+    "–" where a rate is over nothing (NULL). Formatted here as text: a null number shows as
+    "None" in the grid."""
+    shown = df.copy()
+    for c in df.columns:
+        if c in rates:
+            shown[c] = df[c].map(lambda v: "–" if _missing(v) else f"{v:.0%}")
+        elif pd.api.types.is_float_dtype(df[c]):
+            shown[c] = df[c].map(lambda v: "–" if _missing(v) else f"{v:.1f}")
+    st.dataframe(shown, hide_index=True, width="stretch", key=key,
+                 column_config={c: st.column_config.Column(COLUMN_TITLES.get(c, c.replace("_", " ")))
+                                for c in df.columns})
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+def range_picker(tz: str) -> dict:
+    """The range, bucket and zone every query on the page is asked with (kept in the session,
+    so a test can ask the named query for exactly what the page showed)."""
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    label = left.segmented_control("Range", [*RANGES, CUSTOM], default="Last 24 hours", key="an_range") \
+        or "Last 24 hours"
+    if label == CUSTOM:
+        today = dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()
+        picked = st.date_input("Days (in your time zone)", value=(today - dt.timedelta(days=6), today), max_value=today, key="an_days")
+        first, last = (picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else (today, today))
+        start, end = custom_range(first, last, tz)
+        default_bucket = "day" if (end - start) > dt.timedelta(days=2) else "hour"
+    else:
+        start, end = preset_range(label, now_utc())
+        default_bucket = RANGES[label][1]
+    buckets = list(analytics.BUCKETS)
+    bucket = right.selectbox("Bucket", buckets, index=buckets.index(default_bucket), key=f"an_bucket_{label}")
+    args = {"start": start.isoformat(), "end": end.isoformat(), "tz": tz, "bucket": bucket}
+    st.session_state["analytics_args"] = args
+    st.caption(f"{label}: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC · times shown in {tz}")
+    return args
+
+
+def render() -> None:
+    st.title("Analytics")
+    if session.require_agent() is None:
+        return
+    client = session.client()
+    try:
+        names = {q["name"] for q in client.analytics_list().get("queries", [])}
+    except HubError as e:
+        if e.status == 404:
+            st.info("This hub does not serve analytics yet (GET /api/analytics). Update the hub and restart it.")
+        else:
+            session.show_error(e)
+        return
+    missing = [n for n in NEEDED if n not in names]
+    if missing:
+        st.warning("The hub lacks the named queries " + ", ".join(missing) + "; the page shows what it can.")
+    args = range_picker(browser_tz())
+    rng = {k: args[k] for k in ("start", "end", "tz")}
+    timed = {**rng, "bucket": args["bucket"]}
+
+    def q(name: str, **params) -> pd.DataFrame | None:
+        if name not in names:
+            return None
+        try:
+            return cached(client, name, **params)
+        except HubError as e:
+            st.error(f"{name}: {e.message}")
+            return None
+
+    kpi = q("kpis", **rng)
+    if kpi is None:
+        return
+    row = kpi.iloc[0] if len(kpi) else {}
+    if not any(int(row.get(c) or 0) for c in ("calls", "lookups", "pops_sent", "dials_requested")):
+        st.info("No calls, lookups or dials in this range yet. Pick a longer range; with `make run` the simulated "
+                "PBX fills it within minutes.")
+    tiles(kpi)
+
+    lookups_tab, pops_tab, dials_tab, by_tab = st.tabs(["Lookups", "Pops", "Click-to-call",
+                                                       "By agent, extension, hour"])
+    with lookups_tab:
+        outcomes = q("lookup_outcomes", by="bucket", **timed)
+        if outcomes is not None:
+            chart(outcomes_chart(outcomes, "bucket", "Lookup outcomes and hit rate"), "an_outcomes")
+        left, right = st.columns(2)
+        with left:
+            latency = q("lookup_latency", by="bucket", **timed)
+            if latency is not None:
+                chart(latency_chart(latency), "an_latency")
+        with right:
+            hist = q("latency_histogram", bin_ms=LATENCY_BIN_MS, **rng)
+            if hist is not None:
+                chart(histogram_chart(hist, "bin_ms", "lookups", "Latency distribution", "ms", LATENCY_BIN_MS),
+                      "an_latency_hist")
+        left, right = st.columns(2)
+        with left:
+            timeouts = q("lookup_timeouts", **timed)
+            if timeouts is not None:
+                if int(timeouts["timeouts"].sum()):
+                    chart(timeouts_chart(timeouts), "an_timeouts")
+                else:
+                    st.success("No lookup missed the deadline in this range.")
+        with right:
+            errors = q("lookup_errors", **rng)
+            if errors is not None:
+                if errors.empty:
+                    st.success("No timeouts or CRM errors in this range.")
+                else:
+                    errors = errors.assign(label=errors["outcome"] + ": " + errors["kind"])
+                    chart(bars(errors, "label", "lookups", "Timeouts and errors by kind", horizontal=True,
+                               color="#cf222e"), "an_errors")
+    with pops_tab:
+        funnel = q("pop_funnel", **rng)
+        if funnel is not None:
+            if int(funnel["pops"].max() or 0):
+                chart(funnel_chart(funnel, "stage", "pops", "Pop funnel"), "an_pop_funnel")
+            else:
+                st.info("No pop reached a browser in this range: pops go to agents signed in with the "
+                        "callpop extension.")
+        by_agent = q("pops_by_agent", **rng)
+        if by_agent is not None and not by_agent.empty:
+            st.markdown("**Pops and click-through by agent**")
+            table(by_agent, "an_pops_by_agent", rates=("show_rate", "click_through"))
+    with dials_tab:
+        left, right = st.columns(2)
+        with left:
+            funnel = q("dial_funnel", **rng)
+            if funnel is not None:
+                chart(funnel_chart(funnel, "stage", "dials", "Click-to-call funnel"), "an_dial_funnel")
+        with right:
+            ttb = q("time_to_bridge", bin_s=BRIDGE_BIN_S, **rng)
+            if ttb is not None:
+                chart(histogram_chart(ttb, "bin_s", "dials", "Time to bridge", "seconds", BRIDGE_BIN_S), "an_ttb")
+        failures = q("dial_failures", **rng)
+        if failures is not None and not failures.empty:
+            failures = failures.assign(label=failures["outcome"] + ": " + failures["reason"])
+            chart(bars(failures, "label", "dials", "Failed and refused dials by reason", horizontal=True,
+                       color="#cf222e"), "an_dial_failures")
+        by_source = q("dials_by", by="source", **timed)
+        if by_source is not None:
+            st.markdown("**By source** (extension, console, api)")
+            table(by_source, "an_dials_by_source", rates=("answer_rate", "bridge_rate"))
+    with by_tab:
+        left, right = st.columns(2)
+        with left:
+            by_ext = q("lookup_outcomes", by="extension", **timed)
+            if by_ext is not None:
+                chart(outcomes_chart(by_ext, "extension", "Lookups by extension"), "an_by_extension")
+        with right:
+            by_hour = q("lookup_outcomes", by="hour", **timed)
+            if by_hour is not None:
+                chart(outcomes_chart(by_hour, "hour", "Lookups by hour of day"), "an_by_hour")
+        busiest = q("busiest_hours", **rng)
+        if busiest is not None:
+            chart(heatmap(busiest, "calls", "Calls by weekday and hour"), "an_busiest")
+        dials_agent = q("dials_by", by="agent", **timed)
+        if dials_agent is not None:
+            st.markdown("**Click-to-call by agent**")
+            table(dials_agent, "an_dials_by_agent", rates=("answer_rate", "bridge_rate"))
+
+
+if __name__ == "__main__":  # Streamlit runs a page as __main__; tests import it without rendering
+    render()

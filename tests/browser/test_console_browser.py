@@ -13,13 +13,14 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
 
 from pipelines.server import BackgroundHub
-from tests.support import ROOT, TOKENS, hub_settings, wait_rows
+from tests.support import ROOT, TOKENS, Agent, hub_settings, wait_rows
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a browser Playwright downloads
 OUT = ROOT / "test-output" / "console"
@@ -71,8 +72,43 @@ def demo_hub(tmp_path_factory):
     about one call a second), calls ringing and being answered all the time."""
     hub = BackgroundHub(hub_settings(tmp_path_factory.mktemp("hub"), sim_calls_per_minute=12.0,
                                      sim_speed=5.0, sim_seed="console-browser")).__enter__()
+    browsers = [ExtensionLike(hub, TOKENS[name]) for name in ("noa", "avi", "sarah")]
+    for b in browsers:
+        b.start()
     yield hub
+    for b in browsers:
+        b.close()
     hub.stop()
+
+
+class ExtensionLike(threading.Thread):
+    """An agent's browser as the extension behaves: signed in over the hub's WebSocket, it acks
+    every pop as shown and clicks every other one (so the pop funnel has something to show)."""
+
+    def __init__(self, hub: BackgroundHub, token: str):
+        super().__init__(daemon=True)
+        self.agent, self.stop = Agent(hub, token, client="extension"), threading.Event()
+        self.seen: set[str] = set()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                pop = self.agent.recv("pop", timeout=0.5)
+            except TimeoutError:
+                continue
+            except Exception:  # noqa: BLE001 - the hub went away at the end of the module
+                return
+            if pop["call_id"] in self.seen:
+                continue
+            self.seen.add(pop["call_id"])
+            self.agent.send({"type": "ack", "call_id": pop["call_id"], "event": "shown"})
+            if len(self.seen) % 2:
+                self.agent.send({"type": "ack", "call_id": pop["call_id"], "event": "clicked"})
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(timeout=5)
+        self.agent.close()
 
 
 def _free_port() -> int:
@@ -192,7 +228,12 @@ def test_console_in_a_real_browser(browser, console_url, demo_hub):
     shot(page, "contacts")
 
     go(page, "Analytics")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     shot(page, "analytics")
+    for tab, name in (("Pops", "analytics-pops"), ("Click-to-call", "analytics-dials"),
+                      ("By agent, extension, hour", "analytics-by")):
+        page.get_by_role("tab", name=tab).click()
+        shot(page, name)
 
     # CRM check against the hub's sample CRM (the default URL).
     go(page, "CRM check")
