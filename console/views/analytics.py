@@ -22,7 +22,7 @@ from console import session
 from console.hubclient import HubClient, HubError
 from pipelines import analytics
 
-CACHE_S = 30  # answers kept this long per session: widget clicks do not re-run the queries
+CACHE_S = 30  # a snapshot is kept this long per session: widget clicks do not re-run the queries
 RANGES = {  # label -> (span, default bucket)
     "Last hour": (dt.timedelta(hours=1), "5min"),
     "Last 24 hours": (dt.timedelta(days=1), "hour"),
@@ -35,9 +35,6 @@ OUTCOME_COLORS = {"found": "#2da44e", "multiple": "#1f883d", "not_found": "#8c95
                   "http_error": "#cf222e", "bad_response": "#82071e"}
 OUTCOME_NAMES = {"found": "found", "multiple": "several matches", "not_found": "not found", "timeout": "timeout",
                  "http_error": "HTTP error", "bad_response": "bad answer"}
-NEEDED = ("kpis", "lookup_outcomes", "lookup_latency", "latency_histogram", "lookup_timeouts", "lookup_errors",
-          "pop_funnel", "pops_by_agent", "dial_funnel", "time_to_bridge", "dial_failures", "dials_by",
-          "busiest_hours")
 
 
 # --- the range ------------------------------------------------------------------------------------
@@ -56,8 +53,9 @@ def now_utc() -> dt.datetime:
 
 
 def preset_range(label: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) in UTC; end is the next whole minute, so reruns within a minute ask the same."""
-    end = (now + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+    """[start, end) in UTC, ending now (to the second): rows recorded later fall after the end,
+    so every figure of one snapshot counts the same rows."""
+    end = now.replace(microsecond=0)
     return end - RANGES[label][0], end
 
 
@@ -77,13 +75,59 @@ def fetch(client: HubClient, name: str, **params) -> pd.DataFrame:
     return analytics.from_payload(client.analytics(name, **params))
 
 
-def cached(client: HubClient, name: str, **params) -> pd.DataFrame:
-    key = (client.base_url, name, tuple(sorted(params.items())))
-    store: dict = st.session_state.setdefault("analytics_cache", {})
-    hit = store.get(key)
-    if hit is None or time.monotonic() - hit[0] > CACHE_S:
-        hit = store[key] = (time.monotonic(), fetch(client, name, **params))
-    return hit[1]
+# What the page shows: slot -> (named query, its own parameters, whether it takes the bucket).
+FIGURES: dict[str, tuple[str, dict, bool]] = {
+    "kpis": ("kpis", {}, False),
+    "outcomes": ("lookup_outcomes", {"by": "bucket"}, True),
+    "latency": ("lookup_latency", {"by": "bucket"}, True),
+    "latency_hist": ("latency_histogram", {"bin_ms": LATENCY_BIN_MS}, False),
+    "timeouts": ("lookup_timeouts", {}, True),
+    "errors": ("lookup_errors", {}, False),
+    "pop_funnel": ("pop_funnel", {}, False),
+    "pops_by_agent": ("pops_by_agent", {}, False),
+    "dial_funnel": ("dial_funnel", {}, False),
+    "ttb": ("time_to_bridge", {"bin_s": BRIDGE_BIN_S}, False),
+    "dial_failures": ("dial_failures", {}, False),
+    "dials_by_source": ("dials_by", {"by": "source"}, True),
+    "by_extension": ("lookup_outcomes", {"by": "extension"}, True),
+    "by_hour": ("lookup_outcomes", {"by": "hour"}, True),
+    "busiest": ("busiest_hours", {}, False),
+    "dials_by_agent": ("dials_by", {"by": "agent"}, True),
+}
+
+
+def take_snapshot(client: HubClient, names: set[str], args: dict) -> dict[str, pd.DataFrame | str]:
+    """Every figure of the page for one range, asked one after the other: the range's end is
+    fixed (a past instant), so tiles and charts count the same rows. A figure the hub cannot
+    give is the reason, as text."""
+    frames: dict[str, pd.DataFrame | str] = {}
+    for slot, (name, params, bucketed) in FIGURES.items():
+        if name not in names:
+            frames[slot] = f"the hub has no named query {name!r}"
+            continue
+        given = {"start": args["start"], "end": args["end"], "tz": args["tz"], **params}
+        if bucketed:
+            given["bucket"] = args["bucket"]
+        try:
+            frames[slot] = fetch(client, name, **given)
+        except HubError as e:
+            frames[slot] = e.message
+            if e.kind in ("unreachable", "unauthorized"):
+                raise
+    return frames
+
+
+def snapshot(client: HubClient, names: set[str], selection: tuple, make_args, refresh: bool = False) -> dict:
+    """The page's figures for this selection: kept CACHE_S seconds (widget clicks and reruns
+    reuse them), then asked again with a new end."""
+    snap = st.session_state.get("analytics_snapshot")
+    if refresh or snap is None or snap["selection"] != selection or time.monotonic() - snap["at"] > CACHE_S:
+        args = make_args()
+        snap = {"selection": selection, "at": time.monotonic(), "args": args,
+                "frames": take_snapshot(client, names, args)}
+        st.session_state["analytics_snapshot"] = snap
+    st.session_state["analytics_args"] = snap["args"]
+    return snap
 
 
 # --- formatting -----------------------------------------------------------------------------------
@@ -245,27 +289,36 @@ def table(df: pd.DataFrame, key: str, rates: tuple[str, ...] = ()) -> None:
 
 # --- the page -------------------------------------------------------------------------------------
 
-def range_picker(tz: str) -> dict:
-    """The range, bucket and zone every query on the page is asked with (kept in the session,
-    so a test can ask the named query for exactly what the page showed)."""
+def range_picker(tz: str) -> tuple[tuple, object, str]:
+    """(what the operator picked, a function giving the query arguments for it, its label)."""
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     label = left.segmented_control("Range", [*RANGES, CUSTOM], default="Last 24 hours", key="an_range") \
         or "Last 24 hours"
     if label == CUSTOM:
         today = dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()
-        picked = st.date_input("Days (in your time zone)", value=(today - dt.timedelta(days=6), today), max_value=today, key="an_days")
-        first, last = (picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else (today, today))
-        start, end = custom_range(first, last, tz)
-        default_bucket = "day" if (end - start) > dt.timedelta(days=2) else "hour"
+        picked = st.date_input("Days (in your time zone)", value=(today - dt.timedelta(days=6), today),
+                               max_value=today, key="an_days")
+        first, last = picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else (today, today)
+        default_bucket = "day" if (last - first).days >= 2 else "hour"
+        days: tuple = (first, last)
     else:
-        start, end = preset_range(label, now_utc())
-        default_bucket = RANGES[label][1]
+        default_bucket, days = RANGES[label][1], ()
     buckets = list(analytics.BUCKETS)
     bucket = right.selectbox("Bucket", buckets, index=buckets.index(default_bucket), key=f"an_bucket_{label}")
-    args = {"start": start.isoformat(), "end": end.isoformat(), "tz": tz, "bucket": bucket}
-    st.session_state["analytics_args"] = args
-    st.caption(f"{label}: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC · times shown in {tz}")
-    return args
+
+    def make_args() -> dict:
+        start, end = custom_range(*days, tz) if days else preset_range(label, now_utc())
+        return {"start": start.isoformat(), "end": end.isoformat(), "tz": tz, "bucket": bucket}
+    return (label, days, bucket, tz), make_args, label
+
+
+def show(frames: dict, slot: str) -> pd.DataFrame | None:
+    """A figure's rows, or None after saying why it is missing."""
+    frame = frames.get(slot)
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    st.warning(f"{FIGURES[slot][0]}: {frame}")
+    return None
 
 
 def render() -> None:
@@ -281,23 +334,19 @@ def render() -> None:
         else:
             session.show_error(e)
         return
-    missing = [n for n in NEEDED if n not in names]
-    if missing:
-        st.warning("The hub lacks the named queries " + ", ".join(missing) + "; the page shows what it can.")
-    args = range_picker(browser_tz())
-    rng = {k: args[k] for k in ("start", "end", "tz")}
-    timed = {**rng, "bucket": args["bucket"]}
+    selection, make_args, label = range_picker(browser_tz())
+    refresh = st.button("Refresh", key="an_refresh", icon=":material/refresh:", type="tertiary")
+    try:
+        snap = snapshot(client, names, selection, make_args, refresh=refresh)
+    except HubError as e:
+        session.show_error(e)
+        return
+    args, frames = snap["args"], snap["frames"]
+    st.caption(f"{label}: {args['start'].replace('T', ' ')} to {args['end'].replace('T', ' ')} UTC "
+               f"(end excluded) · times shown in {args['tz']} · figures from the hub's named queries, "
+               f"refreshed every {CACHE_S} s")
 
-    def q(name: str, **params) -> pd.DataFrame | None:
-        if name not in names:
-            return None
-        try:
-            return cached(client, name, **params)
-        except HubError as e:
-            st.error(f"{name}: {e.message}")
-            return None
-
-    kpi = q("kpis", **rng)
+    kpi = show(frames, "kpis")
     if kpi is None:
         return
     row = kpi.iloc[0] if len(kpi) else {}
@@ -309,30 +358,25 @@ def render() -> None:
     lookups_tab, pops_tab, dials_tab, by_tab = st.tabs(["Lookups", "Pops", "Click-to-call",
                                                        "By agent, extension, hour"])
     with lookups_tab:
-        outcomes = q("lookup_outcomes", by="bucket", **timed)
-        if outcomes is not None:
+        if (outcomes := show(frames, "outcomes")) is not None:
             chart(outcomes_chart(outcomes, "bucket", "Lookup outcomes and hit rate"), "an_outcomes")
         left, right = st.columns(2)
         with left:
-            latency = q("lookup_latency", by="bucket", **timed)
-            if latency is not None:
+            if (latency := show(frames, "latency")) is not None:
                 chart(latency_chart(latency), "an_latency")
         with right:
-            hist = q("latency_histogram", bin_ms=LATENCY_BIN_MS, **rng)
-            if hist is not None:
+            if (hist := show(frames, "latency_hist")) is not None:
                 chart(histogram_chart(hist, "bin_ms", "lookups", "Latency distribution", "ms", LATENCY_BIN_MS),
                       "an_latency_hist")
         left, right = st.columns(2)
         with left:
-            timeouts = q("lookup_timeouts", **timed)
-            if timeouts is not None:
+            if (timeouts := show(frames, "timeouts")) is not None:
                 if int(timeouts["timeouts"].sum()):
                     chart(timeouts_chart(timeouts), "an_timeouts")
                 else:
                     st.success("No lookup missed the deadline in this range.")
         with right:
-            errors = q("lookup_errors", **rng)
-            if errors is not None:
+            if (errors := show(frames, "errors")) is not None:
                 if errors.empty:
                     st.success("No timeouts or CRM errors in this range.")
                 else:
@@ -340,51 +384,41 @@ def render() -> None:
                     chart(bars(errors, "label", "lookups", "Timeouts and errors by kind", horizontal=True,
                                color="#cf222e"), "an_errors")
     with pops_tab:
-        funnel = q("pop_funnel", **rng)
-        if funnel is not None:
+        if (funnel := show(frames, "pop_funnel")) is not None:
             if int(funnel["pops"].max() or 0):
                 chart(funnel_chart(funnel, "stage", "pops", "Pop funnel"), "an_pop_funnel")
             else:
                 st.info("No pop reached a browser in this range: pops go to agents signed in with the "
                         "callpop extension.")
-        by_agent = q("pops_by_agent", **rng)
-        if by_agent is not None and not by_agent.empty:
+        if (by_agent := show(frames, "pops_by_agent")) is not None and not by_agent.empty:
             st.markdown("**Pops and click-through by agent**")
             table(by_agent, "an_pops_by_agent", rates=("show_rate", "click_through"))
     with dials_tab:
         left, right = st.columns(2)
         with left:
-            funnel = q("dial_funnel", **rng)
-            if funnel is not None:
+            if (funnel := show(frames, "dial_funnel")) is not None:
                 chart(funnel_chart(funnel, "stage", "dials", "Click-to-call funnel"), "an_dial_funnel")
         with right:
-            ttb = q("time_to_bridge", bin_s=BRIDGE_BIN_S, **rng)
-            if ttb is not None:
+            if (ttb := show(frames, "ttb")) is not None:
                 chart(histogram_chart(ttb, "bin_s", "dials", "Time to bridge", "seconds", BRIDGE_BIN_S), "an_ttb")
-        failures = q("dial_failures", **rng)
-        if failures is not None and not failures.empty:
+        if (failures := show(frames, "dial_failures")) is not None and not failures.empty:
             failures = failures.assign(label=failures["outcome"] + ": " + failures["reason"])
             chart(bars(failures, "label", "dials", "Failed and refused dials by reason", horizontal=True,
                        color="#cf222e"), "an_dial_failures")
-        by_source = q("dials_by", by="source", **timed)
-        if by_source is not None:
+        if (by_source := show(frames, "dials_by_source")) is not None:
             st.markdown("**By source** (extension, console, api)")
             table(by_source, "an_dials_by_source", rates=("answer_rate", "bridge_rate"))
     with by_tab:
         left, right = st.columns(2)
         with left:
-            by_ext = q("lookup_outcomes", by="extension", **timed)
-            if by_ext is not None:
+            if (by_ext := show(frames, "by_extension")) is not None:
                 chart(outcomes_chart(by_ext, "extension", "Lookups by extension"), "an_by_extension")
         with right:
-            by_hour = q("lookup_outcomes", by="hour", **timed)
-            if by_hour is not None:
+            if (by_hour := show(frames, "by_hour")) is not None:
                 chart(outcomes_chart(by_hour, "hour", "Lookups by hour of day"), "an_by_hour")
-        busiest = q("busiest_hours", **rng)
-        if busiest is not None:
+        if (busiest := show(frames, "busiest")) is not None:
             chart(heatmap(busiest, "calls", "Calls by weekday and hour"), "an_busiest")
-        dials_agent = q("dials_by", by="agent", **timed)
-        if dials_agent is not None:
+        if (dials_agent := show(frames, "dials_by_agent")) is not None:
             st.markdown("**Click-to-call by agent**")
             table(dials_agent, "an_dials_by_agent", rates=("answer_rate", "bridge_rate"))
 

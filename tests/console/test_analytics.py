@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
+
+import numpy as np
 
 from console.views import analytics as page
 from pipelines import analytics
@@ -54,14 +58,33 @@ def test_a_chart_plots_the_named_querys_rows(hub, console):
     at = console("analytics", token="dana")
     args = at.session_state["analytics_args"]
     by_ext = named_query(hub, "lookup_outcomes", by="extension", **args)
-    shown = page.cached(page_client(hub), "lookup_outcomes", by="extension", **args)
-    assert by_ext.equals(shown)
+    plotted = at.session_state["analytics_snapshot"]["frames"]["by_extension"]
+    assert by_ext.equals(plotted)
     assert dict(zip(by_ext["extension"], by_ext["lookups"])) == {"201": 2, "202": 1, "203": 1}
+    # The figure sent to the browser carries the same counts.
+    spec = next(c for c in at.get("plotly_chart") if '"Lookups by extension"' in c.proto.spec).proto.spec
+    found = next(t for t in json.loads(spec)["data"] if t.get("name") == "found")
+    assert dict(zip(found["x"], plotted_values(found["y"]))) == dict(zip(by_ext["extension"], by_ext["found"]))
 
 
-def page_client(hub):
-    from console.hubclient import HubClient
-    return HubClient(hub.url, TOKENS["dana"])
+def plotted_values(values) -> list:
+    """A trace's numbers as plotly sends them (a typed array: dtype + base64 bytes) or a list."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def test_figures_are_one_snapshot_reused_by_reruns(hub, console):
+    with_traffic(hub)
+    at = console("analytics", token="dana")
+    first = at.session_state["analytics_args"]
+    post_event(hub, call_id="late", type="ringing", caller="0722776772", extension="204")
+    wait_rows(hub, "SELECT * FROM lookups", n=5)
+    at.run()
+    assert at.session_state["analytics_args"] == first
+    assert {m.label: m.value for m in at.main.metric}["Lookups"] == "4"  # the same snapshot
+    at.button(key="an_refresh").click().run()
+    assert {m.label: m.value for m in at.main.metric}["Lookups"] == "5"
 
 
 def test_other_ranges_and_an_empty_range(hub, console):
@@ -77,8 +100,8 @@ def test_other_ranges_and_an_empty_range(hub, console):
 
 
 def test_ranges_are_whole_minutes_and_local_days():
-    start, end = page.preset_range("Last hour", dt.datetime(2026, 11, 25, 10, 7, 31))
-    assert (start, end) == (dt.datetime(2026, 11, 25, 9, 8), dt.datetime(2026, 11, 25, 10, 8))
+    start, end = page.preset_range("Last hour", dt.datetime(2026, 11, 25, 10, 7, 31, 5000))
+    assert (start, end) == (dt.datetime(2026, 11, 25, 9, 7, 31), dt.datetime(2026, 11, 25, 10, 7, 31))
     start, end = page.custom_range(dt.date(2026, 7, 1), dt.date(2026, 7, 2), "Asia/Jerusalem")
     assert (start, end) == (dt.datetime(2026, 6, 30, 21, 0), dt.datetime(2026, 7, 2, 21, 0))  # UTC+3 in summer
     assert page.pct(float("nan")) == page.ms(None) == "–"
