@@ -18,8 +18,8 @@ const KEEPALIVE_MINUTES = 0.5; // the shortest period Chrome allows a packed ext
 const ICON = chrome.runtime.getURL("icons/icon128.png");
 const session = chrome.storage.session;
 
-let current = null; // the settings, cached; reloaded when they change
-const settings = async () => current || (current = await loadSettings());
+// Read fresh each time (a local read): a change takes effect at once, with no cache to go stale.
+const settings = () => loadSettings();
 
 const connection = new HubConnection({
   wsUrl,
@@ -79,7 +79,6 @@ chrome.notifications.onClosed.addListener((id, byUser) => app.popups.closed(id, 
 chrome.action.onClicked.addListener(() => chrome.runtime.openOptionsPage());
 chrome.storage.onChanged.addListener((changes, area) => {
   if (area !== "sync") return;
-  current = null;
   settings().then((s) => connection.configure(s));
 });
 

@@ -26,6 +26,7 @@
   let observer = null;
   let timer = 0;
   let active = false;
+  let ready = false; // settings read: `active` says what they decided
 
   function siteIsOff(host, list) {
     host = String(host || "").toLowerCase();
@@ -209,7 +210,7 @@
       const found = [];
       for (const [, list] of marks) for (const m of list) found.push({ text: m.range.toString(), e164: m.e164, via: "text" });
       for (const [a, e164] of links) found.push({ text: a.getAttribute("href"), e164, via: "link" });
-      reply({ numbers: found, pending: textQueue.length + pendingRoots.size, active });
+      reply({ numbers: found, pending: textQueue.length + pendingRoots.size, active, ready });
     }
   });
 
@@ -225,8 +226,8 @@
     if (changed) apply();
   });
 
-  chrome.storage.sync.get(Object.keys(settings)).then((stored) => {
-    Object.assign(settings, stored);
+  chrome.storage.sync.get(Object.keys(settings)).then((stored) => Object.assign(settings, stored)).finally(() => {
+    ready = true;
     apply();
-  }, apply);
+  });
 })();

@@ -55,7 +55,7 @@ class PageServer:
         self.server.server_close()
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05, what: str = "condition"):
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05, what: str = "condition"):
     """Poll ``check`` until it returns something truthy; that value, or AssertionError."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -97,7 +97,7 @@ class ExtensionBrowser:
         self.configure(hubUrl=hub.url, token=token, **settings)
         self.wait_connected(hub, token)
 
-    def wait_connected(self, hub: BackgroundHub, token: str | None = None, timeout: float = 10.0) -> None:
+    def wait_connected(self, hub: BackgroundHub, token: str | None = None, timeout: float = 20.0) -> None:
         def connected():
             status = self.session("status") or {}
             agents = hub.hub.sessions.online()
@@ -128,18 +128,25 @@ class ExtensionBrowser:
         page.evaluate("m => { document.title = m; }", marker)
         return wait_until(lambda: self.evaluate(
             "m => new Promise(r => chrome.tabs.query({}, tabs => r((tabs.find(t => t.title === m) || {}).id)))", marker),
-            5, what="the tab of the page")
+            20, what="the tab of the page")
 
-    def numbers_on(self, page, settle: float = 0.3) -> list[dict]:
-        """What the content script marked on a page, once it has nothing pending."""
+    def page_state(self, page, settle: float = 0.3) -> dict:
+        """The content script's state on a page once it read its settings and has nothing pending:
+        {numbers: [{text, e164, via}], active: marking on or off}."""
         tab = self.tab_id(page)
 
         def listed():
             reply = self.evaluate("t => chrome.tabs.sendMessage(t, {type: 'list-numbers'}, {frameId: 0})", tab)
-            return reply if reply and reply["active"] and reply["pending"] == 0 else None
+            return reply if reply and reply["ready"] and reply["pending"] == 0 else None
 
         time.sleep(settle)
-        return wait_until(listed, 10, what="the page's numbers")["numbers"]
+        return wait_until(listed, 20, what="the page's numbers")
+
+    def numbers_on(self, page, settle: float = 0.3) -> list[dict]:
+        """What the content script marked on a page (marking must be on there)."""
+        state = self.page_state(page, settle)
+        assert state["active"], "number marking is off on this page"
+        return state["numbers"]
 
 
 def hub_sent_at_ms(hub: BackgroundHub, call_id: str, agent_id: str) -> float:
@@ -147,6 +154,6 @@ def hub_sent_at_ms(hub: BackgroundHub, call_id: str, agent_id: str) -> float:
     from tests.support import wait_rows
 
     df = wait_rows(hub, "SELECT epoch_us(sent_at) / 1000.0 AS ms FROM pops WHERE call_id = ? AND agent_id = ?",
-                   [call_id, agent_id])
+                   [call_id, agent_id], timeout=20)
     return float(df.ms.iloc[0])
 
