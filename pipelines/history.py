@@ -71,9 +71,10 @@ RING_GROUP = .2
 CACHE_HIT, CACHE_COALESCED = .04, .01
 # Per agent, in the order of agents.csv (a longer list repeats): how often their extension
 # rings, how often they are signed in, how keen they are on clicking pops, how often they
-# start a click-to-call, and how many of those from the console.
-AGENT_TRAITS = ((.3, .96, .62, 1.0, .2), (.28, .9, .35, 1.2, .1), (.2, .93, .78, .8, .45),
-                (.17, .8, .1, .9, .05), (.05, .97, .45, .3, .6))
+# start a click-to-call, how many of those from the console, and how often they have their
+# mobile rung first (a mobile answers later, and less often, than a desk extension).
+AGENT_TRAITS = ((.3, .96, .62, 1.0, .2, .1), (.28, .9, .35, 1.2, .1, .15), (.2, .93, .78, .8, .45, .25),
+                (.17, .8, .1, .9, .05, .6), (.05, .97, .45, .3, .6, .05))
 
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 POP_STATUS = ("found", "multiple", "not_found", "error", "error", "error")  # by final outcome
@@ -111,6 +112,7 @@ class World:
     click: np.ndarray
     dial_weights: np.ndarray
     console_share: np.ndarray
+    mobile_share: np.ndarray
     leg_b_weights: np.ndarray  # dial targets: contacts and unknown numbers
 
 
@@ -177,7 +179,7 @@ def build_world(agents: Agents, contacts: Contacts, region: str, rng: np.random.
     leg_b = np.concatenate([contact_weights * .75, unknown_weights * .25])
     return World(numbers, known, contact_weights, unknown_weights, broken, agent_table,
                  traits[:, 0] / traits[:, 0].sum(), traits[:, 1], traits[:, 2],
-                 traits[:, 3] / traits[:, 3].sum(), traits[:, 4], leg_b / leg_b.sum())
+                 traits[:, 3] / traits[:, 3].sum(), traits[:, 4], traits[:, 5], leg_b / leg_b.sum())
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -399,7 +401,8 @@ def dials_batch(rng: np.random.Generator, world: World, t: np.ndarray, hour: np.
     agent = rng.choice(world.agents.num_rows, n, p=world.dial_weights)
     source = np.where(rng.random(n) < world.console_share[agent], 1, 0)
     source = np.where(rng.random(n) < .05, 2, source)
-    kind = rng.choice(4, n, p=[.74, .2, .03, .03])
+    kind = rng.choice(np.array([0, 2, 3]), n, p=[.92, .04, .04])
+    kind = np.where(rng.random(n) < world.mobile_share[agent], 1, kind)
     has_home = np.array([h is not None for h in world.agents.column("leg_home").to_pylist()])
     kind = np.where((kind == 2) & ~has_home[agent], 1, kind)
     target = rng.choice(len(world.leg_b_weights), n, p=world.leg_b_weights)

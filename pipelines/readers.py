@@ -116,6 +116,16 @@ class Analytics:
             return None
         return cov["first_at"].min().to_pydatetime(), cov["last_at"].max().to_pydatetime()
 
+    def last_days(self, days: float, end: Any = None) -> tuple[dt.datetime, dt.datetime]:
+        """The range ``[end - days, end)`` (UTC). Without ``end``: midnight after the last
+        recorded row, so a history or a live hub both show their latest days; now if empty."""
+        if end:
+            stop = analytics.parse_time("end", end)
+        else:
+            span = self.data_range()
+            stop = pd.Timestamp(span[1]).floor("D").to_pydatetime() + dt.timedelta(days=1) if span else _now()
+        return stop - dt.timedelta(days=days), stop
+
     # --- the two ways
     def _from_hub(self, name: str, given: dict[str, Any]) -> pd.DataFrame:
         if not self.token:

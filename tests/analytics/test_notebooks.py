@@ -1,0 +1,57 @@
+"""The notebooks: committed without outputs, and run top to bottom on a generated history."""
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from pipelines import history
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_there_are_the_three_notebooks():
+    assert [p.name for p in ALL] == ["01_lookup_hit_rate.ipynb", "02_lookup_latency.ipynb", "03_click_to_call.ipynb"]
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_committed_notebooks_have_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} cell {i} has outputs"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")  # the question
+    assert nb.cells[1].cell_type == "code" and "DB_PATH" in nb.cells[1].source and "HUB_URL" in nb.cells[1].source
+
+
+def run(nb, env_path: Path):
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(env_path)}}).execute()
+    return nb
+
+
+def test_the_kernel_is_this_python():
+    """ipykernel's 'python3' kernel spec in the venv starts the venv's own interpreter."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print(sys.executable)")])
+    out = run(nb, NOTEBOOKS).cells[0].outputs[0]["text"].strip()
+    assert Path(out).resolve() == Path(sys.executable).resolve()
+
+
+def test_every_notebook_runs_top_to_bottom_on_a_generated_history(tmp_path, monkeypatch):
+    db = tmp_path / "history.duckdb"
+    history.generate(db, days=21, calls_per_day=800, seed=11, end=dt.date(2026, 11, 22))
+    monkeypatch.setenv("CALLPOP_DB_PATH", str(db))
+    monkeypatch.setenv("CALLPOP_HUB_URL", "")  # never a hub that happens to run on this machine
+    monkeypatch.setenv("ANALYTICS_DAYS", "21")
+    started = time.monotonic()
+    for path in ALL:
+        nb = run(nbformat.read(path, as_version=4), NOTEBOOKS)  # raises CellExecutionError on any error
+        said = [o for o in nb.cells[-2].outputs if "text/markdown" in o.get("data", {})]
+        assert said and "From" in said[0]["data"]["text/markdown"], f"{path.name} said nothing at the end"
+        assert any("plotly" in "".join(o.get("data", {})) for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs), f"{path.name} drew no chart"
+    assert time.monotonic() - started < 120
