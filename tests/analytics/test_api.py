@@ -4,6 +4,9 @@ The console reads these routes and the notebooks call the functions (through the
 numbers must be the same, so every query's route answer is compared with the function's.
 """
 
+import threading
+import time
+
 import duckdb
 import pandas as pd
 import pytest
@@ -99,3 +102,32 @@ def test_a_missing_range_means_the_last_seven_days(hub):
     assert r.status_code == 200
     params = r.json()["params"]
     assert pd.Timestamp(params["end"]) - pd.Timestamp(params["start"]) == pd.Timedelta(days=7)
+
+
+def test_a_slow_query_runs_beside_the_event_loop(hub, monkeypatch):
+    """While a query takes its time in a worker thread, the hub keeps answering."""
+    def slow(con, *, start, end, tz="UTC"):
+        time.sleep(1.5)
+        return pd.DataFrame({"n": [1]})
+    monkeypatch.setitem(QUERIES, "slow", analytics.NamedQuery("slow", "Slow", slow, (analytics.START, analytics.END,
+                                                                                        analytics.TZ)))
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(get(hub, "slow")))
+    worker.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    assert api(hub, "GET", "/healthz").status_code == 200
+    assert time.perf_counter() - started < 0.5
+    worker.join()
+    assert answers[0].status_code == 200 and answers[0].json()["records"] == [{"n": 1}]
+
+
+def test_a_query_past_its_time_is_interrupted():
+    def endless(con, *, start, end, tz="UTC"):
+        return con.execute("SELECT sum(hash(range)) FROM range(100000000000)").df()
+    query = analytics.NamedQuery("endless", "Endless", endless, (analytics.START, analytics.END, analytics.TZ))
+    database = duckdb.connect()
+    started = time.perf_counter()
+    with pytest.raises(duckdb.InterruptException):
+        analytics.answer(database.cursor, query, query.parse(RANGE), timeout_s=0.3)
+    assert time.perf_counter() - started < 5
