@@ -102,7 +102,7 @@ def live_panel() -> None:
         })
     else:
         st.info("No calls ringing or in progress right now. They appear here by themselves as the "
-                "phone system reports them; with `make run` the simulated PBX places a call every few seconds.")
+                "phone system reports them; with `make run` the simulated PBX places several calls a minute.")
     st.subheader("Latest pops")
     if pops:
         st.dataframe(pops_frame(pops, _browser_tz()), hide_index=True, width="stretch", column_config={

@@ -7,7 +7,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from console.hubclient import HubClient
+from console.hubclient import HubClient, HubError
 from console.views import live
 from tests.console.conftest import open_console, rendered
 from tests.crmserver import FakeCrm
@@ -164,7 +164,7 @@ def test_every_hub_call_has_a_deadline():
     server.listen(1)
     client = HubClient(f"http://127.0.0.1:{server.getsockname()[1]}", "x", timeout=0.3)
     started = time.monotonic()
-    with pytest.raises(Exception) as e:
+    with pytest.raises(HubError) as e:
         client.status()
     server.close()
     assert time.monotonic() - started < 3
