@@ -119,6 +119,8 @@ def poll_dial(client: HubClient, dial: dict) -> dict:
     if state not in DONE and state in STEPS and STEPS.index(state) < STEPS.index(dial["state"]):
         state = dial["state"]
     out = dial | {"state": state, "note": ""}
+    if state == "bridged" and "to_bridge_s" not in dial:
+        out["to_bridge_s"] = time.time() - dial["started"]  # as the operator waited for it
     if state == "failed":
         code = answer.get("error") or "failed"
         out |= {"error": code, "reason": FAILURE_TEXT.get(code, code.replace("_", " "))}
@@ -139,7 +141,8 @@ def dial_status(dial: dict) -> None:
     text = STEP_TEXT.get(state, state).format(to=session.md_escape(dial.get("to", "")))
     st.progress((step + 1) / len(STEPS), text=text)
     if state == "bridged":
-        st.success(f"Connected: talk on your phone. ({time.time() - dial.get('started', time.time()):.0f} s to connect)")
+        waited = f" ({dial['to_bridge_s']:.0f} s to connect)" if "to_bridge_s" in dial else ""
+        st.success(f"Connected: talk on your phone.{waited}")
     if dial.get("note"):
         st.caption(session.md_escape(dial["note"]))
 

@@ -153,3 +153,34 @@ def test_thousands_of_contacts_stay_fast(hub, console):
 def test_no_sign_in_no_grid(console):
     at = console("contacts", token=None)
     assert not at.dataframe and "Sign in" in at.info[0].value
+
+
+class ScriptedDials:
+    """What /api/dials/{id} answers, one answer per poll."""
+
+    def __init__(self, *answers: dict):
+        self.answers = iter(answers)
+
+    def dial_state(self, dial_id: str) -> dict:
+        return next(self.answers)
+
+
+def test_dial_progress_never_goes_back_and_a_failure_says_why():
+    # Between the provider's report and the hub's row being written, the hub may answer from
+    # the row (still "requested"): the panel keeps the furthest step it saw.
+    client = ScriptedDials({"state": "leg_b_ringing"}, {"state": "requested", "outcome": None},
+                           {"state": "failed", "outcome": "failed", "error": "leg_b_busy"})
+    dial = {"dial_id": "d1", "state": "requested", "started": time.time()}
+    dial = contacts.poll_dial(client, dial)
+    assert dial["state"] == "leg_b_ringing"
+    dial = contacts.poll_dial(client, dial)
+    assert dial["state"] == "leg_b_ringing"
+    dial = contacts.poll_dial(client, dial)
+    assert (dial["state"], dial["reason"]) == ("failed", "the number is busy")
+    assert contacts.poll_dial(client, dial) is dial  # over: the hub is not asked again
+
+
+def test_time_to_connect_is_measured_once():
+    dial = contacts.poll_dial(ScriptedDials({"state": "bridged"}),
+                              {"dial_id": "d2", "state": "leg_b_ringing", "started": time.time() - 4})
+    assert dial["state"] == "bridged" and 3.5 < dial["to_bridge_s"] < 6
