@@ -9,6 +9,7 @@ same queries, so the console and the notebooks cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 import time
 import zoneinfo
@@ -182,6 +183,14 @@ def tiles(kpi: pd.DataFrame) -> None:
 
 # --- charts ---------------------------------------------------------------------------------------
 
+def _text(values: pd.Series) -> pd.Series:
+    """Category labels as plotly text: it renders a subset of HTML in labels (<a>, <b>, <br>),
+    and labels such as error kinds or extensions come from outside (a CRM, a PBX)."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    return values.astype("str").map(html.escape)
+
+
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
                       legend=dict(orientation="h", y=-0.2, traceorder="normal"))
@@ -190,10 +199,11 @@ def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
 
 def outcomes_chart(df: pd.DataFrame, key: str, title: str) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = _text(df[key])
     for outcome, color in OUTCOME_COLORS.items():
         if outcome in df:
-            fig.add_bar(x=df[key], y=df[outcome], name=OUTCOME_NAMES[outcome], marker_color=color)
-    fig.add_scatter(x=df[key], y=df["hit_rate"], name="hit rate", mode="lines+markers",
+            fig.add_bar(x=x, y=df[outcome], name=OUTCOME_NAMES[outcome], marker_color=color)
+    fig.add_scatter(x=x, y=df["hit_rate"], name="hit rate", mode="lines+markers",
                     line=dict(color="#0969da", width=2), secondary_y=True)
     fig.update_layout(barmode="stack")
     fig.update_yaxes(title_text="lookups", secondary_y=False)
@@ -242,8 +252,9 @@ def timeouts_chart(df: pd.DataFrame) -> go.Figure:
 
 
 def bars(df: pd.DataFrame, x: str, y: str, title: str, horizontal: bool = False, color: str = "#0969da") -> go.Figure:
-    bar = go.Bar(y=df[x], x=df[y], orientation="h", marker_color=color) if horizontal else \
-        go.Bar(x=df[x], y=df[y], marker_color=color)
+    labels = _text(df[x])
+    bar = go.Bar(y=labels, x=df[y], orientation="h", marker_color=color) if horizontal else \
+        go.Bar(x=labels, y=df[y], marker_color=color)
     fig = go.Figure(bar)
     if horizontal:
         fig.update_yaxes(autorange="reversed", type="category")

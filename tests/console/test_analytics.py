@@ -105,3 +105,19 @@ def test_ranges_are_whole_minutes_and_local_days():
     start, end = page.custom_range(dt.date(2026, 7, 1), dt.date(2026, 7, 2), "Asia/Jerusalem")
     assert (start, end) == (dt.datetime(2026, 6, 30, 21, 0), dt.datetime(2026, 7, 2, 21, 0))  # UTC+3 in summer
     assert page.pct(float("nan")) == page.ms(None) == "–"
+
+
+def test_labels_from_a_crm_are_text_in_the_charts(start_hub, monkeypatch):
+    from tests.console.conftest import open_console
+    from tests.crmserver import FakeCrm
+    with FakeCrm() as crm:
+        crm.respond("0527654000", {"STATUS": "<a href='https://evil.example'>ERR</a>"})
+        hub = start_hub(crm_url=crm.url)
+        monkeypatch.setenv("CALLPOP_HUB_URL", hub.url)
+        post_event(hub, call_id="e1", type="ringing", caller="0527654000", extension="201")
+        wait_rows(hub, "SELECT * FROM lookups WHERE outcome = 'bad_response'")
+        at = open_console("analytics", token="dana")
+    spec = next(c for c in at.get("plotly_chart") if '"Timeouts and errors by kind"' in c.proto.spec).proto.spec
+    (trace,) = json.loads(spec)["data"]
+    (label,) = trace["y"]
+    assert label.startswith("bad_response: STATUS is ") and "&lt;a href=" in label and "<a" not in label
