@@ -61,6 +61,8 @@ TABLE: tuple[Setting, ...] = (
     S("voicenter_click2call_url", "https://api.voicenter.com/ForwardDialer/click2call.aspx",
       "voicenter: the Click2Call API endpoint."),
     S("voicenter_timeout_s", 5.0, "voicenter: deadline for each Click2Call request."),
+    S("voicenter_timezone", "Asia/Jerusalem", "voicenter: zone of the epoch times in Voicenter's CDRs (documented "
+      "as Israel time; UTC if yours are true Unix times)."),
     S("ami_host", "127.0.0.1", "asterisk: host of the Asterisk Manager Interface (AMI)."),
     S("ami_port", 5038, "asterisk: AMI port (manager.conf [general] port)."),
     S("ami_username", "callpop", "asterisk: AMI user (a [section] of manager.conf)."),

@@ -31,6 +31,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from urllib.parse import parse_qsl
 
 import httpx
@@ -92,8 +93,6 @@ class Popup:
     phase: str | None  # ringing | answered | hangup; None for a status we do not know
     direction: str
     cause: str
-    started: datetime | None
-    answered: datetime | None
     unknown: tuple[str, ...]
 
 
@@ -105,14 +104,21 @@ def _text(value: Any, cap: int = 200) -> str:
     return str(value).strip()[:cap]
 
 
-def _epoch(value: Any) -> datetime | None:
+def _epoch(value: Any, tz: str = "UTC") -> datetime | None:
+    """Voicenter's epoch seconds as UTC. Voicenter documents them as Israel time: the seconds of
+    the wall clock in ``tz``, not true Unix time, so they are read in that zone."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         return None
     if seconds <= 0:
         return None
-    return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+    wall = datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+    try:
+        zone = ZoneInfo(tz)
+    except (ValueError, ZoneInfoNotFoundError):
+        zone = timezone.utc
+    return wall.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _int(value: Any) -> int | None:
@@ -134,8 +140,7 @@ def parse_popup(fields: Mapping[str, Any]) -> Popup:
         ivrid=_text(fields.get("ivrid")), phone=_text(fields.get("phone"), 64),
         exten_user=_text(fields.get("extenUser"), 64), did=_text(fields.get("did"), 64), status=status,
         phase=PHASES.get(status.lower()), direction=direction_of(_text(fields.get("direction"))),
-        cause=_text(fields.get("cause")), started=_epoch(fields.get("callStarted")),
-        answered=_epoch(fields.get("callAnswered")),
+        cause=_text(fields.get("cause")),
         unknown=tuple(sorted(str(k)[:60] for k in fields if k not in POPUP_FIELDS)))
 
 
@@ -171,8 +176,8 @@ class Cdr:
         return 1 if kind.startswith("click2callleg1") else 2 if kind.startswith("click2callleg2") else 0
 
 
-def parse_cdr(body: Mapping[str, Any]) -> Cdr:
-    """One CDR notification; ValueError when it has no call id."""
+def parse_cdr(body: Mapping[str, Any], tz: str = "UTC") -> Cdr:
+    """One CDR notification (epoch times read in ``tz``); ValueError when it has no call id."""
     call_id = _text(body.get("ivruniqueid"))
     if not call_id:
         raise ValueError("no ivruniqueid")
@@ -188,7 +193,7 @@ def parse_cdr(body: Mapping[str, Any]) -> Cdr:
     return Cdr(
         call_id=call_id, type=kind, status=_text(body.get("status"), 20).upper(),
         caller=_text(body.get("caller") or body.get("callerPhone"), 64), target=_text(body.get("target"), 64),
-        did=_text(body.get("did"), 64), started=_epoch(body.get("time")), duration=_int(body.get("duration")),
+        did=_text(body.get("did"), 64), started=_epoch(body.get("time"), tz), duration=_int(body.get("duration")),
         ring=_int(body.get("dialtime") if body.get("dialtime") is not None else body.get("actualCallDialtime")),
         talk=_int(body.get("actualCallDuration")), record=_text(body.get("record"), 500),
         exten_user=_text(body.get("extenUser") or body.get("targetextension") or body.get("callerextension"), 64),
@@ -257,7 +262,7 @@ class VoicenterProvider(Provider):
             if agent is not None and agent.extension:
                 self.extension_of_user[user] = agent.extension
         self._dials: collections.OrderedDict[str, str] = collections.OrderedDict()  # CALLID -> dial id
-        self._reported: set[tuple[str, str]] = set()  # (reason, what) recorded once
+        self._reported: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self.popups = 0
         self.cdrs = 0
 
@@ -274,11 +279,15 @@ class VoicenterProvider(Provider):
         return exten_user if self.hub.agents.by_extension(exten_user) else ""
 
     def _once(self, source: str, reason: str, what: str, detail: str) -> None:
+        """Record a problem the first time it is seen (a field Voicenter added would otherwise
+        fill ``rejects`` with one row per call)."""
         if (reason, what) in self._reported:
+            self._reported.move_to_end((reason, what))
             log.debug("%s %s: %s", reason, what, detail)
             return
-        if len(self._reported) < 10000:
-            self._reported.add((reason, what))
+        self._reported[(reason, what)] = None
+        while len(self._reported) > 10000:
+            self._reported.popitem(last=False)
         self.hub.reject(source, reason, detail)
 
     # --- pop-up requests
@@ -294,18 +303,17 @@ class VoicenterProvider(Provider):
             self._once("/voicenter/popup", "unknown_status", p.status, f"call {p.ivrid}: status {p.status!r}")
             return self._known_answer(p.ivrid)
         extension = self.extension_for(p.exten_user)
-        if not p.exten_user:
-            self.hub.reject("/voicenter/popup", "missing_extenuser",
-                            f"call {p.ivrid} {p.status}: no extenUser, nobody to pop (the CRM answer still goes back)")
+        if not p.exten_user:  # e.g. a pop-up set on a DID, while the call is still in the IVR
+            self._once("/voicenter/popup", "missing_extenuser", p.ivrid,
+                       f"call {p.ivrid} {p.status}: no extenUser, nobody to pop (the CRM answer still goes back)")
         elif not extension:
             self._once("/voicenter/popup", "unknown_extenuser", p.exten_user,
                        f"extenUser {p.exten_user!r} is no agent's voicenter_user or extension (call {p.ivrid})")
             extension = p.exten_user  # kept on the call's row, so the team sees which extension it was
-        at = p.started if p.phase == "ringing" else p.answered if p.phase == "answered" else None
         direction = "outbound" if p.ivrid in self._dials else p.direction
-        try:
+        try:  # stamped on arrival: a pop-up comes as it happens (and Voicenter's epochs are local time)
             event = CallEvent(call_id=p.ivrid, type=p.phase, direction=direction, caller=p.phone, callee=p.did,
-                              extension=extension, at=at, cause=p.cause)
+                              extension=extension, cause=p.cause)
         except ValidationError as e:
             self.hub.reject("/voicenter/popup", "invalid_popup", f"call {p.ivrid}: {e.errors()[0].get('msg', '')}")
             return dict(EMPTY_ANSWER)
@@ -331,7 +339,7 @@ class VoicenterProvider(Provider):
             self.hub.reject("/voicenter/cdr", "invalid_cdr", f"a JSON {type(body).__name__}, not an object")
             return {"err": 1, "errdesc": "the CDR must be a JSON object"}
         try:
-            cdr = parse_cdr(body)
+            cdr = parse_cdr(body, self.settings.voicenter_timezone)
         except ValueError as e:
             self.hub.reject("/voicenter/cdr", "invalid_cdr", str(e))
             return {"err": 1, "errdesc": str(e)}
@@ -354,7 +362,7 @@ class VoicenterProvider(Provider):
             base = {"call_id": cdr.call_id, "direction": call.direction, "caller": call.caller, "callee": call.callee}
             if answered and call.status == "ringing":
                 await self.hub.ingest(CallEvent(**base, type="answered", extension=extension), self.name)
-            await self.hub.ingest(CallEvent(**base, type="hangup", at=end,
+            await self.hub.ingest(CallEvent(**base, type="hangup",
                                             cause=CDR_CAUSES.get(cdr.status, cdr.status.lower())), self.name)
         values: dict[str, Any] = {"duration_s": cdr.duration, "ring_s": cdr.ring, "talk_s": cdr.talk,
                                   "cdr_status": cdr.status or None, "recording_url": cdr.record or None}

@@ -37,6 +37,7 @@ class AmiServer:
         self.originate_script: str | None = None
         self.originate_error = ""  # answer Originate with Response: Error and this message
         self.live_channels: list[dict[str, str]] = []
+        self.ignore: set[str] = set()  # actions (lower case) left unanswered, as a hung Asterisk would
         self.actions: list[Message] = []
         self.logins = 0
         self.connections = 0
@@ -133,6 +134,8 @@ class AmiServer:
     async def _answer(self, action: Message, w: asyncio.StreamWriter) -> bool:
         aid = action.action_id
         name = action.get("Action").lower()
+        if name in self.ignore:
+            return True
         if name == "login":
             if action.get("Username") != self.username or action.get("Secret") != self.secret:
                 await self._send(w, f"Response: Error\r\nActionID: {aid}\r\nMessage: Authentication failed\r\n\r\n".encode())

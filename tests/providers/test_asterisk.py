@@ -210,3 +210,23 @@ def test_no_asterisk_at_all_is_down_and_retrying(start_hub):
     hub = start_hub(provider="asterisk", ami_port=port, ami_reconnect_max_s=0.3)
     until(lambda: hub.hub.provider.status()["state"] == "down")
     assert "retrying in" in hub.hub.provider.status()["detail"]
+
+
+def test_a_silent_asterisk_is_noticed_by_ping_and_reconnected(asterisk_hub, ami):
+    hub = asterisk_hub(ami_ping_s=0.2, ami_timeout_s=0.3)
+    ami.ignore.add("ping")  # the TCP connection stays open but nothing answers: a half-open link
+    ami.wait_logins(2)
+    assert ami.connections >= 2
+    ami.ignore.clear()
+    until(lambda: hub.hub.provider.status()["state"] == "connected")
+
+
+def test_an_originate_asterisk_never_answers_fails_within_the_deadline(asterisk_hub, ami):
+    ami.ignore.add("originate")
+    hub = asterisk_hub(ami_timeout_s=0.5)
+    noa = Agent(hub, "tok-noa")
+    api(hub, "POST", "/api/dial", "tok-noa", json={"to": "0547654321"})
+    assert noa.recv("dial")["state"] == "requested"
+    failed = noa.recv("dial", timeout=3)
+    assert (failed["state"], failed["error"]) == ("failed", "pbx_unavailable")
+    assert not hub.hub.provider.correlator.pending
