@@ -43,6 +43,8 @@ class Session:
         self._send_timeout_s = send_timeout_s
         self._sender: asyncio.Task | None = None
         self._drained = asyncio.Event()
+        self.on_drop: Callable[[], None] | None = None  # set by Sessions.add: forget a dropped socket at once
+        self._closing: asyncio.Task | None = None
         self.closed = False
         self.close_code: int | None = None
         self.sent = 0
@@ -72,7 +74,13 @@ class Session:
         self.closed, self.close_code = True, code
         if self._sender is not None:
             self._sender.cancel()
-        asyncio.get_running_loop().create_task(self._close_quietly(code, reason))
+        if self.on_drop is not None:
+            self.on_drop()
+        # No time limit here: a browser that stopped reading cannot take the close frame until it
+        # reads again, and then it must get it (and reconnect) rather than sit on a socket that
+        # will never carry another pop. The wait ends when the frame is written or the TCP
+        # connection goes away, so it lives no longer than the connection itself.
+        self._closing = asyncio.get_running_loop().create_task(self._close_quietly(code, reason, timeout=None))
 
     def detach(self) -> None:
         """The client went away: stop sending."""
@@ -92,9 +100,9 @@ class Session:
         self.close_code = code
         await self._close_quietly(code, reason)
 
-    async def _close_quietly(self, code: int, reason: str) -> None:
+    async def _close_quietly(self, code: int, reason: str, timeout: float | None = 2) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._close(code, reason), timeout=2)
+            await asyncio.wait_for(self._close(code, reason), timeout=timeout)
 
     async def _run_sender(self) -> None:
         try:
@@ -120,6 +128,7 @@ class Sessions:
 
     def add(self, session: Session) -> None:
         self._by_agent.setdefault(session.agent.id, set()).add(session)
+        session.on_drop = lambda: self.remove(session)
 
     def remove(self, session: Session) -> None:
         peers = self._by_agent.get(session.agent.id)
