@@ -31,7 +31,8 @@ export function normaliseSite(text) {
   } catch {
     return null;
   }
-  return /^[a-z0-9.-]+$/.test(site) && !site.startsWith(".") && site.includes(".") || site === "localhost" ? site : null;
+  const hostLike = /^[a-z0-9.-]+$/.test(site) && !site.startsWith(".") && site.includes(".");
+  return hostLike || site === "localhost" ? site : null;
 }
 
 export function siteIsOff(host, sites) {

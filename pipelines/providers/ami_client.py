@@ -75,6 +75,9 @@ class AmiClient:
                 attempt = max(attempt, 16)  # a wrong secret will not fix itself soon
             except (OSError, TimeoutError, ConnectionError, AmiError) as e:
                 why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            except Exception as e:  # noqa: BLE001 - a bug must not end the connection for good
+                log.exception("AMI session failed")
+                why = f"internal error ({type(e).__name__})"
             if self._closing:
                 break
             if self._was_connected:  # it worked until now: try again at once, then back off
