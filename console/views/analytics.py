@@ -54,10 +54,9 @@ def now_utc() -> dt.datetime:
 
 
 def preset_range(label: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) in UTC, ending now (to the second): rows recorded later fall after the end,
-    so every figure of one snapshot counts the same rows."""
-    end = now.replace(microsecond=0)
-    return end - RANGES[label][0], end
+    """[start, end) in UTC, ending now: rows recorded later fall after the end, so every figure
+    of one snapshot counts the same rows (and nothing recorded before now is left out)."""
+    return now - RANGES[label][0], now
 
 
 def custom_range(first: dt.date, last: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
@@ -353,7 +352,7 @@ def render() -> None:
         session.show_error(e)
         return
     args, frames = snap["args"], snap["frames"]
-    st.caption(f"{label}: {args['start'].replace('T', ' ')} to {args['end'].replace('T', ' ')} UTC "
+    st.caption(f"{label}: {args['start'][:19].replace('T', ' ')} to {args['end'][:19].replace('T', ' ')} UTC "
                f"(end excluded) · times shown in {args['tz']} · figures from the hub's named queries, "
                f"refreshed every {CACHE_S} s")
 
