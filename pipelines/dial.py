@@ -17,6 +17,9 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
 from .agents import Agent
 from .events import DIAL_STATES, DialRequest, msg_dial, utcnow
 from .phone import NotAPhoneNumber, parse_diallable
@@ -88,6 +91,14 @@ def plan_dial(agent: Agent, request: DialRequest, rules: DialRules, dial_id: str
     blocked = next((p for p in rules.blocked_prefixes if b.e164.startswith(p.replace(" ", ""))), None)
     if blocked:
         raise DialRefused("blocked_prefix", f"numbers starting {blocked} are blocked (premium rate / toll fraud)")
+    # Against toll fraud wherever the prefix list has a gap: premium-rate numbers of any country,
+    # and satellite / international networks (no country, "001"), which cost dollars a minute.
+    number_type = phonenumbers.number_type(phonenumbers.parse(b.e164))
+    if number_type == PhoneNumberType.PREMIUM_RATE:
+        raise DialRefused("premium_rate", f"{b.display} is a premium-rate number: blocked against toll fraud")
+    if b.region == "001" and number_type != PhoneNumberType.TOLL_FREE:
+        raise DialRefused("high_cost_network",
+                          f"{b.display} is on a satellite or international network: blocked against toll fraud")
     if rules.allowed_countries and b.region not in rules.allowed_countries:
         raise DialRefused("country_not_allowed",
                           f"calls to {b.region} are not allowed; allowed: {', '.join(rules.allowed_countries)}")
