@@ -221,7 +221,7 @@ def test_console_in_a_real_browser(browser, console_url, demo_hub):
     dial.click()
     main = page.locator('[data-testid="stMain"]')
     main.locator('[data-testid="stProgress"], [data-testid="stAlert"]').first.wait_for(timeout=15_000)
-    assert len(wait_rows(demo_hub, "SELECT source FROM dials WHERE source = 'console'")) == 1
+    assert len(wait_rows(demo_hub, "SELECT source FROM dials WHERE source = 'console'", timeout=15)) == 1
     # The dial ends (bridged, or failed with its reason) and the panel says so.
     main.get_by_text(re.compile(r"^(Connected: talk on your phone|Failed: .+|The call ended)")).first.wait_for(
         timeout=30_000)

@@ -115,7 +115,7 @@ def test_labels_from_a_crm_are_text_in_the_charts(start_hub, monkeypatch):
         hub = start_hub(crm_url=crm.url)
         monkeypatch.setenv("CALLPOP_HUB_URL", hub.url)
         post_event(hub, call_id="e1", type="ringing", caller="0527654000", extension="201")
-        wait_rows(hub, "SELECT * FROM lookups WHERE outcome = 'bad_response'")
+        wait_rows(hub, "SELECT * FROM lookups WHERE outcome = 'bad_response'", timeout=15)
         at = open_console("analytics", token="dana")
     spec = next(c for c in at.get("plotly_chart") if '"Timeouts and errors by kind"' in c.proto.spec).proto.spec
     (trace,) = json.loads(spec)["data"]

@@ -22,7 +22,7 @@ def ring(hub, call_id: str, caller: str, extension: str) -> None:
 def wait_live(hub, token: str, n: int, pops: int = 0) -> list[dict]:
     """Until the hub lists n live calls and their lookups have finished (the pops went out)."""
     client = HubClient(hub.url, TOKENS[token])
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while True:
         calls = client.live_calls()
         done = len(client.recent_pops()) >= (pops or n)
