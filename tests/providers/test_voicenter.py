@@ -198,6 +198,15 @@ def test_the_shared_secret_guards_every_voicenter_url(voicenter_hub):
     assert hub.hub.book.get("k-1") is None
     rejects = wait_rows(hub, "SELECT * FROM rejects WHERE reason = 'unauthorized'", n=3)
     assert not rejects.detail.str.contains("s3cr3t").any() and not rejects.detail.str.contains("wrong").any()
+    assert hub.hub.store.query("SELECT * FROM rejects WHERE reason = 'unknown_field'").empty  # key is ours
+
+
+def test_voicenter_s_chrome_extension_may_call_the_popup_url(voicenter_hub):
+    hub = voicenter_hub()
+    origin = "chrome-extension://ifiaikfdhcagbagdeflffjdammidpbio"
+    pre = httpx.options(f"{hub.url}/voicenter/popup", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == origin
+    assert popup_json(hub, RINGING_JSON).headers["access-control-allow-origin"] == origin
 
 
 # --- CDRs
