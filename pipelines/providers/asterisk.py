@@ -26,7 +26,7 @@ import phonenumbers
 
 from ..dial import DialPlan, DialRefused
 from ..events import CallEvent
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from .ami import Malformed, Message, UnsafeAction
 from .ami_calls import Correlator, Output
 from .ami_client import AmiClient, AmiError
@@ -82,7 +82,10 @@ class AsteriskProvider(Provider):
 
     def __init__(self, settings: Settings):
         self.settings = s = settings
-        self.correlator = Correlator(s.ami_extension_pattern, s.ami_internal_calls)
+        try:
+            self.correlator = Correlator(s.ami_extension_pattern, s.ami_internal_calls)
+        except re.error as e:
+            raise SettingsError(f"CALLPOP_AMI_EXTENSION_PATTERN is not a regular expression: {e}") from None
         self.client = AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret,
                                 on_event=self._on_event, on_login=self._on_login, timeout_s=s.ami_timeout_s,
                                 ping_s=s.ami_ping_s, backoff_max_s=s.ami_reconnect_max_s)
