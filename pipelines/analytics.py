@@ -26,7 +26,9 @@ Definitions (written once; every query below uses them)
   the recorded reason up to its first parenthesis ("cannot connect to the CRM (…)" →
   "cannot connect to the CRM"), so one kind does not split by detail.
 - **Latency**: ``latency_ms`` as recorded: from the lookup's start to its answer, or to the
-  deadline for a timeout. It is the agent's wait, so it never exceeds the deadline in force.
+  deadline for a timeout. It is the agent's wait, so it never exceeds the deadline in force
+  (a p99 equal to the deadline means more than 1 % of lookups timed out). Cache hits count
+  (``cache="miss"`` on ``lookup_latency`` keeps only the lookups that asked the CRM).
   **pXX** is exact: ``quantile_cont`` (linear interpolation between the two nearest ranks, the
   same as numpy's default) over the lookups of the group.
 - **CRM answer time**: the CRM's own time, ``late_latency_ms`` for a timeout that was answered
@@ -35,8 +37,12 @@ Definitions (written once; every query below uses them)
   A row with ``sessions = 0`` is **unreached** (the agent was not signed in anywhere).
   **Shown / clicked / closed**: sent pops with that acknowledgement. **Show rate** = shown /
   sent; **click-through** = clicked / shown.
-- **Provisional**: a sent pop whose call's lookup timed out, so the agent first saw the number
-  alone ("looking up…") and the name later; **replaced** = the pop was updated with the answer.
+- **Provisional**: a sent pop that needed the provisional bubble because the call's lookup
+  timed out: the agent first saw the number alone and the name later. Read on the pop itself
+  (its first version went out ``pending``: ``status`` is still ``pending`` or ``updated_at`` is
+  set), which is the same as "its lookup has outcome ``timeout``" except for a ring-group
+  extension that began ringing after the late answer had come (that pop went out complete).
+  **Replaced** = the provisional pop was updated with the answer before the ring ended.
 - **Dial requested**: a row of ``dials`` that was not refused (the hub handed it to the
   provider). **Refused**: outcome ``refused`` (never dialled: bad number, blocked prefix, rate
   limit…), counted apart. **Leg A answered**: ``leg_a_answered_at`` set. **Bridged**: outcome
@@ -66,7 +72,6 @@ UTC = dt.timezone.utc
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 HIT = "('found', 'multiple')"
 ERRORS = "('http_error', 'bad_response')"
-KNOWN = f"outcome IN {HIT} OR (outcome = 'timeout' AND late_outcome IN {HIT})"
 # Buckets: URL-friendly name -> width (also bounds the number of buckets a range makes).
 BUCKETS: dict[str, dt.timedelta] = {
     "minute": dt.timedelta(minutes=1), "5min": dt.timedelta(minutes=5), "15min": dt.timedelta(minutes=15),
