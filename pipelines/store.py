@@ -57,15 +57,27 @@ class Store:
         if self.path.parent and str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(self.path))
-        self._con.execute(self.schema.read_text(encoding="utf-8"))
-        for (table,) in self._con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall():
-            self._columns[table] = [r[0] for r in self._con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                "ORDER BY ordinal_position", [table]).fetchall()]
+        ddl = self.schema.read_text(encoding="utf-8")
+        self._con.execute(ddl)
+        self._add_new_columns(ddl)
+        self._columns = _columns(self._con)
         self._thread = threading.Thread(target=self._writer, name="callpop-store-writer", daemon=True)
         self._thread.start()
         return self
+
+    def _add_new_columns(self, ddl: str) -> None:
+        """A file made by an older release gets the columns added since (tables only grow)."""
+        wanted = duckdb.connect(":memory:")
+        try:
+            wanted.execute(ddl)
+            have, want = _columns(self._con, types=True), _columns(wanted, types=True)
+        finally:
+            wanted.close()
+        for table, columns in want.items():
+            for name, kind in columns:
+                if name not in dict(have.get(table, ())):
+                    log.info("adding column %s.%s to an older database", table, name)
+                    self._con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
 
     def close(self) -> None:
         """Write what is queued, checkpoint (the WAL folds into the file) and close."""
@@ -194,6 +206,16 @@ class Store:
             where = " AND ".join(f'"{c}" = ?' for c in key_cols)
             con.executemany(f'UPDATE "{table}" SET {sets} WHERE {where}',
                             [[v[c] for c in value_cols] + [k[c] for c in key_cols] for k, v in items])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, types: bool = False) -> dict[str, list]:
+    """Table -> its column names (or (name, type) pairs), in order."""
+    out: dict[str, list] = {}
+    for table, name, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall():
+        out.setdefault(table, []).append((name, kind) if types else name)
+    return out
 
 
 def wait_all(futures: Iterable[concurrent.futures.Future], timeout: float = 30.0) -> None:

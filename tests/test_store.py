@@ -53,3 +53,17 @@ def test_close_checkpoints_and_the_file_reopens_read_only(tmp_path):
     assert not (tmp_path / "t.duckdb.wal").exists()
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT event_id FROM events").fetchall() == [("e1",)]
+
+
+def test_a_database_from_an_older_release_gets_the_new_columns(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # an early calls table, with a row in it
+        con.execute("CREATE TABLE calls (call_id VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, status VARCHAR)")
+        con.execute("INSERT INTO calls VALUES ('old', TIMESTAMP '2026-01-01 10:00:00', 'ended')")
+    s = Store(path).open()
+    try:
+        wait_all([s.insert("calls", {"call_id": "new", "started_at": T, "status": "ringing", "answered_by": "201"})])
+        rows = s.query("SELECT call_id, answered_by FROM calls ORDER BY call_id")
+        assert rows.call_id.tolist() == ["new", "old"] and rows.answered_by[0] == "201"
+    finally:
+        s.close()

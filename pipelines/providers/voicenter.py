@@ -458,14 +458,10 @@ class VoicenterProvider(Provider):
         return "" if rows.empty else str(rows.dial_id[0])
 
     def _write(self, kind: str, table: str, key: dict | None, values: dict) -> None:
-        try:
-            if kind == "insert":
-                self.hub.store.insert(table, values)
-            else:
-                self.hub.store.update(table, key, values)
-        except ValueError as e:  # a database file from before these columns existed
-            log.error("cannot record the Voicenter call record in %s: %s (a database created by an older "
-                      "callpop: move it aside to let the hub create the current schema)", table, e)
+        if kind == "insert":
+            self.hub.store.insert(table, values)
+        else:
+            self.hub.store.update(table, key, values)
 
 
 def _plus(start: datetime, seconds: int) -> datetime:
