@@ -417,8 +417,6 @@ def _is(column: str, *values: str) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-# Over rows pre-aggregated by outcome and whether a late answer named the caller.
-KNOWN_LATE = f"src.outcome IN {HIT} OR (src.outcome = 'timeout' AND src.late_hit)"
 LOOKUP_BY = ("bucket", "hour", "weekday", "did", "extension")
 LOOKUP_COLUMNS = {"did": "did", "extension": "extension"}
 BY_HELP = "Group by time bucket, hour of day, weekday, DID or extension."
@@ -439,13 +437,27 @@ def lookup_outcomes(con, *, start, end, by="bucket", bucket="hour", tz="UTC") ->
     """
     r = _Range(start, end, tz)
     dim = _dim(by, "started_at", r, bucket, LOOKUP_COLUMNS)
-    source = (f"SELECT {dim.expr} AS key, outcome, late_outcome IN {HIT} AS late_hit, count(*) AS n "
-              f"FROM lookups WHERE {r.within('started_at')} GROUP BY ALL")
-    hits = _sum(f"src.outcome IN {HIT}")
-    known = _sum(KNOWN_LATE)
-    aggregates = [("lookups", _sum()), *((o, _sum(f"src.outcome = {o!r}")) for o in OUTCOMES),
-                  ("hit_rate", f"{hits} / {_sum()}"), ("known_rate", f"{known} / {_sum()}")]
-    return _df(con, _grouped(dim, source, aggregates, ("lookups", *OUTCOMES)), r.binds())
+    source = (f"SELECT {dim.expr} AS key, outcome, count(*) AS n FROM lookups WHERE {r.within('started_at')} "
+              "GROUP BY ALL")
+    aggregates = [("lookups", _sum()), *((o, _sum(f"src.outcome = {o!r}")) for o in OUTCOMES)]
+    df = _df(con, _grouped(dim, source, aggregates, ("lookups", *OUTCOMES), _late_hits(dim, r)), r.binds())
+    return _with_rates(df).drop(columns="late_hits")
+
+
+def _late_hits(dim: _Dim, r: _Range) -> tuple[str, list[str]]:
+    # Timeouts answered late with a name, per key: a scan of the timeouts only (the filter on
+    # outcome is pushed into the scan), cheaper than carrying late_outcome through every row.
+    return (f"SELECT {dim.expr} AS key, count(*) AS late_hits FROM lookups WHERE {r.within('started_at')} "
+            f"AND outcome = 'timeout' AND late_outcome IN {HIT} GROUP BY key", ["late_hits"])
+
+
+def _with_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """hit_rate and known_rate from the counts (NaN where there were no lookups)."""
+    lookups = df["lookups"].where(df["lookups"] > 0)
+    hits = df["found"] + df["multiple"]
+    df["hit_rate"] = hits / lookups
+    df["known_rate"] = (hits + df["late_hits"].fillna(0).astype("int64")) / lookups
+    return df
 
 
 @named("Lookup latency percentiles", Param("by", "choice", "bucket", BY_HELP, LOOKUP_BY), BUCKET,
@@ -807,20 +819,21 @@ def kpis(con, *, start, end, tz="UTC") -> pd.DataFrame:
     r = _Range(start, end, tz)
     sql = (
         f"WITH c AS (SELECT count(*) AS calls FROM calls WHERE {r.within('started_at')}), "
-        f"src AS (SELECT outcome, late_outcome IN {HIT} AS late_hit, count(*) AS n FROM lookups "
-        f"WHERE {r.within('started_at')} GROUP BY ALL), "
+        f"src AS (SELECT outcome, count(*) AS n FROM lookups WHERE {r.within('started_at')} GROUP BY ALL), "
+        f"late AS (SELECT count(*) AS late_hits FROM lookups WHERE {r.within('started_at')} "
+        f"AND outcome = 'timeout' AND late_outcome IN {HIT}), "
         f"l AS (SELECT {_sum()} AS lookups, {_sum(f'src.outcome IN {HIT}')} AS hits, "
-        f"{_sum(KNOWN_LATE)} AS known, "
+        f"{_sum(f'src.outcome IN {HIT}')} + (SELECT late_hits FROM late) AS known, "
         f"{_sum(_is('src.outcome', 'timeout'))} AS timeouts, {_sum(f'src.outcome IN {ERRORS}')} AS errors FROM src), "
         "q AS (SELECT quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q FROM lookups "
         f"WHERE {r.within('started_at')}), "
         f"p AS (SELECT count(*) AS recorded, {_n(SENT)} AS sent, count(shown_at) FILTER ({SENT}) AS shown, "
         f"count(clicked_at) FILTER ({SENT}) AS clicked, {_n(f'{SENT} AND {PROVISIONAL}')} AS provisional "
         f"FROM pops WHERE {r.within('sent_at')}), "
-        f"d AS (SELECT {_n(REQUESTED)} AS requested, {_n(_is('outcome', 'refused'))} AS refused, "
-        f"{_n(_is('outcome', 'bridged'))} AS bridged, "
-        "median(epoch(bridged_at - requested_at)) FILTER (outcome = 'bridged') AS ttb_p50_s "
-        f"FROM dials WHERE {r.within('requested_at')}) "
+        f"dsrc AS (SELECT outcome, count(*) AS n FROM dials WHERE {r.within('requested_at')} GROUP BY ALL), "
+        f"d AS (SELECT {_sum(REQUESTED, 'n')} AS requested, {_sum(_is('outcome', 'refused'), 'n')} AS refused, "
+        f"{_sum(_is('outcome', 'bridged'), 'n')} AS bridged, (SELECT median(epoch(bridged_at - requested_at)) "
+        f"FROM dials WHERE {r.within('requested_at')} AND outcome = 'bridged') AS ttb_p50_s FROM dsrc) "
         f"SELECT c.calls, l.lookups, {_rate('l.hits', 'l.lookups')} AS hit_rate, "
         f"{_rate('l.known', 'l.lookups')} AS known_rate, q.q[1] AS p50_ms, q.q[2] AS p95_ms, q.q[3] AS p99_ms, "
         f"{_rate('l.timeouts', 'l.lookups')} AS timeout_share, {_rate('l.errors', 'l.lookups')} AS error_share, "
