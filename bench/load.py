@@ -97,36 +97,46 @@ class Poster:
         self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._slots = asyncio.Semaphore(max_conns)  # requests in flight = connections open, at most
+        self.errors: dict[str, int] = {}
 
     async def post(self, body: bytes, sent: list | None = None) -> int:
-        """Returns the HTTP status (0 when the connection failed); appends the write time to ``sent``."""
+        """Returns the HTTP status (0 when the connection failed); appends the write time to ``sent``.
+        A kept-alive connection the server closed meanwhile is retried once on a new one (the
+        events carry ids, so a retry is never recorded twice)."""
         async with self._slots:
-            if self._idle:
-                reader, writer = self._idle.pop()
-            else:
+            for attempt in (0, 1):
+                reused = bool(self._idle)
+                if reused:
+                    reader, writer = self._idle.pop()
+                else:
+                    try:
+                        reader, writer = await asyncio.open_connection(self.host, self.port)
+                    except OSError:  # refused: the server is gone
+                        self.errors["refused"] = self.errors.get("refused", 0) + 1
+                        return 0
                 try:
-                    reader, writer = await asyncio.open_connection(self.host, self.port)
-                except OSError:  # refused: the server is gone
+                    head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth}"
+                            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                    if sent is not None:
+                        sent[:] = [time.perf_counter()]
+                    writer.write(head + body)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    status = int(head.split(b" ", 2)[1])
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":", 1)[1])
+                    if length:
+                        await reader.readexactly(length)
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as e:
+                    writer.close()
+                    if reused and attempt == 0 and isinstance(e, (asyncio.IncompleteReadError, ConnectionError)):
+                        continue  # the server had closed this idle connection
+                    self.errors[type(e).__name__] = self.errors.get(type(e).__name__, 0) + 1
                     return 0
-            try:
-                head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth}"
-                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-                if sent is not None:
-                    sent.append(time.perf_counter())
-                writer.write(head + body)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                if length:
-                    await reader.readexactly(length)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
-                writer.close()
-                return 0
-            self._idle.append((reader, writer))
-            return status
+                self._idle.append((reader, writer))
+                return status
+        return 0
 
     async def close(self) -> None:
         for _, w in self._idle:
