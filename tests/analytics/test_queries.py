@@ -226,10 +226,14 @@ def test_busiest_hours(con):
     assert len(df) == 168 and df["calls"].sum() == 4 and df["lookups"].sum() == 38 and df["dials"].sum() == 10
     cell = df[(df.weekday == 3) & (df.hour == 10)].iloc[0]
     assert (cell.calls, cell.lookups, cell.dials) == (3, 10, 0) and cell.hit_rate == pytest.approx(0.7)
-    assert cell.p95_ms == pytest.approx(np.percentile(LAT_10, 95))
     assert df[(df.weekday == 3) & (df.hour == 9)].iloc[0].dials == 6
     local = q(con, "busiest_hours", tz="Asia/Jerusalem")
     assert local[(local.weekday == 3) & (local.hour == 12)].iloc[0].lookups == 10
+    assert local[(local.weekday == 3) & (local.hour == 2)].iloc[0].lookups == 1  # 00:00 UTC
+    india = q(con, "busiest_hours", tz="Asia/Kolkata")  # +05:30: each row's own local hour
+    assert india[(india.weekday == 3) & (india.hour == 15)].iloc[0].lookups == 9  # 10:00-10:21 UTC
+    assert india[(india.weekday == 3) & (india.hour == 16)].iloc[0].lookups == 1 + 21  # 10:30, 11:00-11:20 UTC
+    assert india["lookups"].sum() == 38
 
 
 def test_kpis(con):
@@ -239,7 +243,8 @@ def test_kpis(con):
     assert k.hit_rate == pytest.approx(29 / 38) and k.known_rate == pytest.approx(30 / 38)
     assert (k.p50_ms, k.p95_ms, k.p99_ms) == pytest.approx(tuple(np.percentile(LAT_ALL, [50, 95, 99])))
     assert k.timeout_share == pytest.approx(3 / 38) and k.error_share == pytest.approx(4 / 38)
-    assert (k.show_rate, k.click_through, k.provisional_share, k.bridge_rate) == pytest.approx((6 / 9, 1 / 3, 2 / 9, .5))
+    assert (k.show_rate, k.click_through, k.provisional_share, k.bridge_rate) == pytest.approx(
+        (6 / 9, 1 / 3, 2 / 9, .5))
 
 
 def test_kpis_of_an_empty_range_are_zero_counts_and_no_rates(con):
@@ -328,3 +333,9 @@ def test_local_time_matches_the_time_zone_database_across_daylight_saving_change
     wrong = con.execute(f"SELECT count(*) FROM t WHERE {r.local('ts')} "
                         "<> timezone('Asia/Jerusalem', timezone('UTC', ts))").fetchone()[0]
     assert wrong == 0 and len(analytics._offsets("Asia/Jerusalem", start, end)) == 3
+    # Hours grouped in UTC and shifted afterwards land on each row's own local hour.
+    assert r._whole_hours()
+    shifted = r.local_hour(r.hour_index("ts"))
+    wrong = con.execute(f"SELECT count(*) FROM t WHERE {shifted} <> epoch_us(timezone('Asia/Jerusalem', "
+                        "timezone('UTC', ts))) // 3600000000").fetchone()[0]
+    assert wrong == 0
