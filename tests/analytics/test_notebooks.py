@@ -41,17 +41,41 @@ def test_the_kernel_is_this_python():
     assert Path(out).resolve() == Path(sys.executable).resolve()
 
 
+def conclusion(nb) -> str:
+    """The computed 'what the data says' of an executed notebook (its last code cell)."""
+    said = [o["data"]["text/markdown"] for o in nb.cells[-2].outputs if "text/markdown" in o.get("data", {})]
+    return said[0] if said else ""
+
+
+def generated(path: Path) -> Path:
+    history.generate(path, days=21, calls_per_day=800, seed=11, end=dt.date(2026, 11, 22))
+    return path
+
+
 def test_every_notebook_runs_top_to_bottom_on_a_generated_history(tmp_path, monkeypatch):
-    db = tmp_path / "history.duckdb"
-    history.generate(db, days=21, calls_per_day=800, seed=11, end=dt.date(2026, 11, 22))
+    db = generated(tmp_path / "history.duckdb")
     monkeypatch.setenv("CALLPOP_DB_PATH", str(db))
     monkeypatch.setenv("CALLPOP_HUB_URL", "")  # never a hub that happens to run on this machine
     monkeypatch.setenv("ANALYTICS_DAYS", "21")
     started = time.monotonic()
     for path in ALL:
         nb = run(nbformat.read(path, as_version=4), NOTEBOOKS)  # raises CellExecutionError on any error
-        said = [o for o in nb.cells[-2].outputs if "text/markdown" in o.get("data", {})]
-        assert said and "From" in said[0]["data"]["text/markdown"], f"{path.name} said nothing at the end"
+        assert conclusion(nb).startswith("- From 01 Nov 2026 to 21 Nov 2026"), f"{path.name} said nothing at the end"
         assert any("plotly" in "".join(o.get("data", {})) for c in nb.cells if c.cell_type == "code"
                    for o in c.outputs), f"{path.name} drew no chart"
     assert time.monotonic() - started < 120
+
+
+def test_a_notebook_says_the_same_through_a_running_hub_and_from_the_stopped_file(start_hub, tmp_path, monkeypatch):
+    db = generated(tmp_path / "callpop.duckdb")  # the file the hub opens
+    hub = start_hub()
+    monkeypatch.setenv("CALLPOP_DB_PATH", str(db))
+    monkeypatch.setenv("CALLPOP_HUB_URL", hub.url)
+    monkeypatch.setenv("CALLPOP_TOKEN", "demo-token-dana")
+    monkeypatch.setenv("ANALYTICS_DAYS", "21")
+    first = run(nbformat.read(ALL[0], as_version=4), NOTEBOOKS)
+    assert "via hub" in first.cells[2].outputs[0]["text"]
+    hub.stop()
+    second = run(nbformat.read(ALL[0], as_version=4), NOTEBOOKS)
+    assert "via file" in second.cells[2].outputs[0]["text"]
+    assert conclusion(first) == conclusion(second) != ""
