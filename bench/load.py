@@ -105,7 +105,7 @@ class Poster:
         events carry ids, so a retry is never recorded twice)."""
         async with self._slots:
             for attempt in (0, 1):
-                reused = bool(self._idle)
+                reused = bool(self._idle) and attempt == 0  # a retry always gets a fresh connection
                 if reused:
                     reader, writer = self._idle.pop()
                 else:
