@@ -56,7 +56,7 @@ class Hub:
         self.settings = settings
         self.agents = Agents.from_csv(settings.agents_csv)
         self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
-        self.store = Store(settings.db_path)
+        self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms)
         self.sessions = Sessions()
         self.book = CallBook(settings.default_region)
         self._provider = provider

@@ -41,6 +41,8 @@ TABLE: tuple[Setting, ...] = (
     S("public_url", "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy)."),
     S("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     S("db_path", "data/callpop.duckdb", "DuckDB file the hub owns (only the hub opens it while it runs)."),
+    S("store_commit_ms", 100.0, "Longest a write waits to share a DuckDB commit with others (each statement "
+      "costs ~2 ms, so grouping saves CPU under load; after a quiet spell a write commits at once)."),
     S("max_body_bytes", 65536, "Largest HTTP request body accepted; larger ones get 413."),
     # --- who may connect
     S("agents_csv", "data/agents.csv", "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled]."),
@@ -96,7 +98,7 @@ TABLE: tuple[Setting, ...] = (
     S("crm_cache_ttl_s", 60.0, "How long a found/not found answer is served from the cache (refreshed behind)."),
     S("crm_cache_refresh_s", 5.0, "A cache hit older than this triggers a refresh behind the pop."),
     S("crm_cache_size", 2048, "Numbers kept in the lookup cache."),
-    S("crm_max_connections", 50, "Connections the shared HTTP client keeps open to the CRM."),
+    S("crm_max_connections", 100, "Lookups in flight to the CRM at once (more wait their turn, within the deadline)."),
     # --- click-to-call
     S("dial_blocked_prefixes", "+1900,+1976,+44871,+44872,+44873,+449,+9721900,+9721901,+9721919",
       "E.164 prefixes never dialled (premium rate, toll fraud), comma-separated."),

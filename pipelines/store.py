@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -41,8 +42,9 @@ _STOP = object()
 
 
 class Store:
-    def __init__(self, path: str | Path, schema: Path = SCHEMA):
+    def __init__(self, path: str | Path, schema: Path = SCHEMA, commit_window_ms: float = 0):
         self.path = Path(path)
+        self.commit_window_s = commit_window_ms / 1000
         self.schema = schema
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -133,21 +135,25 @@ class Store:
     # --- the writer thread
     def _writer(self) -> None:
         con = self._con.cursor()
-        stopping = False
+        stopping, last = False, 0.0
         while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 break
-            group = [first]
+            # Group commit: a DuckDB statement costs ~1-3 ms whatever its size, so commit at most
+            # once a window: after a quiet spell a write commits at once; under load, whatever
+            # arrives within the window shares one transaction of a few batch statements.
+            group, deadline = [first], max(time.monotonic(), last + self.commit_window_s)
             while len(group) < MAX_GROUP:
                 try:
-                    op = self._queue.get_nowait()
+                    op = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if op is _STOP:
                     stopping = True
                     break
                 group.append(op)
+            last = time.monotonic()
             self._commit(con, group)
         con.close()
 
@@ -158,7 +164,6 @@ class Store:
             con.execute("COMMIT")
         except Exception as e:  # noqa: BLE001 - one bad row must not lose the others
             con.execute("ROLLBACK")
-            self._unregister(con, group)
             if len(group) == 1:
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.error("write to %s failed: %s", group[0].table, self.last_error)
@@ -167,45 +172,75 @@ class Store:
             for op in group:  # find the bad one, keep the rest
                 self._commit(con, [op])
             return
-        self._unregister(con, group)
         self.commits += 1
         self.rows_written += len(group)
         for op in group:
             if not op.future.done():
                 op.future.set_result(None)
 
-    @staticmethod
-    def _unregister(con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
-        for table in {op.table for op in group if op.kind == "insert"}:
-            con.unregister(f"_batch_{table}")
-
     def _apply(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
         inserts: dict[str, list[dict]] = {}
+        inserted = _RowIndex()
         updates: dict[tuple[str, tuple], tuple[dict, dict]] = {}
         for op in group:
             if op.kind == "insert":
-                inserts.setdefault(op.table, []).append(op.row)
+                row = dict(op.row)
+                inserts.setdefault(op.table, []).append(row)
+                inserted.add(op.table, row)
+                continue
+            # An update of a row inserted in this same group is folded into the insert.
+            pending = inserted.find(op.table, op.key)
+            if pending is not None:
+                pending.update(op.row)
+                continue
+            # Later updates of one row win, whatever columns they touch.
+            k = (op.table, tuple(sorted(op.key.items())))
+            if k in updates:
+                updates[k][1].update(op.row)
             else:
-                # Later updates of one row win, whatever columns they touch.
-                k = (op.table, tuple(sorted(op.key.items())))
-                if k in updates:
-                    updates[k][1].update(op.row)
-                else:
-                    updates[k] = (op.key, dict(op.row))
+                updates[k] = (op.key, dict(op.row))
         for table, rows in inserts.items():
             cols = [c for c in self._columns[table] if any(c in r for r in rows)]
-            batch = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
-            # The view outlives a failed statement; _commit unregisters it after the rollback.
-            con.register(f"_batch_{table}", batch)
-            con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM "_batch_{table}"')
-        by_shape: dict[tuple, list[tuple[dict, dict]]] = {}
+            batch = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])  # noqa: F841 - read by name below
+            names = ", ".join(f'"{c}"' for c in cols)
+            con.execute(f'INSERT INTO "{table}" ({names}) SELECT * FROM batch')
+        by_shape: dict[tuple, list[dict]] = {}
         for (table, _), (key, values) in updates.items():
-            by_shape.setdefault((table, tuple(sorted(key)), tuple(sorted(values))), []).append((key, values))
-        for (table, key_cols, value_cols), items in by_shape.items():
-            sets = ", ".join(f'"{c}" = ?' for c in value_cols)
-            where = " AND ".join(f'"{c}" = ?' for c in key_cols)
-            con.executemany(f'UPDATE "{table}" SET {sets} WHERE {where}',
-                            [[v[c] for c in value_cols] + [k[c] for c in key_cols] for k, v in items])
+            by_shape.setdefault((table, tuple(sorted(key)), tuple(sorted(values))), []).append({**key, **values})
+        for (table, key_cols, value_cols), rows in by_shape.items():
+            # One joined UPDATE per shape; a range on the timestamp keys lets zone maps skip the
+            # row groups of older days instead of scanning the whole table for each batch.
+            batch = pa.Table.from_pylist(rows)  # noqa: F841 - read by name below
+            sets = ", ".join(f'"{c}" = batch."{c}"' for c in value_cols)
+            where = [f'"{table}"."{c}" = batch."{c}"' for c in key_cols]
+            params: list[Any] = []
+            for c in key_cols:
+                values = [r[c] for r in rows]
+                if all(isinstance(v, datetime) for v in values):
+                    where.append(f'"{table}"."{c}" BETWEEN ? AND ?')
+                    params += [min(values), max(values)]
+            con.execute(f'UPDATE "{table}" SET {sets} FROM batch WHERE {" AND ".join(where)}', params)
+
+
+class _RowIndex:
+    """Rows inserted in one group, found by any key an update uses (indexes built on demand)."""
+
+    def __init__(self):
+        self._rows: dict[str, list[dict]] = {}
+        self._by: dict[tuple[str, tuple[str, ...]], dict[tuple, dict]] = {}
+
+    def add(self, table: str, row: dict) -> None:
+        self._rows.setdefault(table, []).append(row)
+        for (t, cols), index in self._by.items():
+            if t == table:
+                index[tuple(row.get(c) for c in cols)] = row
+
+    def find(self, table: str, key: Mapping[str, Any]) -> dict | None:
+        cols = tuple(sorted(key))
+        index = self._by.get((table, cols))
+        if index is None:
+            index = self._by[(table, cols)] = {tuple(r.get(c) for c in cols): r for r in self._rows.get(table, ())}
+        return index.get(tuple(key[c] for c in cols))
 
 
 def _columns(con: duckdb.DuckDBPyConnection, types: bool = False) -> dict[str, list]:
