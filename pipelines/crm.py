@@ -284,7 +284,7 @@ class CrmClient:
     def __init__(self, http: httpx.AsyncClient, url: str, *, phone_param: str = "phone",
                  auth_header: str = "", max_bytes: int = 262144, hard_timeout_s: float = 10.0,
                  cache_ttl_s: float = 60.0, cache_refresh_s: float = 5.0, cache_size: int = 2048,
-                 clock=time.monotonic):
+                 max_concurrent: int = 50, clock=time.monotonic):
         self.http = http
         self.url = url
         self.phone_param = phone_param
@@ -300,6 +300,10 @@ class CrmClient:
         self.clock = clock
         self._cache: collections.OrderedDict[tuple, _Cached] = collections.OrderedDict()
         self._inflight: dict[tuple, asyncio.Task[LookupResult]] = {}
+        # Requests beyond the pool's size wait here, not in httpcore's pool, whose queue is
+        # rescanned for every connection on every request: queued there, a burst against a slow
+        # CRM costs quadratic CPU and stalls the event loop for everyone.
+        self._slots = asyncio.Semaphore(max_concurrent)
         self.requests = 0  # HTTP requests made (for tests and the status page)
 
     # --- the request itself
@@ -311,7 +315,7 @@ class CrmClient:
             # Merged into the URL's own query (a lookup URL may carry e.g. an API key):
             # httpx's params= would replace that query instead.
             url = httpx.URL(self.url).copy_merge_params(params)
-            async with asyncio.timeout(self.hard_timeout_s):
+            async with asyncio.timeout(self.hard_timeout_s), self._slots:
                 async with self.http.stream("GET", url, headers=self.headers) as resp:
                     declared = resp.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > self.max_bytes:
@@ -387,8 +391,10 @@ def http_client(settings, transport: httpx.AsyncBaseTransport | None = None) -> 
     """The HTTP client lookups go through, with the hub's limits (the hub's, and the console's
     CRM check: one place, so the check runs a lookup exactly as the hub does)."""
     return httpx.AsyncClient(
+        # Few idle connections: httpcore checks every pooled connection on each request, so a
+        # big idle pool costs CPU on the hot path; bursts may still open up to the maximum.
         limits=httpx.Limits(max_connections=settings.crm_max_connections,
-                            max_keepalive_connections=settings.crm_max_connections),
+                            max_keepalive_connections=min(10, settings.crm_max_connections)),
         timeout=httpx.Timeout(settings.crm_late_timeout_ms / 1000), follow_redirects=True, max_redirects=5,
         headers={"User-Agent": "callpop"}, transport=transport)
 
@@ -400,7 +406,7 @@ def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | N
         auth_header=settings.crm_auth_header if auth_header is None else auth_header,
         max_bytes=settings.crm_max_bytes, hard_timeout_s=settings.crm_late_timeout_ms / 1000,
         cache_ttl_s=settings.crm_cache_ttl_s, cache_refresh_s=settings.crm_cache_refresh_s,
-        cache_size=settings.crm_cache_size)
+        cache_size=settings.crm_cache_size, max_concurrent=settings.crm_max_connections)
 
 def _reason(e: Exception) -> str:
     text = str(e) or type(e).__name__
