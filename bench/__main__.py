@@ -191,11 +191,12 @@ def bench_profile(tmp: Path, agents_csv: Path, agents: list[dict], rate: float, 
         self_t[frames[-1]] += int(n)
         for f in set(frames):
             incl[f] += int(n)
-    top = lambda c: [(f, round(100 * n / total, 1)) for f, n in c.most_common(20)]  # noqa: E731
+    top = lambda c, k=20: [(f, round(100 * n / total, 1)) for f, n in c.most_common(k)]  # noqa: E731
+    incl_top = top(incl, 400)
     return {"rate": rate, "load": s, "samples": total, "self": top(self_t),
-            "inclusive": [x for x in top(incl) if "pipelines" in x[0] or "fastapi" in x[0] or
+            "inclusive": [x for x in incl_top if "pipelines" in x[0] or "fastapi" in x[0] or
                           "starlette" in x[0] or "httpx" in x[0] or "httpcore" in x[0] or "json" in x[0]
-                          or "websockets" in x[0] or "h11" in x[0] or "pydantic" in x[0]][:20]}
+                          or "websockets" in x[0] or "h11" in x[0] or "pydantic" in x[0]][:60]}
 
 
 def bench_analytics(tmp: Path, lookups: int) -> dict | None:
