@@ -119,7 +119,8 @@ def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
         "", "callpop is running (Ctrl-C stops everything)", "",
         f"  Console  {console_url}",
         f"  Hub      {hub_url}   (API docs: {hub_url}/docs)",
-        f"  PBX      {s.provider}" + ("  - simulated calls arrive every few seconds" if s.provider == "sim" else ""),
+        f"  PBX      {s.provider}" + (f"  - about {s.sim_calls_per_minute:g} simulated calls a minute"
+                                    if s.provider == "sim" else ""),
         f"  CRM      {'sample CRM at ' + hub_url + '/crm/lookup?phone=0722776772' if not s.crm_url else 'configured'}",
         "", "  Demo agents (paste a token into the console or the extension's options):",
     ]
