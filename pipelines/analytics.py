@@ -651,6 +651,14 @@ SENT = "sessions > 0"
 PROVISIONAL = "(status = 'pending' OR updated_at IS NOT NULL)"
 
 
+def _funnel(row: pd.Series, stages: tuple[str, ...], count: str, share: str) -> pd.DataFrame:
+    """One row per stage: its count and its share of the first stage."""
+    first = int(row[stages[0]])
+    return pd.DataFrame({"stage": pd.array(stages, dtype="str"),
+                         count: np.array([int(row[s]) for s in stages], dtype="int64"),
+                         share: [int(row[s]) / first if first else np.nan for s in stages]})
+
+
 @named("Pop funnel")
 def pop_funnel(con, *, start, end, tz="UTC") -> pd.DataFrame:
     """Pops sent, shown, clicked and closed.
@@ -661,11 +669,7 @@ def pop_funnel(con, *, start, end, tz="UTC") -> pd.DataFrame:
     r = _Range(start, end, tz)
     sql = ("SELECT count(*) AS sent, count(shown_at) AS shown, count(clicked_at) AS clicked, "
            f"count(closed_at) AS closed FROM pops WHERE {r.within('sent_at')} AND {SENT}")
-    row = _df(con, sql, r.binds()).iloc[0]
-    sent = int(row["sent"])
-    return pd.DataFrame({"stage": pd.array(POP_STAGES, dtype="str"),
-                         "pops": np.array([int(row[s]) for s in POP_STAGES], dtype="int64"),
-                         "share_of_sent": [int(row[s]) / sent if sent else np.nan for s in POP_STAGES]})
+    return _funnel(_df(con, sql, r.binds()).iloc[0], POP_STAGES, "pops", "share_of_sent")
 
 
 @named("Pops and click-through by agent")
@@ -731,12 +735,7 @@ def dial_funnel(con, *, start, end, tz="UTC") -> pd.DataFrame:
     r = _Range(start, end, tz)
     sql = ("SELECT count(*) AS requested, count(leg_a_answered_at) AS leg_a_answered, "
            f"{_n(_is('outcome', 'bridged'))} AS bridged FROM dials WHERE {r.within('requested_at')} AND {REQUESTED}")
-    row = _df(con, sql, r.binds()).iloc[0]
-    requested = int(row["requested"])
-    return pd.DataFrame({"stage": pd.array(DIAL_STAGES, dtype="str"),
-                         "dials": np.array([int(row[s]) for s in DIAL_STAGES], dtype="int64"),
-                         "share_of_requested": [int(row[s]) / requested if requested else np.nan
-                                                for s in DIAL_STAGES]})
+    return _funnel(_df(con, sql, r.binds()).iloc[0], DIAL_STAGES, "dials", "share_of_requested")
 
 
 @named("Click-to-call failures and refusals by reason")
