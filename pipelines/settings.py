@@ -41,8 +41,8 @@ TABLE: tuple[Setting, ...] = (
     S("public_url", "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy)."),
     S("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     S("db_path", "data/callpop.duckdb", "DuckDB file the hub owns (only the hub opens it while it runs)."),
-    S("store_commit_ms", 100.0, "Longest a write waits to share a DuckDB commit with others (each statement "
-      "costs ~2 ms, so grouping saves CPU under load; after a quiet spell a write commits at once)."),
+    S("store_commit_ms", 100.0, "Longest a row waits to share a DuckDB commit (each statement costs ~2 ms, so "
+      "grouping saves CPU under load); an event's 202 waits at most a fifth of it."),
     S("max_body_bytes", 65536, "Largest HTTP request body accepted; larger ones get 413."),
     # --- who may connect
     S("agents_csv", "data/agents.csv", "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled]."),

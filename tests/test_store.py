@@ -1,5 +1,6 @@
 """The DuckDB owner: group commit, one bad row never loses the others, checkpoint on close."""
 
+import time
 from datetime import datetime
 
 import duckdb
@@ -65,5 +66,22 @@ def test_a_database_from_an_older_release_gets_the_new_columns(tmp_path):
         wait_all([s.insert("calls", {"call_id": "new", "started_at": T, "status": "ringing", "answered_by": "201"})])
         rows = s.query("SELECT call_id, answered_by FROM calls ORDER BY call_id")
         assert rows.call_id.tolist() == ["new", "old"] and rows.answered_by[0] == "201"
+    finally:
+        s.close()
+
+
+def test_rows_a_client_waits_for_commit_within_a_fifth_of_the_window_the_rest_batch(tmp_path):
+    s = Store(tmp_path / "w.duckdb", commit_window_ms=1000).open()
+    try:
+        s.insert("calls", {"call_id": "first", "started_at": T}).result(5)  # after a quiet spell: at once
+        background = [s.insert("calls", {"call_id": f"b{i}", "started_at": T}) for i in range(20)]
+        started, commits = time.monotonic(), s.commits
+        for i in range(5):  # a PBX posting one event at a time, each waiting for its 202
+            s.insert("events", {"event_id": f"e{i}", "call_id": "c", "type": "ringing", "received_at": T},
+                     awaited=True).result(5)
+        assert time.monotonic() - started < 5 * 1.0 / 2  # not held to the 1 s window each time
+        wait_all(background)
+        assert s.commits - commits <= 5 + 1  # the 20 background rows shared one commit
+        assert s.query("SELECT count(*) AS n FROM calls").n[0] == 21
     finally:
         s.close()
