@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import threading
@@ -20,6 +21,19 @@ log = logging.getLogger("callpop.server")
 
 
 class _Server(uvicorn.Server):
+    own_process = False  # set by serve(): the garbage collector's settings are ours to tune
+
+    async def startup(self, sockets=None):
+        await super().startup(sockets)
+        if self.own_process:
+            # What is loaded by now (modules, contacts, agents) lives as long as the process: frozen,
+            # full collections scan only what came after (they paused the loop 100-400 ms under
+            # load). A larger first generation lets a request's short-lived objects die young instead
+            # of being promoted: the collector's time at 150 events/s fell to about a tenth.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(10_000, 10, 10)
+
     @contextlib.contextmanager
     def capture_signals(self):
         with super().capture_signals():
@@ -65,6 +79,7 @@ def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; uvicorn then stops accepting, and the hub's lifespan finishes
     in-flight work, closes every socket with a close frame and checkpoints the database."""
     server, sock, settings = make_server(settings)
+    server.own_process = True
     log.info("callpop hub listening on %s (provider %s)", settings.base_url, settings.provider)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # uvloop: the I/O loop in C
         runner.run(server.serve(sockets=[sock]))
