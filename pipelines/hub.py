@@ -122,8 +122,10 @@ class Hub:
         return task
 
     # --- events in
-    async def ingest(self, event: CallEvent, provider: str) -> str:
-        """Record one event, act on it, and return once it is on disk: 'accepted' or 'duplicate'."""
+    async def ingest(self, event: CallEvent, provider: str, durable: bool = True) -> str:
+        """Record one event, act on it, and return 'accepted' or 'duplicate': once it is on disk
+        when ``durable`` (the PBX gets an acknowledgement), else at once (a provider in this
+        process with nobody to acknowledge: its next event is not held back by the commit)."""
         event_id = event.event_id()
         if event_id in self._seen:
             self.events_duplicate += 1
@@ -136,11 +138,14 @@ class Hub:
             "event_id": event_id, "call_id": event.call_id, "type": event.type, "direction": event.direction,
             "caller": event.caller, "callee": event.callee, "extension": event.extension,
             "occurred_at": as_utc(event.at) if event.at else now, "received_at": now, "provider": provider},
-            awaited=True)
+            awaited=durable)
         try:
             self.process(event, provider)
         except Exception:  # noqa: BLE001 - the event is kept even if acting on it failed
             log.exception("event %s of call %s could not be processed", event.type, event.call_id)
+        if not durable:  # a failed write is logged by the store
+            self.events_accepted += 1
+            return "accepted"
         try:
             await asyncio.wrap_future(written)
         except Exception:

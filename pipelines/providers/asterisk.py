@@ -155,7 +155,8 @@ class AsteriskProvider(Provider):
             output = await self._queue.get()
             try:
                 if isinstance(output, CallEvent):
-                    await self.host.ingest(output, self.name)
+                    # AMI has no acknowledgement to give: do not hold the next event for a commit.
+                    await self.host.ingest(output, self.name, durable=False)
                 else:
                     await self.host.dial_progress(output.dial_id, output.state, output.error, output.reason)
             except Exception:  # noqa: BLE001 - one event the hub could not take; go on with the rest
