@@ -114,8 +114,7 @@ async def run_check(settings: Settings, url: str, phone: str, *, phone_format: s
     value = for_crm(normalise(phone, settings.default_region), fmt)
     # The configured CRM credential only ever goes to the configured CRM, never to a pasted URL.
     auth = settings.crm_auth_header if settings.crm_url and same_origin(url, settings.crm_url) else ""
-    recorder = RecordingTransport(transport or httpx.AsyncHTTPTransport(limits=httpx.Limits(
-        max_connections=settings.crm_max_connections, max_keepalive_connections=settings.crm_max_connections)))
+    recorder = RecordingTransport(transport or crm.http_transport(settings))
     async with crm.http_client(settings, transport=recorder) as http:
         client = crm.client_for(settings, http, url.strip(), auth_header=auth)
         started = time.perf_counter()

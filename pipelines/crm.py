@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .http_pool import HttpPool
+
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 TEXT_CAP = 120  # characters kept of a name or company
 _WS = re.compile(r"\s+")
@@ -387,16 +389,18 @@ class CrmClient:
         self._cache.clear()
 
 
+def http_transport(settings) -> HttpPool:
+    """The connections lookups go out on (see ``pipelines/http_pool.py``)."""
+    return HttpPool(max_idle=min(10, settings.crm_max_connections))
+
+
 def http_client(settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The HTTP client lookups go through, with the hub's limits (the hub's, and the console's
-    CRM check: one place, so the check runs a lookup exactly as the hub does)."""
+    """The HTTP client lookups go through (the hub's, and the console's CRM check: one place, so
+    the check runs a lookup exactly as the hub does). How many run at once is bounded by
+    ``CrmClient``'s semaphore."""
     return httpx.AsyncClient(
-        # Few idle connections: httpcore checks every pooled connection on each request, so a
-        # big idle pool costs CPU on the hot path; bursts may still open up to the maximum.
-        limits=httpx.Limits(max_connections=settings.crm_max_connections,
-                            max_keepalive_connections=min(10, settings.crm_max_connections)),
         timeout=httpx.Timeout(settings.crm_late_timeout_ms / 1000), follow_redirects=True, max_redirects=5,
-        headers={"User-Agent": "callpop"}, transport=transport)
+        headers={"User-Agent": "callpop"}, transport=transport or http_transport(settings))
 
 
 def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None) -> CrmClient:
