@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 import httpx
 from websockets.asyncio.server import ServerConnection, serve
 
+from .wire import read_message
+
 
 class Baseline:
     def __init__(self, agents_csv: str, crm_url: str):
@@ -77,12 +79,7 @@ class Baseline:
     async def http_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length) if length else b""
+                _, body = await read_message(reader)
                 status = await self.event(body)
                 out = b'{"status":"accepted"}'
                 writer.write(f"HTTP/1.1 {status} Accepted\r\nContent-Type: application/json\r\n"

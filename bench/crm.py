@@ -14,6 +14,8 @@ import asyncio
 import json
 from urllib.parse import parse_qs, urlsplit
 
+from .wire import read_message
+
 
 def answer(phone: str) -> bytes:
     digits = "".join(ch for ch in phone if ch.isdigit())
@@ -24,15 +26,9 @@ def answer(phone: str) -> bytes:
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
+            head, _ = await read_message(reader)
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
             target = request_line.split(" ")[1] if " " in request_line else "/"
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if length:
-                await reader.readexactly(length)
             phone = parse_qs(urlsplit(target).query).get("phone", [""])[0]
             if delay_s:
                 await asyncio.sleep(delay_s)

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from .wire import read_message
+
 _COUNTER = itertools.count(1)  # numbers never repeat within a process, so the CRM cache never hides a lookup
 
 
@@ -120,14 +122,8 @@ class Poster:
                     if sent is not None:
                         sent[:] = [time.perf_counter()]
                     writer.write(head + body)
-                    head = await reader.readuntil(b"\r\n\r\n")
+                    head, _ = await read_message(reader)
                     status = int(head.split(b" ", 2)[1])
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":", 1)[1])
-                    if length:
-                        await reader.readexactly(length)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as e:
                     writer.close()
                     if reused and attempt == 0 and isinstance(e, (asyncio.IncompleteReadError, ConnectionError)):

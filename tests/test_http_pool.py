@@ -12,6 +12,7 @@ import subprocess
 import httpx
 import pytest
 
+from bench.wire import read_message
 from pipelines.http_pool import HttpPool
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\": \"ok\"}"
@@ -26,10 +27,8 @@ async def server(answer, tls: ssl.SSLContext | None = None):
     async def handle(reader, writer):
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                seen.append(head + (await reader.readexactly(length) if length else b""))
+                head, body = await read_message(reader)
+                seen.append(head + body)
                 if not await answer(head, reader, writer):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
