@@ -217,7 +217,9 @@ class _Body(httpx.AsyncByteStream):
         self._released = True
         parsed = self._parsed
         parsed.parser = None  # parser and callbacks point at each other: let plain refcounting free them
-        if parsed.done and not parsed.body and parsed.keep_alive and not _delimited_by_close(parsed.headers):
+        # keep_alive is only ever set when the parser itself saw the message end (never for a
+        # body that ended with the connection).
+        if parsed.keep_alive and not parsed.body:
             self._pool._checkin(self._origin, self._conn)
         else:
             self._conn.close()
