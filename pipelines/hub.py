@@ -143,14 +143,12 @@ class Hub:
             self.process(event, provider)
         except Exception:  # noqa: BLE001 - the event is kept even if acting on it failed
             log.exception("event %s of call %s could not be processed", event.type, event.call_id)
-        if not durable:  # a failed write is logged by the store
-            self.events_accepted += 1
-            return "accepted"
-        try:
-            await asyncio.wrap_future(written)
-        except Exception:
-            self._seen.pop(event_id, None)  # not on disk: a retry must be accepted
-            raise
+        if durable:  # otherwise a failed write is only logged by the store
+            try:
+                await asyncio.wrap_future(written)
+            except Exception:
+                self._seen.pop(event_id, None)  # not on disk: a retry must be accepted
+                raise
         self.events_accepted += 1
         return "accepted"
 
