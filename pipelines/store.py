@@ -148,10 +148,10 @@ class Store:
         last_awaited = last_background = 0.0
         stopping = False
         while True:
+            awaited_due = last_awaited + self.commit_window_s / 5
+            background_due = last_background + self.commit_window_s
             now = time.monotonic()
-            background_due = background and (now >= last_background + self.commit_window_s
-                                             or len(background) >= MAX_GROUP)
-            if stopping or background_due:
+            if stopping or (background and (now >= background_due or len(background) >= MAX_GROUP)):
                 if awaited or background:
                     self._commit(con, awaited + background)
                 last_awaited = last_background = time.monotonic()
@@ -159,17 +159,16 @@ class Store:
                 if stopping:
                     break
                 continue
-            if awaited and now >= last_awaited + self.commit_window_s / 5:
+            if awaited and now >= awaited_due:
                 self._commit(con, awaited)
                 awaited, last_awaited = [], time.monotonic()
                 continue
-            waits = [t for t, pending in ((last_awaited + self.commit_window_s / 5, awaited),
-                                          (last_background + self.commit_window_s, background)) if pending]
+            waits = [due for due, pending in ((awaited_due, awaited), (background_due, background)) if pending]
             try:
                 op = self._queue.get(timeout=max(0.0, min(waits) - now) if waits else None)
             except queue.Empty:
                 continue
-            while op is not None:
+            while op is not None:  # take whatever queued meanwhile
                 if op is _STOP:
                     stopping = True
                     break
