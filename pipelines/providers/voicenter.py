@@ -370,13 +370,13 @@ class VoicenterProvider(Provider):
             values["answered_by"] = extension
         started = call.started_at if call is not None else await self._started("calls", "call_id", cdr.call_id)
         if started is not None:
-            self._write("update", "calls", {"call_id": cdr.call_id, "started_at": started}, values)
+            self.hub.store.update("calls", {"call_id": cdr.call_id, "started_at": started}, values)
             return
         # Nothing popped for this call (no pop-up URL set, or before callpop ran): the record is all we have.
         customer = cdr.target if cdr.direction == "outbound" else cdr.caller
         agents = self.hub.agents.by_extension(extension) if extension else []
         start = cdr.started or utcnow()
-        self._write("insert", "calls", None, {
+        self.hub.store.insert("calls", {
             **values, "call_id": cdr.call_id, "direction": cdr.direction, "caller": customer,
             "caller_e164": normalise(customer, self.settings.default_region).e164,
             "callee": cdr.did or (cdr.caller if cdr.direction == "outbound" else cdr.target),
@@ -412,7 +412,7 @@ class VoicenterProvider(Provider):
                                   "provider_call_id": cdr.call_id}
         if leg == 2:
             values |= {"duration_s": cdr.duration, "recording_url": cdr.record or None}
-        self._write("update", "dials", {"dial_id": dial_id, "requested_at": requested}, values)
+        self.hub.store.update("dials", {"dial_id": dial_id, "requested_at": requested}, values)
 
     async def _advance(self, dial_id: str, state: str) -> None:
         active = self.hub.dialer.get(dial_id)
@@ -438,8 +438,8 @@ class VoicenterProvider(Provider):
                 self._dials.popitem(last=False)
             active = self.hub.dialer.get(plan.dial_id)
             if active is not None:
-                self._write("update", "dials", {"dial_id": plan.dial_id, "requested_at": active.requested_at},
-                            {"provider_call_id": call_id})
+                self.hub.store.update("dials", {"dial_id": plan.dial_id, "requested_at": active.requested_at},
+                                      {"provider_call_id": call_id})
         await self.hub.dial_progress(plan.dial_id, "leg_a_ringing")
 
     # --- the store
@@ -456,12 +456,6 @@ class VoicenterProvider(Provider):
         rows = await asyncio.to_thread(self.hub.store.query, "SELECT dial_id FROM dials WHERE provider_call_id = ? "
                                        "LIMIT 1", [call_id])
         return "" if rows.empty else str(rows.dial_id[0])
-
-    def _write(self, kind: str, table: str, key: dict | None, values: dict) -> None:
-        if kind == "insert":
-            self.hub.store.insert(table, values)
-        else:
-            self.hub.store.update(table, key, values)
 
 
 def _plus(start: datetime, seconds: int) -> datetime:
