@@ -270,6 +270,7 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **given: Any) -> pd.DataFrame
 # an offset picked from a few pieces (not ICU per row), and counts by outcome come from rows
 # pre-aggregated by (key, outcome) rather than one string comparison per row per count.
 
+EPOCH = dt.datetime(1970, 1, 1)
 US_HOUR, US_DAY = 3_600_000_000, 86_400_000_000
 MONDAY_US = 4 * US_DAY  # 1970-01-05, a Monday: weeks start on Mondays (as ISO weeks do)
 
@@ -279,13 +280,12 @@ def _offsets(tz: str, start: dt.datetime, end: dt.datetime) -> tuple[tuple[dt.da
     """``tz``'s UTC offset (µs) over [start, end) as (from, offset) pieces, from UTC instants:
     one piece per daylight-saving period in the range."""
     zone = zoneinfo.ZoneInfo(tz)
-    epoch = dt.datetime(1970, 1, 1)
 
     def offset(second: int) -> int:
         moment = dt.datetime.fromtimestamp(second, UTC).astimezone(zone)
         return int((moment.utcoffset() or dt.timedelta(0)) / dt.timedelta(microseconds=1))
 
-    first, last = int((start - epoch).total_seconds()), int((end - epoch).total_seconds()) + 1
+    first, last = int((start - EPOCH).total_seconds()), int((end - EPOCH).total_seconds()) + 1
     pieces = [(start, offset(first))]
     t = first
     while t < last:  # zones change offset at most a few times a year: step by days, then bisect
@@ -295,7 +295,7 @@ def _offsets(tz: str, start: dt.datetime, end: dt.datetime) -> tuple[tuple[dt.da
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 lo, hi = (mid, hi) if offset(mid) == pieces[-1][1] else (lo, mid)
-            pieces.append((epoch + dt.timedelta(seconds=hi), offset(hi)))
+            pieces.append((EPOCH + dt.timedelta(seconds=hi), offset(hi)))
             t = hi
         else:
             t = step
@@ -303,7 +303,7 @@ def _offsets(tz: str, start: dt.datetime, end: dt.datetime) -> tuple[tuple[dt.da
 
 
 def _us(moment: dt.datetime) -> int:
-    return (moment - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+    return (moment - EPOCH) // dt.timedelta(microseconds=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -302,9 +302,8 @@ class CrmClient:
         self.clock = clock
         self._cache: collections.OrderedDict[tuple, _Cached] = collections.OrderedDict()
         self._inflight: dict[tuple, asyncio.Task[LookupResult]] = {}
-        # Requests beyond the pool's size wait here, not in httpcore's pool, whose queue is
-        # rescanned for every connection on every request: queued there, a burst against a slow
-        # CRM costs quadratic CPU and stalls the event loop for everyone.
+        # The one bound on lookups in flight (the connection pool under the client opens what it
+        # is asked for): a burst against a slow CRM waits here, within the deadline.
         self._slots = asyncio.Semaphore(max_concurrent)
         self.requests = 0  # HTTP requests made (for tests and the status page)
 
