@@ -138,7 +138,7 @@ class Hub:
             "event_id": event_id, "call_id": event.call_id, "type": event.type, "direction": event.direction,
             "caller": event.caller, "callee": event.callee, "extension": event.extension,
             "occurred_at": as_utc(event.at) if event.at else now, "received_at": now, "provider": provider},
-            awaited=durable)
+            durable=durable)
         try:
             self.process(event, provider)
         except Exception:  # noqa: BLE001 - the event is kept even if acting on it failed

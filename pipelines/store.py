@@ -2,10 +2,12 @@
 
 The hub is the only process that opens the file (DuckDB allows one writing process and no
 readers beside it; see ``pipelines/readers.py`` for how other processes read). All writes go
-through one thread that commits in groups: whatever queued while the last commit ran is written
-in the next transaction, as Arrow batches for inserts, so the event loop never blocks on disk
-and throughput grows with load. A write's future resolves only after its transaction committed
-(DuckDB syncs its write-ahead log on commit), which is what ``POST /api/events`` waits for.
+through one thread that commits in groups: whatever queued within the commit window is written
+in one transaction, as Arrow batches for inserts, so the event loop never blocks on disk and
+throughput grows with load. A write's future resolves after its transaction committed. A
+durable insert (an event, whose 202 waits for it) resolves earlier, once its line is synced in
+the journal beside the file (``pipelines/journal.py``); a start after a crash replays the lines
+DuckDB does not hold yet.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from . import journal
+
 log = logging.getLogger("callpop.store")
 SCHEMA = Path(__file__).resolve().parent.parent / "data" / "schema.sql"
 MAX_GROUP = 5000  # operations per transaction at most
+DURABLE_KEYS = {"events": "event_id"}  # tables with durable inserts: the column that names a row
 
 
 @dataclasses.dataclass
@@ -35,7 +40,7 @@ class _Op:
     table: str
     row: dict[str, Any]  # insert: the row; update: the new values
     key: dict[str, Any] | None = None  # update: equality conditions
-    awaited: bool = False  # someone waits for this commit (an event's 202)
+    segment: journal.Segment | None = None  # the journal file holding a durable insert
     future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
 
 
@@ -51,6 +56,8 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._thread: threading.Thread | None = None
         self._columns: dict[str, list[str]] = {}
+        memory = str(self.path) == ":memory:"
+        self._journal = None if memory else journal.Journal(self.path.with_name(self.path.name + ".journal"))
         self.commits = 0
         self.rows_written = 0
         self.last_error: str = ""
@@ -64,6 +71,10 @@ class Store:
         self._con.execute(ddl)
         self._add_new_columns(ddl)
         self._columns = _columns(self._con)
+        if self._journal is not None:
+            self._replay()
+            self._journal.start()
+            self._journal.remove_old()
         self._thread = threading.Thread(target=self._writer, name="callpop-store-writer", daemon=True)
         self._thread.start()
         return self
@@ -82,10 +93,41 @@ class Store:
                     log.info("adding column %s.%s to an older database", table, name)
                     self._con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
 
+    def _replay(self) -> None:
+        """Durable rows a run that was killed acknowledged but had not committed to DuckDB."""
+        records = journal.read(self._journal.directory)
+        if not records:
+            return
+        types = _columns(self._con, types=True)
+        by_table: dict[str, dict[Any, dict]] = {}
+        for table, row in records:
+            key = DURABLE_KEYS.get(table)
+            if key is None or row.get(key) is None:
+                log.error("journal row for %s without its key: ignored", table)
+                continue
+            by_table.setdefault(table, {}).setdefault(row[key], row)
+        for table, rows in by_table.items():
+            key = DURABLE_KEYS[table]
+            keys = pa.table({key: list(rows)})  # noqa: F841 - read by name below
+            for (have,) in self._con.execute(f'SELECT DISTINCT "{key}" FROM "{table}" '
+                                             f'WHERE "{key}" IN (SELECT "{key}" FROM keys)').fetchall():
+                del rows[have]
+            stamps = [name for name, kind in types[table] if kind.startswith("TIMESTAMP")]
+            for row in rows.values():
+                for c in stamps:
+                    if isinstance(row.get(c), str):
+                        row[c] = datetime.fromisoformat(row[c])
+            if rows:
+                self._commit(self._con, [_Op("insert", table, row) for row in rows.values()])
+                log.warning("journal: %d rows of %s were not in DuckDB (the hub had not closed cleanly): "
+                            "written now", len(rows), table)
+
     def close(self) -> None:
         """Write what is queued, checkpoint (the WAL folds into the file) and close."""
         if self._thread is None:
             return
+        if self._journal is not None:  # its last lines reach the writer's queue first
+            self._journal.close()
         self._queue.put(_STOP)
         self._thread.join()
         self._thread = None
@@ -97,15 +139,30 @@ class Store:
             self._con = None
 
     # --- writing (any thread; returns a future resolved after commit)
-    def insert(self, table: str, row: Mapping[str, Any], awaited: bool = False) -> concurrent.futures.Future:
-        """Queue a row. ``awaited``: the caller waits for the commit (it is made within a fifth of
-        the commit window); such rows must never be updated later (nothing orders the two)."""
-        return self._submit(_Op("insert", table, dict(row), awaited=awaited))
+    def insert(self, table: str, row: Mapping[str, Any], durable: bool = False) -> concurrent.futures.Future:
+        """Queue a row. ``durable``: the future resolves once the row is in the journal (synced),
+        before DuckDB commits it; only for the tables of ``DURABLE_KEYS``."""
+        op = self._check(_Op("insert", table, dict(row)))
+        if not durable or self._journal is None:
+            self._queue.put(op)
+            return op.future
+        if table not in DURABLE_KEYS:
+            raise ValueError(f"no durable inserts into {table!r}")
+        written = self._journal.append(table, op.row)
+
+        def to_duckdb(f: concurrent.futures.Future) -> None:
+            if f.exception() is None:
+                op.segment = f.result()
+                self._queue.put(op)
+        written.add_done_callback(to_duckdb)
+        return written
 
     def update(self, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> concurrent.futures.Future:
-        return self._submit(_Op("update", table, dict(values), dict(key)))
+        op = self._check(_Op("update", table, dict(values), dict(key)))
+        self._queue.put(op)
+        return op.future
 
-    def _submit(self, op: _Op) -> concurrent.futures.Future:
+    def _check(self, op: _Op) -> _Op:
         if self._thread is None:
             raise RuntimeError("store is not open")
         if op.table not in self._columns:
@@ -113,8 +170,7 @@ class Store:
         unknown = set(op.row) - set(self._columns[op.table])
         if unknown:
             raise ValueError(f"unknown columns for {op.table}: {', '.join(sorted(unknown))}")
-        self._queue.put(op)
-        return op.future
+        return op
 
     # --- reading (any thread; sees what is committed)
     def query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -137,42 +193,31 @@ class Store:
 
     # --- the writer thread
     def _writer(self) -> None:
-        """Group commit in two tiers. A DuckDB statement costs ~1-3 ms whatever its size, so rows
-        nobody waits for commit at most once per window, as a few batch statements; rows a client
-        waits for (an event's 202) commit at most once per fifth of it, on their own, so a PBX that
-        posts one event at a time is not held to the window. After a quiet spell either tier
-        commits at once."""
+        """Group commit: a DuckDB statement costs ~1-3 ms whatever its size, so rows wait up to the
+        commit window to share a transaction (a few batch statements). After a quiet spell the
+        first row commits at once."""
         con = self._con.cursor()
-        awaited: list[_Op] = []
-        background: list[_Op] = []
-        last_awaited = last_background = 0.0
+        group: list[_Op] = []
+        last = 0.0
         stopping = False
         while True:
-            awaited_due = last_awaited + self.commit_window_s / 5
-            background_due = last_background + self.commit_window_s
+            due = last + self.commit_window_s
             now = time.monotonic()
-            if stopping or (background and (now >= background_due or len(background) >= MAX_GROUP)):
-                if awaited or background:
-                    self._commit(con, awaited + background)
-                last_awaited = last_background = time.monotonic()
-                awaited, background = [], []
-                if stopping:
-                    break
+            if group and (stopping or now >= due or len(group) >= MAX_GROUP):
+                self._commit(con, group)
+                group, last = [], time.monotonic()
                 continue
-            if awaited and now >= awaited_due:
-                self._commit(con, awaited)
-                awaited, last_awaited = [], time.monotonic()
-                continue
-            waits = [due for due, pending in ((awaited_due, awaited), (background_due, background)) if pending]
+            if stopping:
+                break
             try:
-                op = self._queue.get(timeout=max(0.0, min(waits) - now) if waits else None)
+                op = self._queue.get(timeout=max(0.0, due - now) if group else None)
             except queue.Empty:
                 continue
             while op is not None:  # take whatever queued meanwhile
                 if op is _STOP:
                     stopping = True
                     break
-                (awaited if op.awaited else background).append(op)
+                group.append(op)
                 try:
                     op = self._queue.get_nowait()
                 except queue.Empty:
@@ -199,6 +244,8 @@ class Store:
         for op in group:
             if not op.future.done():
                 op.future.set_result(None)
+            if op.segment is not None:
+                self._journal.release(op.segment)
 
     def _apply(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
         inserts: dict[str, list[dict]] = {}
