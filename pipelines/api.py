@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import analytics, samplecrm
@@ -72,14 +72,7 @@ class Edge:
                     return await self._refuse(send)
                 chunks.append(message.get("body", b""))
                 more = message.get("more_body", False)
-            body, replayed = b"".join(chunks), False
-
-            async def app_receive():
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
+            app_receive = _replaying(b"".join(chunks), receive)
 
         try:
             await self.app(scope, app_receive, sending)
@@ -92,6 +85,42 @@ class Edge:
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+class HubApp(FastAPI):
+    """FastAPI with one shortcut: a well-formed, authorised ``POST /api/events`` (the PBX's hot
+    path) is answered by ``events_fast_path`` before FastAPI's layers of middleware, routing and
+    dependency solving (~0.5 ms of the event loop per event). Anything else about such a request
+    (a token not in the plain ``Bearer`` form, a body that does not validate, an unknown
+    extension, a chunked or oversized body) goes the documented way, so the errors, the logs and
+    the OpenAPI description stay FastAPI's own."""
+
+    events_fast_path = None  # set by create_app: (scope, receive, send) -> None if answered, else receive
+
+    async def __call__(self, scope, receive, send):
+        if (self.events_fast_path is not None and scope["type"] == "http"
+                and scope["path"] == "/api/events" and scope["method"] == "POST"):
+            receive = await self.events_fast_path(scope, receive, send)
+            if receive is None:
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _replaying(body: bytes, receive):
+    """A receive that hands the body already read to the next reader, then the real receive."""
+    replayed = False
+
+    async def again():
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return again
+
+
+def _rings_nobody(hub: Hub, event: CallEvent) -> bool:
+    return event.type == "ringing" and bool(event.extension) and not hub.agents.by_extension(event.extension)
 
 
 class Accepted(BaseModel):
@@ -151,7 +180,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         finally:
             await hub.stop()
 
-    app = FastAPI(title="callpop hub", version="0.1.0", lifespan=lifespan,
+    app = HubApp(title="callpop hub", version="0.1.0", lifespan=lifespan,
                   description="Screen pops and click-to-call between a PBX, a CRM and agents' browsers.")
     app.state.hub = hub
     app.add_middleware(Edge, limit=settings.max_body_bytes)
@@ -189,11 +218,48 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     @app.post("/api/events", status_code=202, tags=["telephony"], response_model=Accepted,
               summary="One normalised call event from a PBX; 202 once it is on disk")
     async def events(event: CallEvent, request: Request, _: IngestDep) -> Accepted:
-        if event.type == "ringing" and event.extension and not hub.agents.by_extension(event.extension):
+        if _rings_nobody(hub, event):
             hub.reject("/api/events", "unknown_extension", f"call {event.call_id} ringing at {event.extension}")
             raise ApiError(422, "unknown_extension", f"no agent has extension {event.extension!r}")
         result = await hub.ingest(event, "webhook")
         return Accepted(status=result, call_id=event.call_id)
+
+    async def events_fast_path(scope, receive, send):
+        """``events`` above for a request that needs none of FastAPI: None once answered, else the
+        receive to hand on (the body read here is replayed)."""
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if (not declared.isdigit() or int(declared) > settings.max_body_bytes
+                or not headers.get(b"content-type", b"application/json").startswith(b"application/json")):
+            return receive
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client left: nobody to answer
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        token = settings.ingest_token.encode()
+        if not token or not hmac.compare_digest(headers.get(b"authorization", b""), b"Bearer " + token):
+            return _replaying(body, receive)
+        try:
+            event = CallEvent.model_validate_json(body)
+        except ValidationError:
+            return _replaying(body, receive)
+        if _rings_nobody(hub, event):
+            return _replaying(body, receive)
+        result = await hub.ingest(event, "webhook")
+        payload = json.dumps({"status": result, "call_id": event.call_id}, ensure_ascii=False,
+                             separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": 202,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+        log.debug("POST /api/events -> 202 (fast path)")
+        return None
+
+    app.events_fast_path = events_fast_path
 
     @app.post("/api/dial", status_code=202, tags=["click-to-call"], response_model=DialAccepted,
               summary="Ring the agent's phone (leg A), then connect it to `to` (leg B)")

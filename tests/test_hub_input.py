@@ -141,3 +141,66 @@ def test_answered_and_hangup_for_an_unknown_call_are_recorded(hub):
     assert post_event(hub, call_id="ghost-1", type="hangup").status_code == 202
     call = wait_rows(hub, "SELECT * FROM calls WHERE call_id = 'ghost-1' AND status = 'ended'").iloc[0]
     assert call.answered_by == "201"
+
+
+def test_the_events_fast_path_answers_as_the_fastapi_route_does(hub):
+    """A well-formed event skips FastAPI's stack; one whose token is written ``bearer`` (valid,
+    but not the plain form the shortcut checks) goes through FastAPI: same answer, same effect."""
+    fast = httpx.post(f"{hub.url}/api/events", headers={"Authorization": f"Bearer {INGEST}"}, timeout=10,
+                      json=dict(call_id="fp-1", type="ringing", caller="0722776772", extension="201"))
+    slow = httpx.post(f"{hub.url}/api/events", headers={"Authorization": f"bearer {INGEST}"}, timeout=10,
+                      json=dict(call_id="fp-2", type="ringing", caller="0722776772", extension="201"))
+    assert fast.status_code == slow.status_code == 202
+    assert fast.headers["content-type"] == slow.headers["content-type"] == "application/json"
+    assert fast.json() == {"status": "accepted", "call_id": "fp-1"}
+    assert slow.json() == {"status": "accepted", "call_id": "fp-2"}
+    rows = wait_rows(hub, "SELECT call_id, provider FROM events WHERE call_id LIKE 'fp-%' ORDER BY call_id", n=2)
+    assert rows.values.tolist() == [["fp-1", "webhook"], ["fp-2", "webhook"]]
+    paths = httpx.get(f"{hub.url}/openapi.json", timeout=10).json()["paths"]
+    assert "CallEvent" in json.dumps(paths["/api/events"]["post"])  # still described for integrators
+
+
+def test_the_events_fast_path_bypasses_fastapi_and_hands_on_what_it_cannot_answer(tmp_path):
+    """In process: with FastAPI's stack replaced by a recorder, a good event never reaches it;
+    a bad one reaches it with its body intact."""
+    import asyncio
+
+    from pipelines.api import create_app
+    from tests.support import hub_settings
+
+    app = create_app(hub_settings(tmp_path))
+    handed: list[bytes] = []
+
+    async def fastapi_stack(scope, receive, send):
+        message = await receive()
+        handed.append(message["body"])
+        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app.middleware_stack = fastapi_stack
+
+    async def post(body: bytes, token: str = INGEST) -> int:
+        sent = []
+        messages = [{"type": "http.request", "body": body[:10], "more_body": True},
+                    {"type": "http.request", "body": body[10:], "more_body": False}]
+
+        async def receive():
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+        scope = {"type": "http", "method": "POST", "path": "/api/events", "headers": [
+            (b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode())]}
+        await app(scope, receive, send)
+        return sent[0]["status"]
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            good = json.dumps({"call_id": "in-1", "type": "ringing", "caller": "0722776772", "extension": "201"})
+            assert await post(good.encode()) == 202
+            assert handed == []
+            bad = b'{"call_id": "in-2", "type": "transferred"}'
+            assert await post(bad) == 599 and handed == [bad]
+            assert await post(good.encode(), token="wrong") == 599 and handed[-1] == good.encode()
+    asyncio.run(scenario())
