@@ -289,6 +289,7 @@ class CrmClient:
                  max_concurrent: int = 50, clock=time.monotonic):
         self.http = http
         self.url = url
+        self._parsed_url: httpx.URL | None = None  # parsed at the first lookup (a bad URL is that lookup's error)
         self.phone_param = phone_param
         self.headers: dict[str, str] = {}
         if auth_header:
@@ -315,7 +316,9 @@ class CrmClient:
         try:
             # Merged into the URL's own query (a lookup URL may carry e.g. an API key):
             # httpx's params= would replace that query instead.
-            url = httpx.URL(self.url).copy_merge_params(params)
+            if self._parsed_url is None:
+                self._parsed_url = httpx.URL(self.url)
+            url = self._parsed_url.copy_merge_params(params)
             async with asyncio.timeout(self.hard_timeout_s), self._slots:
                 async with self.http.stream("GET", url, headers=self.headers) as resp:
                     declared = resp.headers.get("content-length", "")
