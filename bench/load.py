@@ -165,6 +165,17 @@ class LoadResult:
     def p(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
 
+    def add(self, other: "LoadResult") -> None:
+        """Fold in another run at the same rate (one slice of an interleaved measurement)."""
+        elapsed = (self.sent / self.achieved_rate if self.achieved_rate else 0.0) + \
+            (other.sent / other.achieved_rate if other.achieved_rate else 0.0)
+        for f in ("duration", "sent", "accepted", "failed", "popped", "lost", "wrong"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        for f in ("latencies_ms", "ack_ms", "call_ids", "accepted_ids"):
+            getattr(self, f).extend(getattr(other, f))
+        self.achieved_rate = self.sent / elapsed if elapsed else 0.0
+        self.max_lag_ms = max(self.max_lag_ms, other.max_lag_ms)
+
     def summary(self) -> dict[str, Any]:
         return {"rate": self.rate, "achieved_rate": round(self.achieved_rate, 1), "sent": self.sent,
                 "accepted": self.accepted, "failed": self.failed, "popped": self.popped, "lost": self.lost,
