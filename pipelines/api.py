@@ -230,7 +230,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
         if (not declared.isdigit() or int(declared) > settings.max_body_bytes
-                or not headers.get(b"content-type", b"application/json").startswith(b"application/json")):
+                or headers.get(b"content-type", b"application/json").split(b";")[0].strip() != b"application/json"):
             return receive
         chunks, more = [], True
         while more:
