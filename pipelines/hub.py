@@ -185,12 +185,16 @@ class Hub:
             if call.status == "ringing" and session.agent.id in call.popped and call.pop:
                 session.offer_message(call.pop)
 
-    async def _heartbeat(self) -> None:
-        # A Manifest V3 service worker is stopped after ~30 s without extension events;
-        # an application message (not a protocol ping) counts as one.
+    async def _heartbeat(self, parts: int = 20) -> None:
+        # A Manifest V3 service worker is stopped after ~30 s without extension events; an
+        # application message (not a protocol ping) counts as one. Every socket gets one each
+        # period, a twentieth of them at a time: 1,000 sockets woken at once held the event loop
+        # (and any pop queued behind them) for tens of milliseconds.
+        part = 0
         while True:
-            await asyncio.sleep(self.settings.ws_heartbeat_s)
-            self.sessions.broadcast({"type": "heartbeat", "at": utcnow().isoformat() + "Z"})
+            await asyncio.sleep(self.settings.ws_heartbeat_s / parts)
+            self.sessions.broadcast({"type": "heartbeat", "at": utcnow().isoformat() + "Z"}, part, parts)
+            part = (part + 1) % parts
 
     async def _housekeeping(self) -> None:
         while True:

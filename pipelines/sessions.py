@@ -148,9 +148,10 @@ class Sessions:
         text = message if isinstance(message, str) else dumps(message)
         return sum(1 for s in list(peers) if s.offer(text))
 
-    def broadcast(self, message: dict[str, Any]) -> int:
+    def broadcast(self, message: dict[str, Any], part: int = 0, parts: int = 1) -> int:
+        """Queue a message on every socket, or on one part of them in ``parts`` (by socket id)."""
         text = dumps(message)
-        return sum(1 for peers in list(self._by_agent.values()) for s in list(peers) if s.offer(text))
+        return sum(1 for s in self.all() if s.id % parts == part and s.offer(text))
 
     def online(self) -> dict[str, int]:
         """Agent id -> sockets open."""

@@ -224,3 +224,36 @@ def test_live_calls_and_pop_feed(hub):
     status = api(hub, "GET", "/api/status", TOKENS["noa"]).json()
     assert status["calls_ringing"] == 2 and status["agents_online"] == 1 and status["provider"]["name"] == "sim"
     assert "token" not in httpx.get(f"{hub.url}/api/me", headers={"Authorization": f"Bearer {TOKENS['noa']}"}).text
+
+
+def test_every_socket_gets_a_heartbeat_each_period_but_not_all_at_once(start_hub):
+    """A Manifest V3 worker needs a message at least every 30 s: each socket gets one per
+    ``ws_heartbeat_s``. They go out a twentieth of the sockets at a time, so the sockets here
+    (consecutive ids, different twentieths) get theirs at different moments."""
+    import time
+
+    period = 1.0
+    hub = start_hub(ws_heartbeat_s=period)
+    agents = [Agent(hub, TOKENS[name]) for name in ("noa", "avi", "sarah", "james")]
+    beats: dict[int, list[float]] = {i: [] for i in range(len(agents))}
+    end = time.monotonic() + 2.6 * period
+
+    def listen(i, agent):
+        while (left := end - time.monotonic()) > 0:
+            try:
+                agent.recv("heartbeat", timeout=left)
+            except TimeoutError:
+                return
+            beats[i].append(time.monotonic())
+
+    threads = [threading.Thread(target=listen, args=(i, a)) for i, a in enumerate(agents)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, times in beats.items():
+        assert len(times) >= 2, f"socket {i} got {len(times)} heartbeats in 2.6 periods"
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert all(0.7 * period < g < 1.5 * period for g in gaps), gaps
+    firsts = sorted(times[0] for times in beats.values())
+    assert firsts[-1] - firsts[0] > period / 20  # spread over the period, not one burst
