@@ -145,7 +145,7 @@ class Journal:
             os.write(self._fd, data)  # O_APPEND: one write, whole lines
             os.fdatasync(self._fd)
             self._size += len(data)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - a failed write fails its callers, never leaves them waiting
             log.error("journal write failed: %s", e)
             if segment is not None:
                 with self._lock:

@@ -151,3 +151,20 @@ def test_a_killed_run_is_replayed_from_the_journal_once_and_a_cut_line_is_ignore
         assert s.query("SELECT count(*) AS n FROM events").n[0] == 3
     finally:
         s.close()
+
+
+def test_a_journal_that_cannot_write_fails_the_durable_insert_instead_of_hanging(tmp_path):
+    import os
+
+    s = Store(tmp_path / "f.duckdb", commit_window_ms=0).open()
+    try:
+        os.close(s._journal._fd)  # the disk goes away under the journal
+        written = s.insert("events", {"event_id": "lost", "call_id": "c", "type": "ringing", "received_at": T},
+                           durable=True)
+        with pytest.raises(OSError):
+            written.result(5)
+        wait_all([s.insert("calls", {"call_id": "still-writing", "started_at": T})])
+        assert s.query("SELECT count(*) AS n FROM events").n[0] == 0  # never acknowledged, never stored
+    finally:
+        s._journal._fd = os.open(os.devnull, os.O_WRONLY)  # let close() seal something
+        s.close()
