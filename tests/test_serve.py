@@ -38,5 +38,7 @@ def test_serve_on_a_free_port_then_sigterm_checkpoints(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not (tmp_path / "hub.duckdb.wal").exists()
+    assert not list((tmp_path / "hub.duckdb.journal").iterdir())  # all in DuckDB: nothing left to replay
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT call_id, status FROM calls").fetchall() == [("p1", "ringing")]
+        assert con.execute("SELECT call_id FROM events").fetchall() == [("p1",)]
