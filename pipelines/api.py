@@ -62,17 +62,10 @@ class Edge:
 
         app_receive = receive
         if not declared:  # chunked: read it here (bodies are small) so the limit holds
-            chunks, size, more = [], 0, True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                size += len(message.get("body", b""))
-                if size > self.limit:
-                    return await self._refuse(send)
-                chunks.append(message.get("body", b""))
-                more = message.get("more_body", False)
-            app_receive = _replaying(b"".join(chunks), receive)
+            body, _ = await _read_body(receive, self.limit)
+            if len(body) > self.limit:
+                return await self._refuse(send)
+            app_receive = _replaying(body, receive)
 
         try:
             await self.app(scope, app_receive, sending)
@@ -104,6 +97,20 @@ class HubApp(FastAPI):
             if receive is None:
                 return
         await super().__call__(scope, receive, send)
+
+
+async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
+    """(body, the client left): the request body, read until its end, until the client leaves,
+    or until it runs over ``limit`` bytes (then what was read, longer than the limit)."""
+    chunks, size, more = [], 0, True
+    while more and size <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        more = message.get("more_body", False)
+    return b"".join(chunks), False
 
 
 def _replaying(body: bytes, receive):
@@ -232,14 +239,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         if (not declared.isdigit() or int(declared) > settings.max_body_bytes
                 or headers.get(b"content-type", b"application/json").split(b";")[0].strip() != b"application/json"):
             return receive
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None  # the client left: nobody to answer
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body, left = await _read_body(receive, settings.max_body_bytes)
+        if left:
+            return None  # nobody to answer
         token = settings.ingest_token.encode()
         if not token or not hmac.compare_digest(headers.get(b"authorization", b""), b"Bearer " + token):
             return _replaying(body, receive)
