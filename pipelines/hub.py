@@ -1,7 +1,7 @@
 """The hub: one object that owns the parts and carries out what the pure core decides.
 
 Events from any provider enter through ``Hub.ingest``: the event is written to ``events`` (and
-``ingest`` returns only once it is committed), the call book decides what it means, and the hub
+``ingest`` returns only once it is on disk, in the store's journal), the call book decides what it means, and the hub
 acts: rows to the store, ``call`` messages to sockets, pops to ``Popper``. Nothing here blocks
 the event loop: the store writes on its own thread, the CRM client is async.
 """
@@ -125,7 +125,7 @@ class Hub:
     async def ingest(self, event: CallEvent, provider: str, durable: bool = True) -> str:
         """Record one event, act on it, and return 'accepted' or 'duplicate': once it is on disk
         when ``durable`` (the PBX gets an acknowledgement), else at once (a provider in this
-        process with nobody to acknowledge: its next event is not held back by the commit)."""
+        process with nobody to acknowledge: its next event is not held back by the journal's sync)."""
         event_id = event.event_id()
         if event_id in self._seen:
             self.events_duplicate += 1

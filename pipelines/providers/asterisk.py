@@ -155,7 +155,7 @@ class AsteriskProvider(Provider):
             output = await self._queue.get()
             try:
                 if isinstance(output, CallEvent):
-                    # AMI has no acknowledgement to give: do not hold the next event for a commit.
+                    # AMI has no acknowledgement to give: do not hold the next event for the journal's sync.
                     await self.host.ingest(output, self.name, durable=False)
                 else:
                     await self.host.dial_progress(output.dial_id, output.state, output.error, output.reason)
