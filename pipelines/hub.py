@@ -61,8 +61,7 @@ class Hub:
         self.book = CallBook(settings.default_region)
         self._provider = provider
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._tasks: set[asyncio.Task] = set()
-        self._loops: set[asyncio.Task] = set()  # heartbeat and housekeeping: they never finish
+        self._loops: list[asyncio.Task] = []  # heartbeat and housekeeping: they never finish
         self._draining = False
         self.started = time.time()
         self.events_accepted = 0
@@ -86,7 +85,8 @@ class Hub:
                           tuple(c.upper() for c in s.csv_list("dial_allowed_countries")))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute)
         await self.provider.start(self)
-        self._loops = {self._spawn(self._heartbeat()), self._spawn(self._housekeeping())}
+        loop = asyncio.get_running_loop()
+        self._loops = [loop.create_task(self._heartbeat()), loop.create_task(self._housekeeping())]
         log.info("hub started: provider %s, %d agents, %d contacts, CRM %s", self.provider.name,
                  len(self.agents), len(self.contacts), "sample" if not s.crm_url else "configured")
 
@@ -101,7 +101,7 @@ class Hub:
             await asyncio.wait_for(self.provider.stop(), timeout=5)
         end = time.monotonic() + grace_s
         # A pop that reaches its deadline starts a late lookup: look again until nothing is left.
-        while (pending := (self._tasks - self._loops) | self.popper.tasks | self.dialer.tasks) \
+        while (pending := self.popper.tasks | self.dialer.tasks) \
                 and (left := end - time.monotonic()) > 0:
             await asyncio.wait(pending, timeout=left)
         await asyncio.gather(*(s.close() for s in self.sessions.all()), return_exceptions=True)
@@ -109,17 +109,11 @@ class Hub:
     async def stop(self) -> None:
         """Finish what is in flight, say goodbye to every socket, checkpoint the database."""
         await self.drain()
-        for t in list(self._tasks):
+        for t in self._loops:
             t.cancel()
         await self.http.aclose()
         await asyncio.to_thread(self.store.close)
         log.info("hub stopped")
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # --- events in
     async def ingest(self, event: CallEvent, provider: str, durable: bool = True) -> str:
@@ -162,7 +156,7 @@ class Hub:
         for agent_id, message in step.notify:
             self.sessions.send(agent_id, message)
         if step.pop_to and call is not None:
-            self._spawn(self.popper.pop(call, step.pop_to, step.extension))
+            self.popper.pop(call, step.pop_to, step.extension)
         if step.ignored:
             log.debug("call %s %s: %s", event.call_id, event.type, step.ignored)
 

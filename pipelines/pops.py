@@ -71,33 +71,58 @@ class Popper:
         # (call id, agent id) -> pop row; outlives the call so a late click still lands.
         self._ledger: collections.OrderedDict[tuple[str, str], _PopRow] = collections.OrderedDict()
         self._ledger_size = ledger_size
-        self.tasks: set[asyncio.Task] = set()  # late lookups still running (awaited at shutdown)
+        # Pops waiting for their CRM and late lookups still running (awaited at shutdown).
+        self.tasks: set[asyncio.Future] = set()
         self.recent: collections.OrderedDict[str, dict] = collections.OrderedDict()  # the console's pop feed
 
     # --- the hot path
-    async def pop(self, call: Call, agents: list[Agent], extension: str) -> None:
+    def pop(self, call: Call, agents: list[Agent], extension: str) -> None:
+        """Send the call's pop to ``agents``: now if its lookup has already answered (the cache),
+        else from the lookup's own completion or at the deadline, whichever comes first. No task
+        is started for it: each hand-over between tasks waits a turn of the event loop, and under
+        load those turns were most of a late pop's delay."""
         if not call.phone.digits:  # number withheld: nothing to look up
             self._send(call, agents, build_pop(call, LookupResult("not_found"), extension))
             return
         lookup = self._lookup_for(call, extension)
-        result = lookup.result
-        if result is None:
-            remaining = self.deadline_s - (self.clock() - lookup.started)
-            try:
-                async with asyncio.timeout(max(0.0, remaining)):
-                    result = await asyncio.shield(lookup.future)
-            except TimeoutError:
-                result = None
-        if result is not None:
-            self._finish_lookup(call, lookup, result)
-            self._send(call, agents, build_pop(call, result, extension))
+        if lookup.result is None and lookup.future.done():
+            lookup.result = _result_of(lookup.future)
+        if lookup.result is not None:
+            self._finish_lookup(call, lookup, lookup.result)
+            self._send(call, agents, build_pop(call, lookup.result, extension))
             return
-        # Past the deadline: the agent gets the number now and the name when the CRM answers.
-        self._write_timeout(call, lookup)
-        self._send(call, agents, build_pop(call, None, extension))
-        task = asyncio.get_running_loop().create_task(self._late(call, agents, extension, lookup))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        loop = asyncio.get_running_loop()
+        waiting = loop.create_future()  # done once this pop is out (the hub's drain waits for it)
+        self.tasks.add(waiting)
+        waiting.add_done_callback(self.tasks.discard)
+
+        def answered(future: asyncio.Future[LookupResult]) -> None:
+            if waiting.done():
+                return
+            deadline.cancel()
+            try:
+                result = _result_of(future)
+                self._finish_lookup(call, lookup, result)
+                self._send(call, agents, build_pop(call, result, extension))
+            finally:
+                waiting.set_result(None)
+
+        def too_late() -> None:
+            # Past the deadline: the agent gets the number now and the name when the CRM answers.
+            if waiting.done():
+                return
+            lookup.future.remove_done_callback(answered)
+            try:
+                self._write_timeout(call, lookup)
+                self._send(call, agents, build_pop(call, None, extension))
+                task = loop.create_task(self._late(call, agents, extension, lookup))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            finally:
+                waiting.set_result(None)
+
+        deadline = loop.call_later(max(0.0, self.deadline_s - (self.clock() - lookup.started)), too_late)
+        lookup.future.add_done_callback(answered)
 
     async def answer(self, call: Call, extension: str) -> LookupResult | None:
         """The call's CRM answer within the deadline, for a phone system that waits for it
@@ -107,13 +132,9 @@ class Popper:
         if not call.phone.digits:
             return LookupResult("not_found")
         lookup = self._lookup_for(call, extension)
-        result = lookup.result
-        if result is None:
-            try:
-                async with asyncio.timeout(max(0.0, self.deadline_s - (self.clock() - lookup.started))):
-                    result = await asyncio.shield(lookup.future)
-            except TimeoutError:
-                result = None
+        if lookup.result is None:
+            await asyncio.wait([lookup.future], timeout=max(0.0, self.deadline_s - (self.clock() - lookup.started)))
+        result = lookup.result or (_result_of(lookup.future) if lookup.future.done() else None)
         if result is not None:
             self._finish_lookup(call, lookup, result)
             return result
@@ -139,7 +160,8 @@ class Popper:
         return lookup
 
     async def _late(self, call: Call, agents: list[Agent], extension: str, lookup: _CallLookup) -> None:
-        result = await asyncio.shield(lookup.future)
+        await asyncio.wait([lookup.future])
+        result = _result_of(lookup.future)
         latency = (self.clock() - lookup.started) * 1000
         lookup.result = result
         self.store.update("lookups", {"call_id": call.call_id, "started_at": lookup.started_at}, {
@@ -231,3 +253,14 @@ class Popper:
     def forget(self, call_id: str) -> None:
         """The call left the book: its lookup is no longer needed (its pops stay ackable)."""
         self._lookups.pop(call_id, None)
+
+
+def _result_of(future: asyncio.Future[LookupResult]) -> LookupResult:
+    """A finished lookup's result. ``CrmClient.fetch`` never raises; should a lookup still end
+    in an exception (or be cancelled), the pop goes out as an error rather than not at all."""
+    if future.cancelled():
+        return LookupResult("http_error", error="lookup cancelled")
+    if (e := future.exception()) is not None:
+        log.error("CRM lookup failed: %r", e)
+        return LookupResult("http_error", error=f"lookup failed ({type(e).__name__})")
+    return future.result()
