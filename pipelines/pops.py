@@ -20,7 +20,7 @@ from typing import Any, Callable
 from .agents import Agent
 from .calls import Call
 from .crm import CrmClient, LookupResult
-from .events import utcnow
+from .events import ACK_EVENTS, utcnow
 from .phone import for_crm
 from .sessions import Sessions, dumps
 from .store import Store
@@ -41,21 +41,24 @@ def build_pop(call: Call, result: LookupResult | None, extension: str) -> dict[s
     }
 
 
-@dataclasses.dataclass
-class _PopRow:
-    sent_at: datetime
-    acked: set[str] = dataclasses.field(default_factory=set)
+_ACK_BITS = {event: 1 << i for i, event in enumerate(ACK_EVENTS)}
 
 
 @dataclasses.dataclass
 class _CallLookup:
     """One lookup per call, shared by every extension of a ring group."""
-    future: asyncio.Future[LookupResult]
+    future: asyncio.Future[LookupResult] | None  # None once answered: ``result`` holds the answer
     cache: str
     started: float  # monotonic
     started_at: datetime
     row_written: bool = False
     result: LookupResult | None = None
+
+    def settle(self, future: asyncio.Future[LookupResult]) -> None:
+        # Keep the answer, drop the finished task (and its coroutine and context): the lookup
+        # lives as long as the call is in the book, and the garbage collector scans what it holds.
+        if self.future is future:
+            self.result, self.future = _result_of(future), None
 
 
 class Popper:
@@ -68,8 +71,10 @@ class Popper:
         self.context_params = context_params
         self.clock = clock
         self._lookups: dict[str, _CallLookup] = {}
-        # (call id, agent id) -> pop row; outlives the call so a late click still lands.
-        self._ledger: collections.OrderedDict[tuple[str, str], _PopRow] = collections.OrderedDict()
+        # (call id, agent id) -> (sent at, acks as _ACK_BITS); outlives the call so a late click
+        # still lands. Tuples of atoms: the garbage collector stops tracking them, so a full
+        # ledger (50,000 pops) adds nothing to a collection's pause.
+        self._ledger: collections.OrderedDict[tuple[str, str], tuple[datetime, int]] = collections.OrderedDict()
         self._ledger_size = ledger_size
         # Pops waiting for their CRM and late lookups still running (awaited at shutdown).
         self.tasks: set[asyncio.Future] = set()
@@ -85,8 +90,8 @@ class Popper:
             self._send(call, agents, build_pop(call, LookupResult("not_found"), extension))
             return
         lookup = self._lookup_for(call, extension)
-        if lookup.result is None and lookup.future.done():
-            lookup.result = _result_of(lookup.future)
+        if lookup.future is not None and lookup.future.done():
+            lookup.settle(lookup.future)
         if lookup.result is not None:
             self._finish_lookup(call, lookup, lookup.result)
             self._send(call, agents, build_pop(call, lookup.result, extension))
@@ -101,9 +106,9 @@ class Popper:
                 return
             deadline.cancel()
             try:
-                result = _result_of(future)
-                self._finish_lookup(call, lookup, result)
-                self._send(call, agents, build_pop(call, result, extension))
+                lookup.settle(future)  # done already by its own callback, registered first
+                self._finish_lookup(call, lookup, lookup.result)
+                self._send(call, agents, build_pop(call, lookup.result, extension))
             finally:
                 waiting.set_result(None)
 
@@ -111,18 +116,19 @@ class Popper:
             # Past the deadline: the agent gets the number now and the name when the CRM answers.
             if waiting.done():
                 return
-            lookup.future.remove_done_callback(answered)
+            future.remove_done_callback(answered)
             try:
                 self._write_timeout(call, lookup)
                 self._send(call, agents, build_pop(call, None, extension))
-                task = loop.create_task(self._late(call, agents, extension, lookup))
+                task = loop.create_task(self._late(call, agents, extension, lookup, future))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             finally:
                 waiting.set_result(None)
 
+        future = lookup.future
         deadline = loop.call_later(max(0.0, self.deadline_s - (self.clock() - lookup.started)), too_late)
-        lookup.future.add_done_callback(answered)
+        future.add_done_callback(answered)
 
     async def answer(self, call: Call, extension: str) -> LookupResult | None:
         """The call's CRM answer within the deadline, for a phone system that waits for it
@@ -132,15 +138,18 @@ class Popper:
         if not call.phone.digits:
             return LookupResult("not_found")
         lookup = self._lookup_for(call, extension)
-        if lookup.result is None:
-            await asyncio.wait([lookup.future], timeout=max(0.0, self.deadline_s - (self.clock() - lookup.started)))
-        result = lookup.result or (_result_of(lookup.future) if lookup.future.done() else None)
+        future = lookup.future
+        if future is not None:
+            await asyncio.wait([future], timeout=max(0.0, self.deadline_s - (self.clock() - lookup.started)))
+            if future.done():
+                lookup.settle(future)
+        result = lookup.result
         if result is not None:
             self._finish_lookup(call, lookup, result)
             return result
         self._write_timeout(call, lookup)
         if not call.popped:  # no pop is waiting for the late answer: record it from here
-            task = asyncio.get_running_loop().create_task(self._late(call, [], extension, lookup))
+            task = asyncio.get_running_loop().create_task(self._late(call, [], extension, lookup, future))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         return None
@@ -156,14 +165,16 @@ class Popper:
                     context[name] = values[name]
             future, cache = self.crm.lookup(for_crm(call.phone, self.phone_format), context)
             lookup = _CallLookup(future, cache, self.clock(), utcnow())
+            future.add_done_callback(lookup.settle)
             self._lookups[call.call_id] = lookup
         return lookup
 
-    async def _late(self, call: Call, agents: list[Agent], extension: str, lookup: _CallLookup) -> None:
-        await asyncio.wait([lookup.future])
-        result = _result_of(lookup.future)
+    async def _late(self, call: Call, agents: list[Agent], extension: str, lookup: _CallLookup,
+                    future: asyncio.Future[LookupResult]) -> None:
+        await asyncio.wait([future])
+        lookup.settle(future)
+        result = lookup.result
         latency = (self.clock() - lookup.started) * 1000
-        lookup.result = result
         self.store.update("lookups", {"call_id": call.call_id, "started_at": lookup.started_at}, {
             "late_outcome": result.outcome, "late_latency_ms": latency, "http_status": result.http_status,
             "total": result.total, "client_name": result.name or None, "company": result.company or None,
@@ -210,14 +221,14 @@ class Popper:
                     call.status == "answered" and call.answered_by and call.popped.get(agent.id) != call.answered_by):
                 continue  # the call moved on while the CRM answered: no bubble for a finished ring
             reached = self.sessions.send(agent.id, text)
-            row = self._ledger.get((call.call_id, agent.id))
-            if row is None:
-                row = self._remember(call.call_id, agent.id, now)
+            sent = self._ledger.get((call.call_id, agent.id))
+            if sent is None:
+                self._remember(call.call_id, agent.id, now)
                 self.store.insert("pops", {"call_id": call.call_id, "agent_id": agent.id,
                                            "extension": message["extension"], "sent_at": now,
                                            "status": message["status"], "sessions": reached})
             elif update:
-                self.store.update("pops", {"call_id": call.call_id, "agent_id": agent.id, "sent_at": row.sent_at},
+                self.store.update("pops", {"call_id": call.call_id, "agent_id": agent.id, "sent_at": sent[0]},
                                   {"status": message["status"], "updated_at": now})
 
     def _feed(self, call: Call, message: dict) -> None:
@@ -234,21 +245,21 @@ class Popper:
     # --- acks from the browser
     def ack(self, agent: Agent, call_id: str, event: str) -> str | None:
         """Record shown / clicked / closed; returns an error text when the pop is not this agent's."""
-        row = self._ledger.get((call_id, agent.id))
-        if row is None:
+        sent = self._ledger.get((call_id, agent.id))
+        if sent is None:
             return f"no pop for call {call_id!r} was sent to you"
-        if event in row.acked:
+        sent_at, acked = sent
+        if acked & _ACK_BITS[event]:
             return None  # a second 'shown' from another browser of the same agent
-        row.acked.add(event)
-        self.store.update("pops", {"call_id": call_id, "agent_id": agent.id, "sent_at": row.sent_at},
+        self._ledger[(call_id, agent.id)] = (sent_at, acked | _ACK_BITS[event])
+        self.store.update("pops", {"call_id": call_id, "agent_id": agent.id, "sent_at": sent_at},
                           {f"{event}_at": utcnow()})
         return None
 
-    def _remember(self, call_id: str, agent_id: str, sent_at: datetime) -> _PopRow:
-        row = self._ledger[(call_id, agent_id)] = _PopRow(sent_at)
+    def _remember(self, call_id: str, agent_id: str, sent_at: datetime) -> None:
+        self._ledger[(call_id, agent_id)] = (sent_at, 0)
         while len(self._ledger) > self._ledger_size:
             self._ledger.popitem(last=False)
-        return row
 
     def forget(self, call_id: str) -> None:
         """The call left the book: its lookup is no longer needed (its pops stay ackable)."""

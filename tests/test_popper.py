@@ -3,6 +3,7 @@ breaks still yields. A real Store (in memory) records; the CRM and the sockets a
 that show exactly when ``pop`` hands a message over."""
 
 import asyncio
+import gc
 
 from pipelines.agents import Agent
 from pipelines.calls import Call
@@ -120,4 +121,33 @@ def test_past_the_deadline_the_number_goes_first_and_the_name_follows():
         slow.set_result(LookupResult("found", name="Late Answer", total=1))
         await asyncio.wait(popper.tasks, timeout=1)
         assert len(sockets.sent) == 2 and '"name":"Late Answer"' in sockets.sent[1][1]
+    run(scenario)
+
+
+def test_a_popped_call_leaves_little_for_the_garbage_collector_to_scan():
+    # The book keeps a call for minutes and the ledger keeps 50,000 pops: every object they hold
+    # is scanned by each full collection, a pause of the event loop. A pop adds its lookup and
+    # the CRM's answer; the finished lookup task and the ledger entry are not kept as objects.
+    async def scenario(store):
+        def answered():
+            f = asyncio.get_running_loop().create_future()
+            f.set_result(LookupResult("found", name="Dana Levi", total=1))
+            return f
+        class Rows:  # rows are the store's business, not the popper's: none are kept here
+            def insert(self, table, row):
+                pass
+
+        popper = Popper(Crm(answered), Rows(), Sockets(), deadline_ms=1500, phone_format="local",
+                        context_params=[])
+        calls = [call(f"gc{i}", f"05012{i:05d}") for i in range(2000)]
+        popper.pop(call("warm"), [AGENT], "201")
+        await asyncio.sleep(0.05)
+        gc.collect()
+        before = len(gc.get_objects())
+        for c in calls:
+            popper.pop(c, [AGENT], "201")
+        await asyncio.sleep(0.05)
+        gc.collect()
+        per_pop = (len(gc.get_objects()) - before) / len(calls)
+        assert per_pop <= 2.5, f"{per_pop:.1f} tracked objects kept per pop"
     run(scenario)
