@@ -116,9 +116,10 @@ def test_a_full_segment_is_removed_once_duckdb_holds_its_rows(tmp_path):
             s.insert("events", {"event_id": f"e{i}", "call_id": "c", "type": "ringing", "received_at": T},
                      durable=True).result(5)
         journal = tmp_path / "r.duckdb.journal"
-        # every row committed: only the segment being written is left
+        # The acks came from the journal; DuckDB commits just after. Once it holds every row,
+        # only the segment being written is left.
+        assert wait_until(lambda: s.query("SELECT count(*) AS n FROM events").n[0] == 30)
         assert wait_until(lambda: len(list(journal.glob("*.jsonl"))) == 1)
-        assert s.query("SELECT count(*) AS n FROM events").n[0] == 30
     finally:
         s.close()
 

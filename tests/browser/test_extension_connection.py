@@ -37,54 +37,66 @@ def ring_and_see_bubble(browser, hub, call_id, timeout=20.0):
 
 def test_a_refused_token_shows_signed_out(extension_browser, module_hubs, port, db_dir):
     hub = start_hub(module_hubs, port, db_dir)
-    extension_browser.configure(hubUrl=hub.url, token="not-a-token")
-    wait_until(lambda: extension_browser.badge() == "!", 20, what="the signed-out badge")
-    status = extension_browser.session("status")
-    assert status["state"] == "signed_out"
-    title = extension_browser.evaluate("new Promise(r => chrome.action.getTitle({}, r))")
-    assert "signed out" in title
-    assert not hub.hub.sessions.online()
-    hub.stop()
+    try:
+        extension_browser.configure(hubUrl=hub.url, token="not-a-token")
+
+        def refused():
+            # The badge alone may still be the "!" of an earlier state (no token configured yet):
+            # wait for the hub's refusal itself.
+            status = extension_browser.session("status") or {}
+            return (status.get("state") == "signed_out" and "token" in status.get("detail", "")
+                    and "no agent token" not in status["detail"])
+        wait_until(refused, 20, what="the hub's refusal of the token")
+        assert extension_browser.badge() == "!"
+        title = extension_browser.evaluate("new Promise(r => chrome.action.getTitle({}, r))")
+        assert "signed out" in title
+        assert not hub.hub.sessions.online()
+    finally:
+        hub.stop()  # the next tests reuse the port
 
 
 def test_the_hub_restarted_under_the_extension(extension_browser, module_hubs, port, db_dir):
     hub = start_hub(module_hubs, port, db_dir)
-    extension_browser.sign_in(hub, TOKENS["noa"])
-    ring_and_see_bubble(extension_browser, hub, "before-restart")
+    try:
+        extension_browser.sign_in(hub, TOKENS["noa"])
+        ring_and_see_bubble(extension_browser, hub, "before-restart")
 
-    hub.stop()
-    wait_until(lambda: extension_browser.badge() == "off", 20, what="the disconnected badge")
-    assert "not connected" in extension_browser.evaluate("new Promise(r => chrome.action.getTitle({}, r))")
-    time.sleep(1.5)  # the hub stays down a while: the extension keeps retrying
+        hub.stop()
+        wait_until(lambda: extension_browser.badge() == "off", 20, what="the disconnected badge")
+        assert "not connected" in extension_browser.evaluate("new Promise(r => chrome.action.getTitle({}, r))")
+        time.sleep(1.5)  # the hub stays down a while: the extension keeps retrying
 
-    started = time.monotonic()
-    hub = start_hub(module_hubs, port, db_dir)
-    extension_browser.wait_connected(hub, timeout=30)
-    reconnect_s = time.monotonic() - started
-    print(f"\nreconnected {reconnect_s:.2f} s after the hub came back")
-    record = ring_and_see_bubble(extension_browser, hub, "after-restart")
-    assert record["title"] == "John Doe"
-    hub.stop()
+        started = time.monotonic()
+        hub = start_hub(module_hubs, port, db_dir)
+        extension_browser.wait_connected(hub, timeout=30)
+        reconnect_s = time.monotonic() - started
+        print(f"\nreconnected {reconnect_s:.2f} s after the hub came back")
+        record = ring_and_see_bubble(extension_browser, hub, "after-restart")
+        assert record["title"] == "John Doe"
+    finally:
+        hub.stop()  # the next tests reuse the port
 
 
 def test_a_stopped_worker_comes_back_and_reconnects(extension_browser, module_hubs, port, db_dir):
     hub = start_hub(module_hubs, port, db_dir)
-    extension_browser.sign_in(hub, TOKENS["noa"])
-    extension_browser.evaluate("self.beforeTheStop = true")
-    page = extension_browser.ctx.new_page()
-    cdp = extension_browser.ctx.new_cdp_session(page)
-    cdp.send("ServiceWorker.enable")
-    started = time.monotonic()
-    cdp.send("ServiceWorker.stopAllWorkers")
-    wait_until(lambda: not hub.hub.sessions.online(), 15, what="the stopped worker's socket to close")
+    try:
+        extension_browser.sign_in(hub, TOKENS["noa"])
+        extension_browser.evaluate("self.beforeTheStop = true")
+        page = extension_browser.ctx.new_page()
+        cdp = extension_browser.ctx.new_cdp_session(page)
+        cdp.send("ServiceWorker.enable")
+        started = time.monotonic()
+        cdp.send("ServiceWorker.stopAllWorkers")
+        wait_until(lambda: not hub.hub.sessions.online(), 15, what="the stopped worker's socket to close")
 
-    # Nothing else happens in the browser: the keep-alive alarm (every 30 s) starts it again.
-    wait_until(lambda: hub.hub.sessions.online().get("noa"), 60, every=0.25, what="a new worker connected to the hub")
-    assert extension_browser.evaluate("self.beforeTheStop === undefined"), "a new worker, not the old one"
-    print(f"\nworker back and connected {time.monotonic() - started:.1f} s after it was stopped")
-    extension_browser.wait_connected(hub)
-    record = ring_and_see_bubble(extension_browser, hub, "after-worker-stop")
-    assert record["title"] == "John Doe"
-    cdp.detach()
-    page.close()
-    hub.stop()
+        # Nothing else happens in the browser: the keep-alive alarm (every 30 s) starts it again.
+        wait_until(lambda: hub.hub.sessions.online().get("noa"), 60, every=0.25, what="a new worker connected to the hub")
+        assert extension_browser.evaluate("self.beforeTheStop === undefined"), "a new worker, not the old one"
+        print(f"\nworker back and connected {time.monotonic() - started:.1f} s after it was stopped")
+        extension_browser.wait_connected(hub)
+        record = ring_and_see_bubble(extension_browser, hub, "after-worker-stop")
+        assert record["title"] == "John Doe"
+        cdp.detach()
+        page.close()
+    finally:
+        hub.stop()  # the next tests reuse the port
