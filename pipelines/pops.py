@@ -90,10 +90,8 @@ class Popper:
             self._send(call, agents, build_pop(call, LookupResult("not_found"), extension))
             return
         lookup = self._lookup_for(call, extension)
-        if lookup.future is not None and lookup.future.done():
-            lookup.settle(lookup.future)
         if lookup.result is not None:
-            self._finish_lookup(call, lookup, lookup.result)
+            self._finish_lookup(call, lookup)
             self._send(call, agents, build_pop(call, lookup.result, extension))
             return
         loop = asyncio.get_running_loop()
@@ -107,7 +105,7 @@ class Popper:
             deadline.cancel()
             try:
                 lookup.settle(future)  # done already by its own callback, registered first
-                self._finish_lookup(call, lookup, lookup.result)
+                self._finish_lookup(call, lookup)
                 self._send(call, agents, build_pop(call, lookup.result, extension))
             finally:
                 waiting.set_result(None)
@@ -120,9 +118,7 @@ class Popper:
             try:
                 self._write_timeout(call, lookup)
                 self._send(call, agents, build_pop(call, None, extension))
-                task = loop.create_task(self._late(call, agents, extension, lookup, future))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self._start_late(call, agents, extension, lookup, future)
             finally:
                 waiting.set_result(None)
 
@@ -145,13 +141,11 @@ class Popper:
                 lookup.settle(future)
         result = lookup.result
         if result is not None:
-            self._finish_lookup(call, lookup, result)
+            self._finish_lookup(call, lookup)
             return result
         self._write_timeout(call, lookup)
         if not call.popped:  # no pop is waiting for the late answer: record it from here
-            task = asyncio.get_running_loop().create_task(self._late(call, [], extension, lookup, future))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._start_late(call, [], extension, lookup, future)
         return None
 
     def _lookup_for(self, call: Call, extension: str) -> _CallLookup:
@@ -167,7 +161,15 @@ class Popper:
             lookup = _CallLookup(future, cache, self.clock(), utcnow())
             future.add_done_callback(lookup.settle)
             self._lookups[call.call_id] = lookup
+        if lookup.future is not None and lookup.future.done():
+            lookup.settle(lookup.future)  # answered (or from the cache) before its callback ran
         return lookup
+
+    def _start_late(self, call: Call, agents: list[Agent], extension: str, lookup: _CallLookup,
+                    future: asyncio.Future[LookupResult]) -> None:
+        task = asyncio.get_running_loop().create_task(self._late(call, agents, extension, lookup, future))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _late(self, call: Call, agents: list[Agent], extension: str, lookup: _CallLookup,
                     future: asyncio.Future[LookupResult]) -> None:
@@ -185,10 +187,11 @@ class Popper:
             return  # the bubble is gone; the row above keeps what the CRM said
         self._send(call, agents, build_pop(call, result, extension), update=True)
 
-    def _finish_lookup(self, call: Call, lookup: _CallLookup, result: LookupResult) -> None:
+    def _finish_lookup(self, call: Call, lookup: _CallLookup) -> None:
+        """Record the settled lookup's row (once per call)."""
         if lookup.row_written:
             return
-        lookup.row_written, lookup.result = True, result
+        lookup.row_written, result = True, lookup.result
         latency = (self.clock() - lookup.started) * 1000
         call.lookup_ms = latency
         self.store.insert("lookups", self._lookup_row(call, lookup, result.outcome, latency) | {

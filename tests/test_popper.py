@@ -42,6 +42,13 @@ class Sockets:
         return 1
 
 
+def popper_for(future_of, store, deadline_ms=1500):
+    """A Popper whose every lookup is ``future_of()``, and the sockets it sends to."""
+    sockets = Sockets()
+    return Popper(Crm(future_of), store, sockets, deadline_ms=deadline_ms, phone_format="local",
+                  context_params=[]), sockets
+
+
 def call(call_id="c1", caller="0501234567"):
     return Call(call_id, "inbound", caller, "0722776773", "test", normalise(caller), utcnow(),
                 extensions=["201"], popped={"noa": "201"})
@@ -70,8 +77,7 @@ def run(scenario):
 
 def test_a_cached_answer_pops_before_pop_returns():
     async def scenario(store):
-        sockets = Sockets()
-        popper = Popper(Crm(cached), store, sockets, deadline_ms=1500, phone_format="local", context_params=[])
+        popper, sockets = popper_for(cached, store)
         popper.pop(call(), [AGENT], "201")
         # No turn of the event loop in between: the message is already with the socket.
         assert len(sockets.sent) == 1 and '"status":"found"' in sockets.sent[0][1]
@@ -83,9 +89,7 @@ def test_a_cached_answer_pops_before_pop_returns():
 def test_a_pop_waits_for_its_lookup_and_leaves_when_it_answers():
     async def scenario(store):
         pending = asyncio.get_running_loop().create_future()
-        sockets = Sockets()
-        popper = Popper(Crm(lambda: pending), store, sockets, deadline_ms=1500, phone_format="local",
-                        context_params=[])
+        popper, sockets = popper_for(lambda: pending, store)
         popper.pop(call(), [AGENT], "201")
         await asyncio.sleep(0.01)
         assert sockets.sent == [] and len(popper.tasks) == 1  # the hub's drain waits for it
@@ -99,9 +103,7 @@ def test_a_pop_waits_for_its_lookup_and_leaves_when_it_answers():
 def test_a_lookup_that_raises_still_pops_as_an_error_and_is_recorded():
     async def scenario(store):
         failing = asyncio.get_running_loop().create_future()
-        sockets = Sockets()
-        popper = Popper(Crm(lambda: failing), store, sockets, deadline_ms=1500, phone_format="local",
-                        context_params=[])
+        popper, sockets = popper_for(lambda: failing, store)
         popper.pop(call("c2"), [AGENT], "201")
         failing.set_exception(RuntimeError("bug in a CRM adapter"))
         await asyncio.wait(popper.tasks, timeout=1)
@@ -114,8 +116,7 @@ def test_a_lookup_that_raises_still_pops_as_an_error_and_is_recorded():
 def test_past_the_deadline_the_number_goes_first_and_the_name_follows():
     async def scenario(store):
         slow = asyncio.get_running_loop().create_future()
-        sockets = Sockets()
-        popper = Popper(Crm(lambda: slow), store, sockets, deadline_ms=30, phone_format="local", context_params=[])
+        popper, sockets = popper_for(lambda: slow, store, deadline_ms=30)
         popper.pop(call("c3"), [AGENT], "201")
         await asyncio.sleep(0.1)
         assert len(sockets.sent) == 1 and '"status":"pending"' in sockets.sent[0][1]
@@ -134,8 +135,7 @@ def test_a_popped_call_leaves_little_for_the_garbage_collector_to_scan():
             def insert(self, table, row):
                 pass
 
-        popper = Popper(Crm(cached), Rows(), Sockets(), deadline_ms=1500, phone_format="local",
-                        context_params=[])
+        popper, _ = popper_for(cached, Rows())
         calls = [call(f"gc{i}", f"05012{i:05d}") for i in range(2000)]
         popper.pop(call("warm"), [AGENT], "201")
         await asyncio.sleep(0.05)
