@@ -274,9 +274,12 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
 
     @app.get("/api/dials/{dial_id}", tags=["click-to-call"], summary="One of your dials")
     async def dial_state(dial_id: str, agent: AgentDep) -> dict:
-        active = hub.dialer.get(dial_id)
-        if active is not None and active.plan.agent_id == agent.id:
-            return {"dial_id": dial_id, "state": active.state, "outcome": None, "to": active.plan.leg_b_display}
+        known = hub.dialer.get(dial_id)
+        if known is not None:
+            if known.plan.agent_id != agent.id:
+                raise ApiError(404, "not_found", "no such dial of yours")
+            return known.answer()
+        # Older than what the dialer keeps (or from before a restart): the dials table has it.
         rows = await asyncio.to_thread(hub.store.query, "SELECT outcome, error, leg_b_e164, bridged_at, ended_at "
                                        "FROM dials WHERE dial_id = ? AND agent_id = ?", [dial_id, agent.id])
         if rows.empty:

@@ -115,6 +115,13 @@ class _Dial:
     plan: DialPlan
     requested_at: datetime
     state: str = "requested"
+    outcome: str | None = None  # bridged | failed, as the dials row says
+    error: str | None = None
+
+    def answer(self) -> dict:
+        """What ``GET /api/dials/{id}`` says about this dial."""
+        return {"dial_id": self.plan.dial_id, "state": self.state, "outcome": self.outcome, "error": self.error,
+                "to": self.plan.leg_b_display}
 
 
 class RateLimiter:
@@ -137,10 +144,14 @@ class RateLimiter:
 
 class Dialer:
     def __init__(self, provider: "Provider", store: Store, sessions: Sessions, rules: DialRules,
-                 rate_per_minute: int):
+                 rate_per_minute: int, finished_kept: int = 10_000):
         self.provider, self.store, self.sessions, self.rules = provider, store, sessions, rules
         self.limiter = RateLimiter(rate_per_minute)
         self.active: dict[str, _Dial] = {}
+        # Finished dials stay answerable from memory: their dials row waits for the writer's next
+        # commit (up to a commit window), and the console polls a dial's state right as it ends.
+        self.finished: collections.OrderedDict[str, _Dial] = collections.OrderedDict()
+        self.finished_kept = finished_kept
         self.tasks: set[asyncio.Task] = set()
 
     async def dial(self, agent: Agent, request: DialRequest) -> DialPlan:
@@ -184,7 +195,6 @@ class Dialer:
         if dial is None or state not in DIAL_STATES or dial.state in FINAL_STATES:
             return False
         bridged = dial.state == "bridged"
-        dial.state = state
         now = utcnow()
         values: dict = {}
         if state == "leg_a_answered":
@@ -198,6 +208,8 @@ class Dialer:
                 values |= {"outcome": "failed", "error": error}
         elif state == "failed":
             values |= {"ended_at": now, "outcome": "failed", "error": error or "failed"}
+        dial.state = state
+        dial.outcome, dial.error = values.get("outcome", dial.outcome), values.get("error", dial.error)
         if values:
             self.store.update("dials", {"dial_id": dial_id, "requested_at": dial.requested_at}, values)
         extra = {"to": dial.plan.leg_b_display}
@@ -205,8 +217,11 @@ class Dialer:
             extra |= {"error": error or "failed", "reason": reason or error or "the call could not be placed"}
         self.sessions.send(dial.plan.agent_id, msg_dial(dial_id, state, **extra))
         if state in FINAL_STATES:
-            del self.active[dial_id]
+            self.finished[dial_id] = self.active.pop(dial_id)
+            if len(self.finished) > self.finished_kept:
+                self.finished.popitem(last=False)
         return True
 
     def get(self, dial_id: str) -> _Dial | None:
-        return self.active.get(dial_id)
+        """A dial in progress or one of the last ``finished_kept`` to finish; None if older or unknown."""
+        return self.active.get(dial_id) or self.finished.get(dial_id)

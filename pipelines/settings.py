@@ -41,9 +41,10 @@ TABLE: tuple[Setting, ...] = (
     S("public_url", "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy)."),
     S("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     S("db_path", "data/callpop.duckdb", "DuckDB file the hub owns (only the hub opens it while it runs)."),
-    S("store_commit_ms", 500.0, "Longest a row waits to share a DuckDB commit (each statement costs ~2 ms of CPU "
-      "whatever its size: at 100 ms the writer took ~12% of a core at 20 events/s, at 500 ms ~4%); what reads "
-      "the database lags by as much. An event's 202 does not wait for it (its journal line is synced first)."),
+    S("store_commit_ms", 2000.0, "Longest a row waits to share a DuckDB commit (each statement costs ~2 ms of CPU "
+      "whatever its size, and competes with the event loop for the GIL: at 20 events/s the writer took ~12% of a core "
+      "at 100 ms, ~4% at 500 ms, ~1.7% at 2000 ms, and the pops' p99 fell with it); analytics lag by as much. "
+      "An event's 202 does not wait for it (its journal line is synced first)."),
     S("max_body_bytes", 65536, "Largest HTTP request body accepted; larger ones get 413."),
     # --- who may connect
     S("agents_csv", "data/agents.csv", "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled]."),

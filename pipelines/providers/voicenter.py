@@ -415,8 +415,8 @@ class VoicenterProvider(Provider):
         self.hub.store.update("dials", {"dial_id": dial_id, "requested_at": requested}, values)
 
     async def _advance(self, dial_id: str, state: str) -> None:
-        active = self.hub.dialer.get(dial_id)
-        if active is not None and DIAL_STATES.index(state) > DIAL_STATES.index(active.state):
+        dial = self.hub.dialer.get(dial_id)
+        if dial is not None and DIAL_STATES.index(state) > DIAL_STATES.index(dial.state):
             await self.hub.dial_progress(dial_id, state)
 
     # --- click-to-call
@@ -436,18 +436,18 @@ class VoicenterProvider(Provider):
             self._dials[call_id] = plan.dial_id
             while len(self._dials) > 10000:
                 self._dials.popitem(last=False)
-            active = self.hub.dialer.get(plan.dial_id)
-            if active is not None:
-                self.hub.store.update("dials", {"dial_id": plan.dial_id, "requested_at": active.requested_at},
+            dial = self.hub.dialer.get(plan.dial_id)
+            if dial is not None:
+                self.hub.store.update("dials", {"dial_id": plan.dial_id, "requested_at": dial.requested_at},
                                       {"provider_call_id": call_id})
         await self.hub.dial_progress(plan.dial_id, "leg_a_ringing")
 
     # --- the store
     async def _started(self, table: str, key: str, value: str, column: str = "started_at") -> datetime | None:
         if table == "dials":
-            active = self.hub.dialer.get(value)
-            if active is not None:
-                return active.requested_at
+            dial = self.hub.dialer.get(value)  # in progress or recently finished: no read needed
+            if dial is not None:
+                return dial.requested_at
         rows = await asyncio.to_thread(self.hub.store.query, f'SELECT "{column}" AS t FROM "{table}" WHERE "{key}" = ? '
                                        f'ORDER BY "{column}" DESC LIMIT 1', [value])
         return None if rows.empty else rows.t[0].to_pydatetime()
