@@ -134,17 +134,39 @@ def rss_kb(pid: int) -> int:
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds used so far by a process: its main thread (the hub's event loop) and the rest
-    (the DuckDB writer and DuckDB's own workers; Python thread names do not reach the kernel)."""
+    """CPU seconds used so far by a process: its main thread (the hub's event loop) and the rest:
+    its other threads and its child processes' (the DuckDB writer's process, DuckDB's workers;
+    Python thread names do not reach the kernel)."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {"main": 0.0, "other": 0.0}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for proc in [pid, *descendants(pid)]:
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            tasks = list(Path(f"/proc/{proc}/task").iterdir())
         except OSError:
             continue
-        out["main" if task.name == str(pid) else "other"] += (int(fields[11]) + int(fields[12])) / tick
+        for task in tasks:
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out["main" if task.name == str(pid) else "other"] += (int(fields[11]) + int(fields[12])) / tick
     return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the hub's store writer is a grandchild: it forks from a server)."""
+    parent_of: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent_of[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parent_of.items() if parent in frontier]
+        found += below
+        frontier = below
+    return found
 
 
 def machine() -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""Recording: rows per second into DuckDB through the hub's writer (``pipelines.store.Store``)
-against a bare DuckDB Arrow append of the same rows, in the same process and run.
+"""Recording: rows per second into DuckDB through the hub's writer (``StoreProcess``: the store in
+a process of its own, rows crossing a pipe, as the hub runs it) against a bare DuckDB Arrow append
+of the same rows in this process, in the same run.
 
 Two shapes: *bulk* (every row queued at once, so the writer commits big groups: its ceiling)
 and *per call* (the four rows one ringing call writes - events, calls, lookups, pops - committed
@@ -15,7 +16,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.store import SCHEMA, Store
+from pipelines.store import SCHEMA
+from pipelines.store_process import StoreProcess
 
 
 def call_rows(i: int, at: datetime) -> dict[str, dict]:
@@ -38,8 +40,8 @@ def call_rows(i: int, at: datetime) -> dict[str, dict]:
 
 
 def through_store(path: Path, calls: int, per_call: bool) -> float:
-    """Rows per second through the hub's Store."""
-    store = Store(path).open()
+    """Rows per second through the hub's writer."""
+    store = StoreProcess(path).open()
     t0 = datetime(2026, 1, 1)
     rows = [call_rows(i, t0 + timedelta(milliseconds=i)) for i in range(calls)]
     start = time.perf_counter()

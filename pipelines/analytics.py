@@ -237,6 +237,13 @@ class NamedQuery:
     def __call__(self, con: duckdb.DuckDBPyConnection, start: Any, end: Any, **params: Any) -> pd.DataFrame:
         return self.run(con, start=start, end=end, **params)
 
+    def __reduce__(self):
+        # Queries run in the store's process. A registered one is a module-level name (``named``
+        # put it there in place of its function): pickled as that name.
+        if "__qualname__" in self.__dict__:
+            return self.__qualname__
+        return NamedQuery, (self.name, self.title, self.func, self.params)
+
 
 QUERIES: dict[str, NamedQuery] = {}
 
@@ -887,19 +894,17 @@ def coverage(con, *, start, end, tz="UTC") -> pd.DataFrame:
 
 # --- answers as JSON (the hub's route and the reader's way back) --------------------------------
 
-def answer(cursor: Callable[[], duckdb.DuckDBPyConnection], query: NamedQuery, args: Mapping[str, Any],
+def answer(con: duckdb.DuckDBPyConnection, query: NamedQuery, args: Mapping[str, Any],
            timeout_s: float = 30.0) -> bytes:
-    """Run a validated query on a fresh cursor and return its JSON answer, encoded: the hub
-    calls this in a worker thread so neither the query nor the encoding blocks its event loop.
-    A query running past ``timeout_s`` is interrupted (``duckdb.InterruptException``)."""
-    con = cursor()
+    """Run a validated query on a cursor of its own and return its JSON answer, encoded: the hub
+    has the store run this in its process, so neither the query nor the encoding holds the hub's
+    GIL. A query running past ``timeout_s`` is interrupted (``duckdb.InterruptException``)."""
     timer = threading.Timer(timeout_s, con.interrupt)
     timer.start()
     try:
         frame = query.func(con, **args)
     finally:
         timer.cancel()
-        con.close()
     body = {"name": query.name, "params": {k: _plain(v) for k, v in args.items()}, **to_payload(frame)}
     return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
 

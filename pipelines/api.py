@@ -359,7 +359,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             raise ApiError(422, "invalid_parameter", str(e)) from None
         async with analytics_slots:
             try:
-                body = await asyncio.to_thread(analytics.answer, hub.store.cursor, query, args)
+                body = await asyncio.to_thread(hub.store.run, analytics.answer, query, args)
             except duckdb.InterruptException:
                 raise ApiError(503, "query_timeout", "the query ran too long; try a shorter range") from None
         return Response(body, media_type="application/json")

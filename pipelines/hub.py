@@ -27,6 +27,7 @@ from .providers.base import Provider
 from .sessions import Session, Sessions
 from .settings import Settings
 from .store import Store
+from .store_process import StoreProcess
 
 log = logging.getLogger("callpop.hub")
 SEEN_EVENTS = 200_000  # event ids remembered for idempotency (and reloaded at start)
@@ -56,7 +57,9 @@ class Hub:
         self.settings = settings
         self.agents = Agents.from_csv(settings.agents_csv)
         self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
-        self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms)
+        self.store = (StoreProcess(settings.db_path, commit_window_ms=settings.store_commit_ms,
+                                   log_level=settings.log_level) if settings.store_process
+                      else Store(settings.db_path, commit_window_ms=settings.store_commit_ms))
         self.sessions = Sessions()
         self.book = CallBook(settings.default_region)
         self._provider = provider

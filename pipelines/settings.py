@@ -41,10 +41,12 @@ TABLE: tuple[Setting, ...] = (
     S("public_url", "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy)."),
     S("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     S("db_path", "data/callpop.duckdb", "DuckDB file the hub owns (only the hub opens it while it runs)."),
-    S("store_commit_ms", 2000.0, "Longest a row waits to share a DuckDB commit (each statement costs ~2 ms of CPU "
-      "whatever its size, and competes with the event loop for the GIL: at 20 events/s the writer took ~12% of a core "
-      "at 100 ms, ~4% at 500 ms, ~1.7% at 2000 ms, and the pops' p99 fell with it); analytics lag by as much. "
-      "An event's 202 does not wait for it (its journal line is synced first)."),
+    S("store_commit_ms", 2000.0, "Longest a row waits to share a DuckDB commit. Each statement costs ~2 ms of CPU "
+      "whatever its size: at 20 events/s the writer took ~12% of a core at 100 ms, ~4% at 500 ms, ~1.7% at 2000 ms "
+      "(and, with the writer in a thread of the hub, the pops' p99 fell with it). Analytics lag by as much. An "
+      "event's 202 does not wait for it (its journal line is synced first)."),
+    S("store_process", True, "Run the DuckDB writer (and every read of the file) in a process of its own, so its "
+      "commits never hold the hub's GIL while a pop is on its way; off: a thread of the hub."),
     S("max_body_bytes", 65536, "Largest HTTP request body accepted; larger ones get 413."),
     # --- who may connect
     S("agents_csv", "data/agents.csv", "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled]."),
@@ -124,15 +126,17 @@ def _convert(setting: Setting, raw: str) -> Any:
     raw = raw.strip()
     try:
         if kind is bool:
-            value: Any = raw.lower() in ("1", "true", "yes", "on")
+            value: Any = {"1": True, "true": True, "yes": True, "on": True,
+                          "0": False, "false": False, "no": False, "off": False}[raw.lower()]
         elif kind is int:
             value = int(raw)
         elif kind is float:
             value = float(raw)
         else:
             value = raw
-    except ValueError:
-        raise SettingsError(f"{setting.env}={raw!r} is not a valid {kind.__name__}") from None
+    except (ValueError, KeyError):
+        raise SettingsError(f"{setting.env}={raw!r} is not a valid {kind.__name__}"
+                            + (" (true/false, yes/no, on/off or 1/0)" if kind is bool else "")) from None
     if setting.choices:
         match = {c.lower(): c for c in setting.choices}.get(str(value).lower())
         if match is None:

@@ -1,7 +1,8 @@
 """The DuckDB file: its schema, its one writer, and reads beside the writer.
 
-The hub is the only process that opens the file (DuckDB allows one writing process and no
-readers beside it; see ``pipelines/readers.py`` for how other processes read). All writes go
+Only the hub's store opens the file (DuckDB allows one writing process and no readers beside
+it; see ``pipelines/readers.py`` for how other processes read); by default this ``Store`` runs in
+a process of its own that the hub reaches over a socket (``pipelines/store_process.py``). All writes go
 through one thread that commits in groups: whatever queued within the commit window is written
 in one transaction, as Arrow batches for inserts, so the event loop never blocks on disk and
 throughput grows with load. A write's future resolves after its transaction committed. A
@@ -20,7 +21,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import duckdb
 import pandas as pd
@@ -142,12 +143,10 @@ class Store:
     def insert(self, table: str, row: Mapping[str, Any], durable: bool = False) -> concurrent.futures.Future:
         """Queue a row. ``durable``: the future resolves once the row is in the journal (synced),
         before DuckDB commits it; only for the tables of ``DURABLE_KEYS``."""
-        op = self._check(_Op("insert", table, dict(row)))
+        op = self._check(_Op("insert", table, dict(row)), durable)
         if not durable or self._journal is None:
             self._queue.put(op)
             return op.future
-        if table not in DURABLE_KEYS:
-            raise ValueError(f"no durable inserts into {table!r}")
         written = self._journal.append(table, op.row)
 
         def to_duckdb(f: concurrent.futures.Future) -> None:
@@ -162,31 +161,30 @@ class Store:
         self._queue.put(op)
         return op.future
 
-    def _check(self, op: _Op) -> _Op:
+    def _check(self, op: _Op, durable: bool = False) -> _Op:
         if self._thread is None:
             raise RuntimeError("store is not open")
-        if op.table not in self._columns:
-            raise ValueError(f"unknown table {op.table!r}")
-        unknown = set(op.row) - set(self._columns[op.table])
-        if unknown:
-            raise ValueError(f"unknown columns for {op.table}: {', '.join(sorted(unknown))}")
+        check_row(self._columns, op.table, op.row, durable)
         return op
 
+    @property
+    def columns(self) -> dict[str, list[str]]:
+        """Table -> its column names, in order."""
+        return self._columns
+
     # --- reading (any thread; sees what is committed)
-    def query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(cursor, *args, **kwargs)`` on a cursor of its own (closed after): reads beside the writer."""
         if self._con is None:
             raise RuntimeError("store is not open")
         cur = self._con.cursor()
         try:
-            return cur.execute(sql, params).df() if params is not None else cur.execute(sql).df()
+            return fn(cur, *args, **kwargs)
         finally:
             cur.close()
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for readers in this process (analytics). Close it when done."""
-        if self._con is None:
-            raise RuntimeError("store is not open")
-        return self._con.cursor()
+    def query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+        return self.run(query, sql, params)
 
     def pending(self) -> int:
         return self._queue.qsize()
@@ -289,6 +287,23 @@ class Store:
                     where.append(f'"{table}"."{c}" BETWEEN ? AND ?')
                     params += [min(values), max(values)]
             con.execute(f'UPDATE "{table}" SET {sets} FROM batch WHERE {" AND ".join(where)}', params)
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None
+          ) -> pd.DataFrame:
+    return con.execute(sql, params).df() if params is not None else con.execute(sql).df()
+
+
+def check_row(columns: Mapping[str, list[str]], table: str, row: Mapping[str, Any], durable: bool = False) -> None:
+    """ValueError unless every column of the row is one of the table's (and, for a durable
+    insert, the table is one whose rows have a key to replay them by)."""
+    if table not in columns:
+        raise ValueError(f"unknown table {table!r}")
+    unknown = set(row) - set(columns[table])
+    if unknown:
+        raise ValueError(f"unknown columns for {table}: {', '.join(sorted(unknown))}")
+    if durable and table not in DURABLE_KEYS:
+        raise ValueError(f"no durable inserts into {table!r}")
 
 
 def _columns_of(rows: list[dict], cols: Iterable[str]) -> pa.Table:

@@ -33,7 +33,8 @@ def test_environment_beats_env_file_beats_default(tmp_path):
 
 
 @pytest.mark.parametrize("env, message", [({"CALLPOP_PORT": "eighty"}, "CALLPOP_PORT"),
-                                          ({"CALLPOP_PROVIDER": "skype"}, "one of")])
+                                          ({"CALLPOP_PROVIDER": "skype"}, "one of"),
+                                          ({"CALLPOP_STORE_PROCESS": "ture"}, "CALLPOP_STORE_PROCESS.*true/false")])
 def test_bad_values_are_refused_with_the_setting_named(env, message):
     with pytest.raises(s.SettingsError, match=message):
         s.load(environ=env, env_file=None)

@@ -1,4 +1,6 @@
-"""The DuckDB owner: group commit, one bad row never loses the others, checkpoint on close."""
+"""The DuckDB owner: group commit, one bad row never loses the others, checkpoint on close.
+The tests of ``store`` run twice: on ``Store`` itself and through ``StoreProcess`` (the hub's
+default: the same store in a process of its own), which must behave alike."""
 
 import json
 import time
@@ -8,13 +10,19 @@ import duckdb
 import pytest
 
 from pipelines.store import Store, wait_all
+from pipelines.store_process import StoreProcess
 
 T = datetime(2026, 11, 25, 10, 0, 0)
 
 
+@pytest.fixture(params=[Store, StoreProcess])
+def kind(request):
+    return request.param
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "t.duckdb").open()
+def store(tmp_path, kind):
+    s = kind(tmp_path / "t.duckdb").open()
     yield s
     s.close()
 
@@ -47,9 +55,9 @@ def test_unknown_tables_and_columns_are_refused_before_queueing(store):
         store.insert("calls", {"call_id": "x", "started_at": T, "colour": "red"})
 
 
-def test_close_checkpoints_and_the_file_reopens_read_only(tmp_path):
+def test_close_checkpoints_and_the_file_reopens_read_only(tmp_path, kind):
     path = tmp_path / "t.duckdb"
-    s = Store(path).open()
+    s = kind(path).open()
     wait_all([s.insert("events", {"event_id": "e1", "call_id": "c", "type": "ringing", "received_at": T})])
     s.close()
     assert not (tmp_path / "t.duckdb.wal").exists()
@@ -71,8 +79,8 @@ def test_a_database_from_an_older_release_gets_the_new_columns(tmp_path):
         s.close()
 
 
-def test_a_durable_row_is_acknowledged_once_in_the_journal_without_waiting_for_the_window(tmp_path):
-    s = Store(tmp_path / "w.duckdb", commit_window_ms=1000).open()
+def test_a_durable_row_is_acknowledged_once_in_the_journal_without_waiting_for_the_window(tmp_path, kind):
+    s = kind(tmp_path / "w.duckdb", commit_window_ms=1000).open()
     try:
         s.insert("calls", {"call_id": "first", "started_at": T}).result(5)  # after a quiet spell: at once
         background = [s.insert("calls", {"call_id": f"b{i}", "started_at": T}) for i in range(20)]

@@ -55,11 +55,7 @@ def test_every_route_answers_what_the_function_answers(hub, name):
     r = get(hub, name, tz="Asia/Jerusalem")
     assert r.status_code == 200, r.text
     through_api = analytics.from_payload(r.json())
-    con = hub.hub.store.cursor()
-    try:
-        direct = QUERIES[name](con, ds.START, ds.END, tz="Asia/Jerusalem")
-    finally:
-        con.close()
+    direct = hub.hub.store.run(QUERIES[name], ds.START, ds.END, tz="Asia/Jerusalem")
     pd.testing.assert_frame_equal(through_api, direct)
 
 
@@ -104,11 +100,13 @@ def test_a_missing_range_means_the_last_seven_days(hub):
     assert pd.Timestamp(params["end"]) - pd.Timestamp(params["start"]) == pd.Timedelta(days=7)
 
 
+def slow(con, *, start, end, tz="UTC"):
+    time.sleep(1.5)
+    return pd.DataFrame({"n": [1]})
+
+
 def test_a_slow_query_runs_beside_the_event_loop(hub, monkeypatch):
-    """While a query takes its time in a worker thread, the hub keeps answering."""
-    def slow(con, *, start, end, tz="UTC"):
-        time.sleep(1.5)
-        return pd.DataFrame({"n": [1]})
+    """While a query takes its time in the store, the hub keeps answering."""
     monkeypatch.setitem(QUERIES, "slow", analytics.NamedQuery("slow", "Slow", slow, (analytics.START, analytics.END,
                                                                                         analytics.TZ)))
     answers = []
@@ -129,5 +127,5 @@ def test_a_query_past_its_time_is_interrupted():
     database = duckdb.connect()
     started = time.perf_counter()
     with pytest.raises(duckdb.InterruptException):
-        analytics.answer(database.cursor, query, query.parse(RANGE), timeout_s=0.3)
+        analytics.answer(database.cursor(), query, query.parse(RANGE), timeout_s=0.3)
     assert time.perf_counter() - started < 5

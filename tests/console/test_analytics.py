@@ -29,11 +29,7 @@ def with_traffic(hub) -> None:
 
 def named_query(hub, name: str, **args):
     """The named query run directly on the hub's database, as a notebook would."""
-    con = hub.hub.store.cursor()
-    try:
-        return analytics.run(con, name, **args)
-    finally:
-        con.close()
+    return hub.hub.store.run(analytics.run, name, **args)
 
 
 def test_the_tiles_show_the_named_querys_numbers_for_the_same_range(hub, console):
