@@ -285,7 +285,7 @@ def write_results(res: dict, path: Path) -> None:
                      f"{fmt(c['overhead_p99_ms'])} | {fmt(c.get('paired_overhead_p99_ms', math.nan))} | "
                      f"{fmt(c['ratio_p99_ms'], 2)} | {fmt(h['achieved_rate'])} | "
                      f"{h['lost']} | {target} |")
-        L += ["", "Hub CPU during each cell (event-loop thread / DuckDB writer and its workers, % of one core): " +
+        L += ["", "Hub CPU during each cell (event-loop thread / the rest: the store writer's process and the hub's other threads, % of one core): " +
               "; ".join(f"{fmt(c['crm_delay_ms'], 0)} ms CRM at {fmt(c['rate'], 0)}/s: {c['hub']['cpu_main_pct']} / "
                         f"{c['hub']['cpu_other_pct']}" for c in res["latency"]), ""]
     if "throughput" in res:
@@ -295,7 +295,7 @@ def write_results(res: dict, path: Path) -> None:
               f"event got its 202, every call popped, the generator kept ≥ 95 % of the rate and pop p99 stayed under "
               f"the {DEADLINE_MS} ms CRM deadline; the best step is then run for the full time on a fresh hub and "
               "checked against the database.", "",
-              "| events/s | hub achieved | hub p99 ms | hub sustained | hub CPU loop / DuckDB % | baseline achieved | "
+              "| events/s | hub achieved | hub p99 ms | hub sustained | hub CPU loop / rest % | baseline achieved | "
               "baseline p99 ms | baseline sustained |", "|---|---|---|---|---|---|---|---|"]
         hub_steps = {s["rate"]: s for s in t["steps"]["hub"]}
         base_steps = {s["rate"]: s for s in t["steps"]["baseline"]}
@@ -320,9 +320,10 @@ def write_results(res: dict, path: Path) -> None:
     if "recording" in res:
         r = res["recording"]
         L += ["## Recording", "",
-              "Rows per second into DuckDB: through the hub's writer (`Store`: queue, group commit, Arrow batches, "
-              "a future per row) against a bare DuckDB Arrow append of the same rows in the same process.", "",
-              "| shape | rows | Store rows/s | bare rows/s | ratio |", "|---|---|---|---|---|"]
+              "Rows per second into DuckDB: through the hub's writer (`StoreProcess`: rows pickled to the store's own "
+              "process, queue, group commit, Arrow batches, a future per row) against a bare DuckDB Arrow append of "
+              "the same rows in the bench's process.", "",
+              "| shape | rows | writer rows/s | bare rows/s | ratio |", "|---|---|---|---|---|"]
         for shape, v in r.items():
             L.append(f"| {shape} | {v['rows']:,} | {fmt(v['store_rows_s'], 0)} | {fmt(v['bare_rows_s'], 0)} | "
                      f"{fmt(v['ratio'], 2)} |")
@@ -401,10 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             last = res["throughput"]["steps"]["hub"][-1]
             loop, other = last["cpu_main_pct"], last["cpu_other_pct"]
             where = ("the event loop (its thread near one full core)" if loop >= 85 else
-                     "DuckDB (the writer thread near a full core)" if other >= 85 else
+                     "DuckDB (the store writer near a full core)" if other >= 85 else
                      "the machine's two cores (hub, generator and CRM together)")
             res["saturation"] = (f"at {fmt(last['rate'], 0)} events/s the hub's event-loop thread used {loop} % of a "
-                                 f"core and the DuckDB threads {other} %: the limit is {where}.")
+                                 f"core and the rest (store writer, other threads) {other} %: the limit is {where}.")
         if "recording" in only:
             from . import recording
             res["recording"] = recording.run(*((20_000, 500) if a.quick else (100_000, 2_000)))
