@@ -171,15 +171,9 @@ class StoreProcess:
         """Whatever queued since the last send goes as one message: one pickle, one write."""
         closing = False
         while not closing:
-            batch = [self._outbox.get()]
-            while True:
-                try:
-                    batch.append(self._outbox.get_nowait())
-                except queue.Empty:
-                    break
             writes: list[tuple] = []
             try:
-                for item in batch:
+                for item in _take_all(self._outbox):
                     if item is _CLOSE:
                         closing = True
                         break
@@ -351,14 +345,8 @@ class _Replies:
     def _run(self) -> None:
         closing = False
         while not closing:
-            items = [self._queue.get()]
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
             done = []
-            for item in items:
+            for item in _take_all(self._queue):
                 if item is _CLOSE:
                     closing = True
                 elif item[0] == "return":
@@ -377,6 +365,16 @@ class _Replies:
                 self._send(("return", message[1], False, RuntimeError(f"{type(e).__name__}: {e}")))
         except OSError:
             pass  # the hub is gone; nobody to tell
+
+
+def _take_all(q: queue.SimpleQueue) -> list:
+    """The next item, waiting for it, and whatever else is queued by then."""
+    items = [q.get()]
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            return items
 
 
 def _portable(error: BaseException) -> BaseException:
