@@ -27,6 +27,7 @@ from .contacts import parse_csv
 from .dial import DialRefused
 from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
 from .hub import Hub
+from .phone import normalise
 from .sessions import CLOSE_UNAUTHORIZED, Session
 from .settings import Settings
 
@@ -280,15 +281,16 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
                 raise ApiError(404, "not_found", "no such dial of yours")
             return known.answer()
         # Older than what the dialer keeps (or from before a restart): the dials table has it.
-        rows = await asyncio.to_thread(hub.store.query, "SELECT outcome, error, leg_b_e164, bridged_at, ended_at "
-                                       "FROM dials WHERE dial_id = ? AND agent_id = ?", [dial_id, agent.id])
+        rows = await asyncio.to_thread(hub.store.query, "SELECT outcome, error, leg_b, leg_b_e164, bridged_at, "
+                                       "ended_at FROM dials WHERE dial_id = ? AND agent_id = ?", [dial_id, agent.id])
         if rows.empty:
             raise ApiError(404, "not_found", "no such dial of yours")
         row = rows.iloc[0]
         state = "failed" if row["outcome"] in ("failed", "refused") else (
             "ended" if row["ended_at"] is not None and str(row["ended_at"]) != "NaT" else "bridged"
             if row["outcome"] == "bridged" else "requested")
-        return {"dial_id": dial_id, "state": state, "outcome": row["outcome"], "error": row["error"]}
+        to = normalise(row["leg_b_e164"] or row["leg_b"], hub.settings.default_region).display
+        return {"dial_id": dial_id, "state": state, "outcome": row["outcome"], "error": row["error"], "to": to}
 
     @app.post("/api/dials/{dial_id}/events", tags=["telephony"], summary="A PBX reports a dial's progress")
     async def dial_event(dial_id: str, progress: DialProgress, _: IngestDep) -> dict:

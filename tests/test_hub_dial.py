@@ -136,4 +136,4 @@ def test_dials_older_than_the_kept_ones_are_answered_from_the_table(hub):
     assert list(hub.hub.dialer.finished) == [second]
     wait_rows(hub, "SELECT * FROM dials WHERE dial_id = ? AND ended_at IS NOT NULL", [first])
     answer = api(hub, "GET", f"/api/dials/{first}", TOKENS["noa"]).json()
-    assert (answer["state"], answer["outcome"]) == ("ended", "bridged")
+    assert (answer["state"], answer["outcome"], answer["to"]) == ("ended", "bridged", "054-555-7777")
