@@ -25,8 +25,9 @@ def hub_settings(tmp_path: Path, **overrides: Any) -> settings_mod.Settings:
                 sim_calls_per_minute=0.0, sim_speed=20.0, agents_csv=str(ROOT / "data" / "agents.csv"),
                 contacts_csv=str(ROOT / "data" / "contacts.csv"), log_level="WARNING",
                 # Tests read what they just caused from DuckDB; and the store in a thread starts in
-                # milliseconds, not the second a process of its own takes (tests/test_store*.py and
-                # the hubs run as processes in tests/faults run the hub's default, the process).
+                # milliseconds, not the second a process of its own takes (tests/test_store*.py, the
+                # browser tests' hubs and the hubs run as processes in tests/faults run the hub's
+                # default, the process).
                 store_commit_ms=100.0, store_process=False)
     return settings_mod.load(environ={}, env_file=None, **{**base, **overrides})
 
