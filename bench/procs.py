@@ -146,19 +146,24 @@ def thread_cpu(pid: int) -> dict[str, float]:
             continue
         for task in tasks:
             try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                fields = _stat(task / "stat")
             except OSError:
                 continue
             out["main" if task.name == str(pid) else "other"] += (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
+def _stat(path: Path) -> list[str]:
+    """The fields of a /proc stat file after the command name (which may hold spaces)."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
 def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (the hub's store writer is a grandchild: it forks from a server)."""
+    """Every process below ``pid`` (the hub's store writer, and anything it starts)."""
     parent_of: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            parent_of[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parent_of[int(stat.parent.name)] = int(_stat(stat)[1])
         except (OSError, ValueError, IndexError):
             continue
     found, frontier = [], [pid]

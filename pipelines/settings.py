@@ -121,13 +121,15 @@ class SettingsError(ValueError):
     pass
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(setting: Setting, raw: str) -> Any:
     kind = setting.kind
     raw = raw.strip()
     try:
         if kind is bool:
-            value: Any = {"1": True, "true": True, "yes": True, "on": True,
-                          "0": False, "false": False, "no": False, "off": False}[raw.lower()]
+            value: Any = _BOOLS[raw.lower()]
         elif kind is int:
             value = int(raw)
         elif kind is float:

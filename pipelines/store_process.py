@@ -137,15 +137,24 @@ class StoreProcess:
         if self._proc is None:
             raise RuntimeError("store is not open")
         check_row(self._columns, table, row, durable)
+        try:
+            op_id, future = self._track()
+        except RuntimeError as e:  # the writer is gone: this write fails, as a future
+            future = concurrent.futures.Future()
+            future.set_exception(e)
+            return future
+        self._outbox.put((op_id, kind, table, row, key, durable))
+        return future
+
+    def _track(self) -> tuple[int, concurrent.futures.Future]:
+        """A new id and the future its answer settles; RuntimeError once the writer is gone."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
             if self._gone:
-                future.set_exception(RuntimeError(self._gone))
-                return future
+                raise RuntimeError(self._gone)
             op_id = next(self._ids)
             self._futures[op_id] = future
-        self._outbox.put((op_id, kind, table, row, key, durable))
-        return future
+        return op_id, future
 
     def pending(self) -> int:
         """Writes not yet committed (or, when durable, journalled)."""
@@ -157,12 +166,7 @@ class StoreProcess:
         (or its exception). ``fn`` and what it returns cross the socket: a module-level function, data."""
         if self._proc is None:
             raise RuntimeError("store is not open")
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        with self._lock:
-            if self._gone:
-                raise RuntimeError(self._gone)
-            call_id = next(self._ids)
-            self._futures[call_id] = future
+        call_id, future = self._track()
         # Pickled here, so what cannot cross the socket fails this call, in the caller's thread.
         self._outbox.put(("call", call_id, pickle.dumps((fn, args, kwargs))))
         return future.result(CALL_WAIT_S)
@@ -205,9 +209,7 @@ class StoreProcess:
                 try:
                     self._conn.send(("write", [w]))
                 except (pickle.PicklingError, TypeError, AttributeError) as e:
-                    future = self._futures.pop(w[0], None)
-                    if future is not None:
-                        future.set_exception(ValueError(f"a value of this row cannot be stored: {e}"))
+                    self._settle(w[0], False, ValueError(f"a value of this row cannot be stored: {e}"))
 
     def _receive(self) -> None:
         while True:
@@ -219,25 +221,23 @@ class StoreProcess:
             kind = message[0]
             if kind == "done":
                 for op_id, error in message[1]:
-                    future = self._futures.pop(op_id, None)
-                    if future is None:
-                        continue
-                    if error is None:
-                        future.set_result(None)
-                    else:
-                        future.set_exception(error)
+                    self._settle(op_id, error is None, error)
                 self._stats(message[2])
             elif kind == "return":
-                _, call_id, ok, value = message
-                future = self._futures.pop(call_id, None)
-                if future is not None and ok:
-                    future.set_result(value)
-                elif future is not None:
-                    future.set_exception(value)
+                self._settle(*message[1:])
             elif kind == "closed":
                 self._stats(message[1])
                 self._end("store is closed")
                 return
+
+    def _settle(self, op_id: int, ok: bool, value: Any) -> None:
+        future = self._futures.pop(op_id, None)
+        if future is None:
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
     def _stats(self, stats: dict) -> None:
         self.commits, self.rows_written, self.last_error = stats["commits"], stats["rows"], stats["last_error"]

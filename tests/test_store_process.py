@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from datetime import datetime
 
 import duckdb
@@ -62,11 +63,8 @@ def test_a_writer_whose_hub_died_writes_what_it_was_sent_and_frees_the_file(tmp_
     """)
     hub = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), capture_output=True, timeout=60)
     assert hub.returncode == -9, hub.stderr.decode()
-    s = StoreProcess(path).open()  # waits for the orphan to finish with the file
-    try:
+    with closing(StoreProcess(path).open()) as s:  # waits for the orphan to finish with the file
         assert s.query("SELECT count(*) AS n FROM calls").n[0] == 51
-    finally:
-        s.close()
 
 
 def test_a_writer_that_dies_fails_what_waits_on_it_instead_of_hanging(tmp_path):
