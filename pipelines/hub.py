@@ -58,7 +58,8 @@ class Hub:
         self.agents = Agents.from_csv(settings.agents_csv)
         self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
         self.store = (StoreProcess(settings.db_path, commit_window_ms=settings.store_commit_ms,
-                                   log_level=settings.log_level) if settings.store_process
+                                   log_level=settings.log_level, send_linger_ms=settings.store_send_linger_ms)
+                      if settings.store_process
                       else Store(settings.db_path, commit_window_ms=settings.store_commit_ms))
         self.sessions = Sessions()
         self.book = CallBook(settings.default_region)

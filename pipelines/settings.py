@@ -47,6 +47,10 @@ TABLE: tuple[Setting, ...] = (
       "event's 202 does not wait for it (its journal line is synced first)."),
     S("store_process", True, "Run the DuckDB writer (and every read of the file) in a process of its own, so its "
       "commits never hold the hub's GIL while a pop is on its way; off: a thread of the hub."),
+    S("store_send_linger_ms", 10.0, "With the writer in its own process: how long the hub holds a write before "
+      "sending it, with whatever else queues meanwhile. An event's rows then leave after its pop, and the "
+      "writer works while the event loop is idle (pop p50 -0.5 ms, p95 -3 ms at 20 events/s). An event's 202 "
+      "waits as much longer."),
     S("max_body_bytes", 65536, "Largest HTTP request body accepted; larger ones get 413."),
     # --- who may connect
     S("agents_csv", "data/agents.csv", "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled]."),

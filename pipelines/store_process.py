@@ -63,9 +63,10 @@ class StoreProcess:
     """The hub's side of the writer process; the same calls as ``Store``."""
 
     def __init__(self, path: str | Path, schema: Path = SCHEMA, commit_window_ms: float = 0,
-                 log_level: str = "INFO"):
+                 log_level: str = "INFO", send_linger_ms: float = 0):
         self.path = Path(path) if str(path) == ":memory:" else Path(path).resolve()
         self.schema, self.commit_window_ms, self.log_level = schema, commit_window_ms, log_level
+        self.send_linger_s = send_linger_ms / 1000
         self.commits = 0
         self.rows_written = 0
         self.last_error = ""
@@ -176,12 +177,17 @@ class StoreProcess:
 
     # --- the socket
     def _send(self) -> None:
-        """Whatever queued since the last send goes as one message: one pickle, one write."""
+        """Whatever queued since the last send goes as one message: one pickle, one write. The
+        first item waits ``send_linger_s`` for the others: an event's rows then leave after its
+        pop (whose CRM answer takes ~1.5 ms), and the writer's process wakes while the event loop
+        is idle instead of competing with it for the two cores. Interleaved at 20 events/s, twice,
+        a 3 or 10 ms linger moved the pops' p50 from 3.1-3.5 to 2.7-2.9 ms and p95 from 8-12 to
+        5-9 ms (the bare baseline's: 3.1-3.4 and 8-12)."""
         closing = False
         while not closing:
             writes: list[tuple] = []
             try:
-                for item in _take_all(self._outbox):
+                for item in _take_all(self._outbox, self.send_linger_s):
                     if item is _CLOSE:
                         closing = True
                         break
@@ -372,9 +378,11 @@ class _Replies:
             pass  # the hub is gone; nobody to tell
 
 
-def _take_all(q: queue.SimpleQueue) -> list:
-    """The next item, waiting for it, and whatever else is queued by then."""
+def _take_all(q: queue.SimpleQueue, linger_s: float = 0.0) -> list:
+    """The next item, waiting for it, and whatever else is queued ``linger_s`` later."""
     items = [q.get()]
+    if linger_s:
+        time.sleep(linger_s)
     while True:
         try:
             items.append(q.get_nowait())

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from contextlib import closing
 from datetime import datetime
 
@@ -89,3 +90,20 @@ def test_a_value_that_cannot_cross_fails_its_own_write_only(store):
     with pytest.raises(ValueError, match="cannot be stored"):
         bad.result(5)
     assert sorted(store.query("SELECT call_id FROM calls").call_id) == ["also-good", "good"]
+
+
+def test_writes_wait_the_send_linger_and_what_queues_meanwhile_goes_with_them(tmp_path):
+    with closing(StoreProcess(tmp_path / "l.duckdb", send_linger_ms=500).open()) as s:
+        settled: dict[str, float] = {}
+        started = time.monotonic()
+        first = s.insert("calls", {"call_id": "first", "started_at": T})
+        first.add_done_callback(lambda f: settled.setdefault("first", time.monotonic()))
+        time.sleep(0.2)
+        assert not first.done()  # still held in the hub
+        second = s.insert("calls", {"call_id": "second", "started_at": T})
+        second.add_done_callback(lambda f: settled.setdefault("second", time.monotonic()))
+        wait_all([first, second])
+        assert settled["first"] - started >= 0.5
+        # The second did not wait a linger of its own: it left with the first.
+        assert settled["second"] - settled["first"] < 0.15
+        assert sorted(s.query("SELECT call_id FROM calls").call_id) == ["first", "second"]
