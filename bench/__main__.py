@@ -272,7 +272,7 @@ def write_results(res: dict, path: Path) -> None:
               "`httpx` GET to the same CRM (raw asyncio HTTP for the event, no validation, no database). "
               "Both run side by side with their sockets connected and are measured in alternating slices ("
               + "; ".join(f"{fmt(plan['seconds'][r], 0)} s each at {fmt(float(r), 0)}/s in {plan['slices'][r]} "
-                          "slices" for r in plan["seconds"])
+                          f"slice{'s' * (plan['slices'][r] != 1)}" for r in plan["seconds"])
               + "), so a noisy spell of "
               "the shared machine falls on both. *Paired* overhead is the median, over the slices, of the hub's "
               "p99 minus the p99 of the baseline slice run next to it: a spell that hits one slice moves one "
