@@ -94,7 +94,7 @@ class HubApp(FastAPI):
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
             # The server's own send, for the pops (see ``ws``): Starlette wraps it in a state check
-            # and each middleware's wrapper, ~1.5 % of the event loop at 200 events/s.
+            # and each middleware's wrapper, ~1 % of the event loop at 200 events/s.
             scope["callpop.send"] = send
         elif (self.events_fast_path is not None and scope["type"] == "http"
                 and scope["path"] == "/api/events" and scope["method"] == "POST"):
