@@ -27,8 +27,6 @@ from .load import AgentSockets, LoadResult, Poster, run_load
 OUT = Path(__file__).resolve().parent
 AGENTS = 1000
 DEADLINE_MS = 1500
-# Seconds per target and slices, per rate, of runs made before the plan was written into the results.
-OLD_PLAN = {"seconds": {"20": 60, "200": 30, "1000": 5}, "slices": {"20": 6, "200": 6, "1000": 1}}
 
 
 def log(*args) -> None:
@@ -264,15 +262,16 @@ def write_results(res: dict, path: Path) -> None:
          "latencies and rates are pessimistic for a dedicated server, and the hub (which does more per "
          "event) suffers more from the sharing than the baseline does.", ""]
     if "latency" in res:
-        plan = res.get("latency_plan", OLD_PLAN)
+        # What each rate ran, read off its cells: seconds per target and slices.
+        plan = {c["rate"]: (c["hub"]["sent"] / c["rate"], len(c["hub"]["slice_p99_ms"])) for c in res["latency"]}
         L += ["## Pop latency", "",
               "PBX event written to the hub's socket → `pop` frame received by the agent's WebSocket client, "
               f"{AGENTS:,} agent sockets connected, every event a new call from a new number (no cache hits). "
               "Baseline: `bench/baseline.py`, a bare `websockets` server pushing the same frame after a bare "
               "`httpx` GET to the same CRM (raw asyncio HTTP for the event, no validation, no database). "
               "Both run side by side with their sockets connected and are measured in alternating slices ("
-              + "; ".join(f"{fmt(plan['seconds'][r], 0)} s each at {fmt(float(r), 0)}/s in {plan['slices'][r]} "
-                          f"slice{'s' * (plan['slices'][r] != 1)}" for r in plan["seconds"])
+              + "; ".join(f"{fmt(secs, 0)} s each at {fmt(rate, 0)}/s in {n} slice{'s' * (n != 1)}"
+                          for rate, (secs, n) in plan.items())
               + "), so a noisy spell of "
               "the shared machine falls on both. *Paired* overhead is the median, over the slices, of the hub's "
               "p99 minus the p99 of the baseline slice run next to it: a spell that hits one slice moves one "
@@ -402,7 +401,6 @@ def main(argv: list[str] | None = None) -> int:
             with procs.start_crm(0) as crm:
                 res["memory"] = bench_memory(tmp, agents_csv, agents, crm.url + "/lookup")
         if "latency" in only:
-            res["latency_plan"] = {"seconds": {r: seconds[r] for r in rates}, "slices": {r: slices[r] for r in rates}}
             res["latency"] = bench_latency(tmp, agents_csv, agents, rates, seconds, slices, delays)
         if "throughput" in only:
             res["throughput"] = bench_throughput(tmp, agents_csv, agents, steps, step_s, confirm_s)

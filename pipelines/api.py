@@ -395,12 +395,10 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             with contextlib.suppress(Exception):
                 await websocket.close(CLOSE_UNAUTHORIZED, why[:120])
             return
-        raw_send = websocket.scope.get("callpop.send")
-        if raw_send is None:  # mounted under another app: Starlette's own send
-            send_text = websocket.send_text
-        else:
-            async def send_text(text: str) -> None:
-                await raw_send({"type": "websocket.send", "text": text})
+        raw_send = websocket.scope["callpop.send"]  # put there by HubApp, the app every server runs
+
+        async def send_text(text: str) -> None:
+            await raw_send({"type": "websocket.send", "text": text})
         session = Session(agent, send_text, websocket.close, queue_size=settings.ws_send_queue,
                           send_timeout_s=settings.ws_send_timeout_s, client=str(hello.get("client", ""))[:20])
         session.start()
