@@ -1,7 +1,8 @@
 """The CRM lookup: the contract's parser (pure) and the client (cache, coalescing, hard timeout).
 
 ``parse_lookup`` turns whatever a CRM answered into a ``LookupResult`` and lists the contract
-rules the answer broke. ``CrmClient`` makes the request through one shared ``httpx.AsyncClient``.
+rules the answer broke. ``CrmClient`` makes the request: straight on the hub's connection pool
+when it is a plain GET (``HttpPool.get``), through the shared ``httpx.AsyncClient`` otherwise.
 The *deadline* (when the agent gets a provisional pop) is applied by the caller, ``pops.py``;
 the client only enforces the hard limit after which a late answer is no longer worth waiting for.
 """
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .http_pool import HttpPool
+from .http_pool import Answer, HttpPool, PlainGet, TooLarge
 
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 TEXT_CAP = 120  # characters kept of a name or company
@@ -270,8 +271,16 @@ def check_contract(result: LookupResult, answer: RawAnswer | None, *, latency_ms
     return checks
 
 
-class _TooBig(Exception):
-    pass
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def needs_httpx(answer: Answer) -> bool:
+    """An answer the plain GET cannot finish: a redirect to follow, a cookie to keep, or a body
+    to decode (it asks for none, but a server may send one anyway)."""
+    if answer.status in REDIRECTS and answer.header(b"location"):
+        return True
+    encoding = answer.header(b"content-encoding").strip().lower()
+    return bool(answer.header(b"set-cookie")) or encoding not in ("", "identity")
 
 
 @dataclasses.dataclass
@@ -281,15 +290,23 @@ class _Cached:
 
 
 class CrmClient:
-    """Looks numbers up in one CRM. ``lookup`` serves the cache and coalesces concurrent asks."""
+    """Looks numbers up in one CRM. ``lookup`` serves the cache and coalesces concurrent asks.
+
+    Given ``pool`` (the ``HttpPool`` under ``http``), a lookup is one GET straight on it, without
+    httpx's client layers (~0.45 ms of CPU less per lookup, on the pop's path). The first answer
+    that needs more (a redirect, a cookie, an encoded body) moves this client to httpx for good,
+    and that lookup is asked again through it; a URL with credentials in it goes through httpx
+    from the start."""
 
     def __init__(self, http: httpx.AsyncClient, url: str, *, phone_param: str = "phone",
                  auth_header: str = "", max_bytes: int = 262144, hard_timeout_s: float = 10.0,
                  cache_ttl_s: float = 60.0, cache_refresh_s: float = 5.0, cache_size: int = 2048,
-                 max_concurrent: int = 50, clock=time.monotonic):
+                 max_concurrent: int = 50, clock=time.monotonic, pool: HttpPool | None = None):
         self.http = http
         self.url = url
         self._parsed_url: httpx.URL | None = None  # parsed at the first lookup (a bad URL is that lookup's error)
+        self._pool = pool
+        self._plain: PlainGet | None = None  # built with the parsed URL, when the pool can take the lookups
         self.phone_param = phone_param
         self.headers: dict[str, str] = {}
         if auth_header:
@@ -314,27 +331,22 @@ class CrmClient:
         params = {self.phone_param: value, **(context or {})}
         self.requests += 1
         try:
-            # Merged into the URL's own query (a lookup URL may carry e.g. an API key):
-            # httpx's params= would replace that query instead.
             if self._parsed_url is None:
                 self._parsed_url = httpx.URL(self.url)
-            url = self._parsed_url.copy_merge_params(params)
+                if self._pool is not None:
+                    headers = httpx.Headers(self.http.headers)
+                    headers.update(self.headers)  # the request's own win, as in httpx
+                    self._plain = PlainGet.of(self._parsed_url, headers)
             async with asyncio.timeout(self.hard_timeout_s), self._slots:
-                async with self.http.stream("GET", url, headers=self.headers) as resp:
-                    declared = resp.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > self.max_bytes:
-                        raise _TooBig()
-                    chunks, size = [], 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > self.max_bytes:
-                            raise _TooBig()
-                        chunks.append(chunk)
-                    return parse_lookup(resp.status_code, b"".join(chunks),
-                                        resp.headers.get("content-type", ""))
+                if self._plain is not None:
+                    answer = await self._pool.get(self._plain.origin, self._plain.head(params), self.max_bytes)
+                    if not needs_httpx(answer):
+                        return parse_lookup(answer.status, answer.body, answer.header(b"content-type"))
+                    self._plain = None
+                return await self._fetch_with_httpx(params)
         except TimeoutError:
             return LookupResult("timeout", error=f"no answer within {self.hard_timeout_s:g} s")
-        except _TooBig:
+        except TooLarge:
             return LookupResult("bad_response", error=f"answer larger than {self.max_bytes} bytes")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
             return LookupResult("http_error", error=f"invalid CRM URL ({_reason(e)})")
@@ -346,6 +358,22 @@ class CrmClient:
             return LookupResult("http_error", error=f"connection failed ({_reason(e)})")
         except httpx.HTTPError as e:  # decoding errors and the like: the CRM's fault, not ours
             return LookupResult("bad_response", error=f"unreadable answer ({_reason(e)})")
+
+    async def _fetch_with_httpx(self, params: Mapping[str, str]) -> LookupResult:
+        # Merged into the URL's own query (a lookup URL may carry e.g. an API key):
+        # httpx's params= would replace that query instead.
+        url = self._parsed_url.copy_merge_params(params)
+        async with self.http.stream("GET", url, headers=self.headers) as resp:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise TooLarge()
+            chunks, size = [], 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise TooLarge()
+                chunks.append(chunk)
+            return parse_lookup(resp.status_code, b"".join(chunks), resp.headers.get("content-type", ""))
 
     # --- cache and coalescing
     def lookup(self, value: str, context: Mapping[str, str] | None = None) -> tuple[asyncio.Future[LookupResult], str]:
@@ -405,14 +433,16 @@ def http_client(settings, transport: httpx.AsyncBaseTransport | None = None) -> 
         headers={"User-Agent": "callpop"}, transport=transport or http_transport(settings))
 
 
-def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None) -> CrmClient:
-    """A ``CrmClient`` for ``url`` with the settings' parameter name, size cap, timeout and cache."""
+def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None,
+               pool: HttpPool | None = None) -> CrmClient:
+    """A ``CrmClient`` for ``url`` with the settings' parameter name, size cap, timeout and cache
+    (``pool``: the ``HttpPool`` under ``http``, for lookups straight on it)."""
     return CrmClient(
         http, url, phone_param=settings.crm_phone_param,
         auth_header=settings.crm_auth_header if auth_header is None else auth_header,
         max_bytes=settings.crm_max_bytes, hard_timeout_s=settings.crm_late_timeout_ms / 1000,
         cache_ttl_s=settings.crm_cache_ttl_s, cache_refresh_s=settings.crm_cache_refresh_s,
-        cache_size=settings.crm_cache_size, max_concurrent=settings.crm_max_connections)
+        cache_size=settings.crm_cache_size, max_concurrent=settings.crm_max_connections, pool=pool)
 
 def _reason(e: Exception) -> str:
     text = str(e) or type(e).__name__

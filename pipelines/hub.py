@@ -20,6 +20,7 @@ from .calls import CallBook
 from .contacts import Contacts
 from .crm import client_for as crm_client_for
 from .crm import http_client as crm_http_client
+from .crm import http_transport as crm_http_transport
 from .dial import Dialer, DialRules
 from .events import CallEvent, as_utc, utcnow
 from .pops import Popper
@@ -80,8 +81,9 @@ class Hub:
                                       f"ORDER BY received_at DESC LIMIT {SEEN_EVENTS}")
         for eid in reversed(ids["event_id"].tolist()):
             self._seen[eid] = None
-        self.http = crm_http_client(s)
-        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup")
+        pool = crm_http_transport(s)
+        self.http = crm_http_client(s, pool)
+        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup", pool=pool)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_format=s.crm_phone_format, context_params=s.csv_list("crm_context_params"))
         self.provider = self._provider or make_provider(s, self)
