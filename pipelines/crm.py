@@ -55,7 +55,9 @@ def clean_text(value: Any) -> str:
     """A name or company as plain text: no control characters, one line, capped."""
     if value is None or isinstance(value, (dict, list, bool)):
         return ""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in str(value))
+    text = str(value)
+    if not text.isprintable():  # the usual name has nothing to replace: no walk over its characters
+        text = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
     text = _WS.sub(" ", text).strip()
     return text[:TEXT_CAP].rstrip() + ("…" if len(text) > TEXT_CAP else "")
 
