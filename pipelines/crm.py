@@ -428,7 +428,8 @@ def http_transport(settings) -> HttpPool:
 
 def http_client(settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The HTTP client lookups go through (the hub's, and the console's CRM check: one place, so
-    the check runs a lookup exactly as the hub does). How many run at once is bounded by
+    the check asks with the hub's headers, limits and redirects; the hub's plain route sends the
+    same GET without asking for compression). How many run at once is bounded by
     ``CrmClient``'s semaphore."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.crm_late_timeout_ms / 1000), follow_redirects=True, max_redirects=5,
