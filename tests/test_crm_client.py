@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from pipelines.crm import CrmClient
 from pipelines.http_pool import HttpPool
-from tests.test_http_pool import run, server
+from tests.test_http_pool import certificate, run, server  # noqa: F401 - certificate is a fixture
 
 ANSWER = json.dumps({"STATUS": "OK", "CLIENTNAME": "Dana Levi", "TOTAL": "1",
                      "URL": "https://crm.example.com/c/1"}).encode()
@@ -26,8 +27,8 @@ def reply(body: bytes = ANSWER, status: str = "200 OK", *extra: str) -> bytes:
 class CountingPool(HttpPool):
     """The pool, counting the requests httpx hands it (the plain route never goes through it)."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, **kw):
+        super().__init__(**kw)
         self.through_httpx = 0
 
     async def handle_async_request(self, request):
@@ -167,4 +168,24 @@ def test_the_size_cap_holds_on_the_plain_route_whether_declared_or_not():
             await http.aclose()
         assert [(r.outcome, r.error) for r in results] == [("bad_response", "answer larger than 4096 bytes")] * 2
         assert pool.through_httpx == 0
+    run(go())
+
+
+def test_the_plain_route_speaks_https_verified_and_kept_alive(certificate):
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def go():
+        async with server(answer_ok, tls=server_tls) as (port, seen):
+            pool = CountingPool(ssl_context=ssl.create_default_context(cafile=str(cert)))
+            crm, http = client(f"https://127.0.0.1:{port}/lookup", pool)
+            results = [await crm.fetch(f"050123456{i}") for i in range(3)]
+            await http.aclose()
+            untrusted, http = client(f"https://127.0.0.1:{port}/lookup", CountingPool())
+            refused = await untrusted.fetch("0501234567")
+            await http.aclose()
+        assert [r.name for r in results] == ["Dana Levi"] * 3
+        assert pool.opened == 1 and pool.through_httpx == 0 and len(seen) == 3
+        assert refused.outcome == "http_error" and "CERTIFICATE_VERIFY_FAILED" in refused.error
     run(go())
