@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from .stats import nearest_rank
 from .wire import read_message
 
 _COUNTER = itertools.count(1)  # numbers never repeat within a process, so the CRM cache never hides a lookup
@@ -28,11 +29,7 @@ _COUNTER = itertools.count(1)  # numbers never repeat within a process, so the C
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); NaN for no values."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
-    return s[k]
+    return nearest_rank(sorted(values), q) if values else math.nan
 
 
 @dataclasses.dataclass

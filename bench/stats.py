@@ -9,12 +9,15 @@ target, or could not tell.
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
 
 
-def nearest_rank(sorted_values: np.ndarray, q: float) -> float:
-    """The nearest-rank percentile of already sorted values (as ``bench.load.percentile``)."""
-    k = max(0, min(len(sorted_values) - 1, int(np.ceil(q / 100 * len(sorted_values))) - 1))
+def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
+    """The nearest-rank percentile (q in 0..100) of values already sorted, at least one."""
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
     return float(sorted_values[k])
 
 
