@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .http_pool import Answer, HttpPool, PlainGet, TooLarge
+from .http_pool import Answer, HttpPool, PlainGet, TooLarge, read_capped
 
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 TEXT_CAP = 120  # characters kept of a name or company
@@ -366,16 +366,8 @@ class CrmClient:
         # httpx's params= would replace that query instead.
         url = self._parsed_url.copy_merge_params(params)
         async with self.http.stream("GET", url, headers=self.headers) as resp:
-            declared = resp.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_bytes:
-                raise TooLarge()
-            chunks, size = [], 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise TooLarge()
-                chunks.append(chunk)
-            return parse_lookup(resp.status_code, b"".join(chunks), resp.headers.get("content-type", ""))
+            body = await read_capped(resp.aiter_bytes(), resp.headers.get("content-length", ""), self.max_bytes)
+            return parse_lookup(resp.status_code, body, resp.headers.get("content-type", ""))
 
     # --- cache and coalescing
     def lookup(self, value: str, context: Mapping[str, str] | None = None) -> tuple[asyncio.Future[LookupResult], str]:

@@ -81,6 +81,25 @@ class TooLarge(Exception):
     """The answer's body is longer than the reader's cap."""
 
 
+async def read_capped(chunks: AsyncIterator[bytes], declared_length: str, max_bytes: int) -> bytes:
+    """A body whole, or ``TooLarge`` as soon as its declared length or what arrived passes
+    ``max_bytes`` (a body that never ends is cut there)."""
+    if declared_length.isdigit() and int(declared_length) > max_bytes:
+        raise TooLarge()
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge()
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def origin_of(url: httpx.URL) -> tuple[str, str, int]:
+    """(scheme, host, port): what a kept connection is filed under."""
+    return url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme]
+
+
 @dataclasses.dataclass(frozen=True)
 class Answer:
     """One whole HTTP answer, as ``HttpPool.get`` read it."""
@@ -89,11 +108,15 @@ class Answer:
     body: bytes
 
     def header(self, name: bytes) -> str:
-        """The first value of the header ``name`` (lower case), or ""."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value.decode("latin-1")
-        return ""
+        return header_value(self.headers, name)
+
+
+def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    """The first value of the header ``name`` (lower case), or ""."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
 
 
 class PlainGet:
@@ -103,7 +126,7 @@ class PlainGet:
     refuse. No compression is asked for: the answer is read whole, as it comes."""
 
     def __init__(self, url: httpx.URL, headers: httpx.Headers):
-        self.origin = (url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme])
+        self.origin = origin_of(url)
         path, _, query = url.raw_path.decode("ascii").partition("?")
         self._path = path or "/"
         # The URL's own query is kept as written; a parameter of the same name replaces it
@@ -155,7 +178,7 @@ class HttpPool(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme not in DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"unsupported scheme {request.url.scheme!r}")
-        origin = (request.url.scheme, request.url.host, request.url.port or DEFAULT_PORTS[request.url.scheme])
+        origin = origin_of(request.url)
         timeouts = request.extensions.get("timeout", {})
         payload = self._head(request) + await request.aread()
         conn, parsed = await self._exchange(origin, payload, timeouts, request.method in IDEMPOTENT)
@@ -172,18 +195,10 @@ class HttpPool(httpx.AsyncBaseTransport):
         status = parsed.parser.get_status_code()
         body = _Body(self, origin, conn, parsed, None)
         try:
-            declared = next((v for k, v in parsed.headers if k.lower() == b"content-length"), b"")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise TooLarge()
-            chunks, size = [], 0
-            async for chunk in body:
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TooLarge()
-                chunks.append(chunk)
+            content = await read_capped(body, header_value(parsed.headers, b"content-length"), max_bytes)
         finally:
             await body.aclose()
-        return Answer(status, parsed.headers, b"".join(chunks))
+        return Answer(status, parsed.headers, content)
 
     async def _exchange(self, origin: tuple[str, str, int], payload: bytes, timeouts: Mapping[str, float | None],
                         may_resend: bool) -> tuple[_Connection, _Parsed]:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import ssl
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from pipelines.crm import CrmClient
 from pipelines.http_pool import HttpPool
-from tests.test_http_pool import certificate, run, server  # noqa: F401 - certificate is a fixture
+from tests.test_http_pool import run, server, tls  # noqa: F401 - tls is a fixture
 
 ANSWER = json.dumps({"STATUS": "OK", "CLIENTNAME": "Dana Levi", "TOTAL": "1",
                      "URL": "https://crm.example.com/c/1"}).encode()
@@ -171,14 +170,12 @@ def test_the_size_cap_holds_on_the_plain_route_whether_declared_or_not():
     run(go())
 
 
-def test_the_plain_route_speaks_https_verified_and_kept_alive(certificate):
-    cert, key = certificate
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
+def test_the_plain_route_speaks_https_verified_and_kept_alive(tls):
+    server_tls, trusting = tls
 
     async def go():
         async with server(answer_ok, tls=server_tls) as (port, seen):
-            pool = CountingPool(ssl_context=ssl.create_default_context(cafile=str(cert)))
+            pool = CountingPool(ssl_context=trusting)
             crm, http = client(f"https://127.0.0.1:{port}/lookup", pool)
             results = [await crm.fetch(f"050123456{i}") for i in range(3)]
             await http.aclose()

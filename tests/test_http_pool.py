@@ -165,24 +165,25 @@ def test_refused_malformed_and_cut_answers_raise_httpx_errors():
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
+def tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A test server's TLS context (a fresh self-signed certificate) and a client's that trusts it."""
     if shutil.which("openssl") is None:
         pytest.fail("openssl is needed to make the test server's certificate")
     d = tmp_path_factory.mktemp("tls")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
                    check=True, capture_output=True)
-    return d / "cert.pem", d / "key.pem"
-
-
-def test_https_is_verified_and_kept_alive(certificate):
-    cert, key = certificate
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
+    server_tls.load_cert_chain(d / "cert.pem", d / "key.pem")
+    return server_tls, ssl.create_default_context(cafile=str(d / "cert.pem"))
+
+
+def test_https_is_verified_and_kept_alive(tls):
+    server_tls, trusting = tls
 
     async def go():
         async with server(reply_ok, tls=server_tls) as (port, _):
-            trusted = HttpPool(ssl_context=ssl.create_default_context(cafile=str(cert)))
+            trusted = HttpPool(ssl_context=trusting)
             async with httpx.AsyncClient(transport=trusted) as http:
                 for _ in range(3):
                     assert (await http.get(f"https://127.0.0.1:{port}/")).json() == {"a": "ok"}
