@@ -1,226 +1,336 @@
-"""Every setting of the hub, in one table: name, default, help.
+"""Every setting of the hub, in one table: a pydantic-settings model, each field with its type,
+range, default and help (its ``description``).
 
-Values come from the environment (``CALLPOP_<NAME>``) or from a ``.env`` file in the working
-directory; the environment wins. ``.env.example`` lists the same table (a test keeps them in
-step; ``python -m pipelines settings`` prints it). Secrets are marked so that nothing ever
-prints their values.
+Values come from the environment (``CALLPOP_<NAME>``), then from a ``.env`` file (python-dotenv
+syntax: quotes, ``export``, trailing ``# comments``), then the defaults. ``.env.example`` is
+generated from this table (a test keeps them in step; ``python -m pipelines settings`` prints the
+values in force). Secrets are ``SecretStr``: nothing prints them, not even ``repr``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
+import difflib
+import logging
+import re
+import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import (AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PREFIX = "CALLPOP_"
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    name: str  # without the prefix, lower case: the attribute name on Settings
-    default: Any
-    help: str
-    secret: bool = False
-    choices: tuple[str, ...] = ()
-
-    @property
-    def env(self) -> str:
-        return PREFIX + self.name.upper()
-
-    @property
-    def kind(self) -> type:
-        return type(self.default)
-
-
-S = Setting
-TABLE: tuple[Setting, ...] = (
-    # --- the hub process
-    S("host", "127.0.0.1", "Interface the hub listens on (HTTP API and WebSocket on one port)."),
-    S("port", 8765, "Port the hub listens on; 0 picks a free port (the hub logs which)."),
-    S("public_url", "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy)."),
-    S("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
-    S("db_path", "data/callpop.duckdb", "DuckDB file the hub owns (only the hub opens it while it runs)."),
-    S("store_commit_ms", 2000.0, "Longest a row waits to share a DuckDB commit. Each statement costs ~2 ms of CPU "
-      "whatever its size: at 20 events/s the writer took ~12% of a core at 100 ms, ~4% at 500 ms, ~1.7% at 2000 ms "
-      "(and, with the writer in a thread of the hub, the pops' p99 fell with it). Analytics lag by as much. An "
-      "event's 202 does not wait for it (its journal line is synced first)."),
-    S("store_process", True, "Run the DuckDB writer (and every read of the file) in a process of its own, so its "
-      "commits never hold the hub's GIL while a pop is on its way; off: a thread of the hub."),
-    S("store_send_linger_ms", 10.0, "With the writer in its own process: how long the hub holds a write before "
-      "sending it, with whatever else queues meanwhile. An event's rows then leave after its pop, and the "
-      "writer works while the event loop is idle (pop p50 -0.5 ms, p95 -3 ms at 20 events/s). An event's 202 "
-      "waits as much longer."),
-    S("max_body_bytes", 65536, "Largest HTTP request body accepted; larger ones get 413."),
-    # --- who may connect
-    S("agents_csv", "data/agents.csv", "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled]."),
-    S("ingest_token", "", "Bearer token a PBX must send to POST /api/events; empty refuses every event.", secret=True),
-    S("contacts_csv", "data/contacts.csv", "Contacts served by the sample CRM and the console's contact grid."),
-    # --- telephony provider
-    S("provider", "sim", "Telephony provider: sim (simulated PBX), webhook, voicenter or asterisk.",
-      choices=("sim", "webhook", "voicenter", "asterisk")),
-    S("default_region", "IL", "Country (ISO 3166 code) for numbers written without an international prefix."),
-    S("sim_calls_per_minute", 4.0, "sim: inbound calls the simulated PBX makes per minute (0 = none)."),
-    S("sim_seed", "", "sim: random seed for a repeatable run (empty = different every run)."),
-    S("sim_speed", 1.0, "sim: time scale of simulated rings and talk (2 = twice as fast)."),
-    S("webhook_dial_url", "", "webhook: URL the hub POSTs {dial_id, leg_a, leg_b} to for click-to-call."),
-    S("voicenter_secret", "", "voicenter: if set, every /voicenter/* request must carry ?key=<this> (put it in the URLs "
-      "you paste into Voicenter).", secret=True),
-    S("voicenter_code", "", "voicenter: the account's Click2Call API token ('code', from Voicenter's back office).",
-      secret=True),
-    S("voicenter_click2call_url", "https://api.voicenter.com/ForwardDialer/click2call.aspx",
-      "voicenter: the Click2Call API endpoint."),
-    S("voicenter_timeout_s", 5.0, "voicenter: deadline for each Click2Call request."),
-    S("voicenter_timezone", "Asia/Jerusalem", "voicenter: zone of the epoch times in Voicenter's CDRs (documented "
-      "as Israel time; UTC if yours are true Unix times)."),
-    S("ami_host", "127.0.0.1", "asterisk: host of the Asterisk Manager Interface (AMI)."),
-    S("ami_port", 5038, "asterisk: AMI port (manager.conf [general] port)."),
-    S("ami_username", "callpop", "asterisk: AMI user (a [section] of manager.conf)."),
-    S("ami_secret", "", "asterisk: that user's secret.", secret=True),
-    S("ami_timeout_s", 5.0, "asterisk: deadline for connecting, logging in and each AMI action."),
-    S("ami_ping_s", 20.0, "asterisk: seconds of silence after which the hub pings Asterisk (a dead link reconnects)."),
-    S("ami_reconnect_max_s", 30.0, "asterisk: longest wait between reconnection attempts (backoff doubles up to it)."),
-    S("ami_extension_pattern", r"^\d{2,6}$", "asterisk: regex a device name must match to be an extension "
-      "(PJSIP/201-0000001b -> 201); other devices are trunks."),
-    S("ami_internal_calls", "pop", "asterisk: extension-to-extension calls: pop (like any call) or ignore.",
-      choices=("pop", "ignore")),
-    S("ami_leg_a_extension", "PJSIP/{extension}", "asterisk: click-to-call channel for the agent's desk phone."),
-    S("ami_leg_a_number", "Local/{number}@from-internal", "asterisk: click-to-call channel when leg A is a "
-      "number (mobile, home, typed in)."),
-    S("ami_context", "from-internal", "asterisk: dialplan context that dials leg B once leg A answers."),
-    S("ami_dial_format", "dialable", "asterisk: how numbers go to the dialplan: dialable (as a local phone "
-      "dials them), e164 or digits.", choices=("dialable", "e164", "digits")),
-    S("ami_ring_timeout_s", 30.0, "asterisk: how long leg A rings before the click-to-call gives up."),
-    S("ami_callerid", '"{to}" <{extension}>', "asterisk: caller ID leg A's phone shows ({to}, {extension}); "
-      "FreePBX picks the outbound caller ID from its number part."),
-    # --- CRM lookup (see crm-contract.md)
-    S("crm_url", "", "The customer's lookup URL (GET ?phone=...); empty = the built-in sample CRM."),
-    S("crm_phone_param", "phone", "Query parameter that carries the number to the CRM."),
-    S("crm_phone_format", "raw", "Number format sent to the CRM: raw, national, e164 or digits.",
-      choices=("raw", "national", "e164", "digits")),
-    S("crm_context_params", "", "Extra parameters sent to the CRM, comma-separated: did, extension, call_id, direction."),
-    S("crm_auth_header", "", "Header sent with every lookup, as 'Name: value' (e.g. 'Authorization: Bearer x').", secret=True),
-    S("crm_deadline_ms", 1500, "Time the agent waits for the CRM; then a provisional pop, updated if the answer comes."),
-    S("crm_late_timeout_ms", 10000, "How long a late answer is still awaited to update the pop; then the lookup is dropped."),
-    S("crm_max_bytes", 262144, "Largest CRM answer read; a bigger one is a bad_response."),
-    S("crm_cache_ttl_s", 60.0, "How long a found/not found answer is served from the cache (refreshed behind)."),
-    S("crm_cache_refresh_s", 5.0, "A cache hit older than this triggers a refresh behind the pop."),
-    S("crm_cache_size", 2048, "Numbers kept in the lookup cache."),
-    S("crm_max_connections", 100, "Lookups in flight to the CRM at once (more wait their turn, within the deadline)."),
-    # --- click-to-call
-    S("dial_blocked_prefixes", "+1900,+1976,+44871,+44872,+44873,+449,+9721900,+9721901,+9721919",
-      "E.164 prefixes never dialled (premium rate, toll fraud), comma-separated."),
-    S("dial_allowed_countries", "", "If set, only these country codes may be dialled (e.g. 'IL,US,GB')."),
-    S("dial_rate_per_minute", 10, "Click-to-calls one agent may start per minute."),
-    # --- WebSocket sessions
-    S("ws_heartbeat_s", 15.0, "Seconds between the hub's heartbeat messages (a MV3 worker needs one every <30 s)."),
-    S("ws_hello_timeout_s", 10.0, "Seconds a new socket has to send its hello before it is closed."),
-    S("ws_send_queue", 256, "Messages queued for one browser before it is dropped as too slow."),
-    S("ws_send_timeout_s", 10.0, "Seconds one send may take before the socket is dropped as too slow."),
-)
-BY_NAME = {s.name: s for s in TABLE}
+ENV_FILE = Path(".env")
+log = logging.getLogger("callpop.settings")
 
 
 class SettingsError(ValueError):
     pass
 
 
-_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-
-
-def _convert(setting: Setting, raw: str) -> Any:
-    kind = setting.kind
-    raw = raw.strip()
-    try:
-        if kind is bool:
-            value: Any = _BOOLS[raw.lower()]
-        elif kind is int:
-            value = int(raw)
-        elif kind is float:
-            value = float(raw)
-        else:
-            value = raw
-    except (ValueError, KeyError):
-        raise SettingsError(f"{setting.env}={raw!r} is not a valid {kind.__name__}"
-                            + (" (true/false, yes/no, on/off or 1/0)" if kind is bool else "")) from None
-    if setting.choices:
-        match = {c.lower(): c for c in setting.choices}.get(str(value).lower())
-        if match is None:
-            raise SettingsError(f"{setting.env} must be one of {', '.join(setting.choices)}, not {raw!r}")
-        value = match
+def _split(value: Any) -> Any:
+    """A comma-separated list as written in the environment or .env."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """The KEY=value lines of a .env file (comments and blank lines skipped, quotes removed)."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip().removeprefix("export ").strip()] = value
-    return values
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    values: Mapping[str, Any]
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
-    def replace(self, **changes: Any) -> "Settings":
-        unknown = set(changes) - set(BY_NAME)
-        if unknown:
-            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return Settings({**self.values, **changes})
+def _one_line(value: str) -> str:
+    if any(ch in value for ch in "\r\n\0"):
+        raise ValueError("must be one line (no CR, LF or NUL)")
+    return value
 
-    def redacted(self) -> dict[str, Any]:
-        """The settings as they may be shown or logged: secrets say only whether they are set."""
-        return {
-            s.env: ("(set)" if self.values[s.name] else "(empty)") if s.secret else self.values[s.name]
-            for s in TABLE
-        }
 
+def _http_url(value: str) -> str:
+    value = value.strip()
+    if value and not re.match(r"^https?://[^\s/?#]+", value, re.IGNORECASE):
+        raise ValueError(f"{value[:60]!r} is not an absolute http(s) URL")
+    return value
+
+
+def _none_if_empty(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _host(value: str) -> str:
+    value = value.strip()
+    if not value or not re.fullmatch(r"[\w.\-:\[\]]+", value):
+        raise ValueError(f"{value[:60]!r} is not a host name or IP address")
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
+Upper = Annotated[str, BeforeValidator(_upper)]
+OneLine = Annotated[str, AfterValidator(_one_line)]
+HttpUrl = Annotated[str, AfterValidator(_one_line), AfterValidator(_http_url)]
+Region = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Z]{2}$")]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
+
+
+def setting(default: Any, description: str, **constraints: Any) -> Any:
+    """One row of the table: the default, the help text, the allowed range."""
+    return Field(default, description=description, **constraints)
+
+
+class Settings(BaseSettings):
+    """The hub's settings. Attribute names are the environment names without ``CALLPOP_``."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=ENV_FILE, env_file_encoding="utf-8",
+                                      extra="ignore", frozen=True, validate_default=True)
+
+    # --- the hub process
+    host: Annotated[str, AfterValidator(_host)] = setting(
+        "127.0.0.1", "Interface the hub listens on (HTTP API and WebSocket on one port).")
+    port: int = setting(8765, "Port the hub listens on; 0 picks a free port (the hub logs which).", ge=0, le=65535)
+    public_url: HttpUrl = setting(
+        "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy).")
+    log_level: LogLevel = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
+    db_path: Path = setting(Path("data/callpop.duckdb"), "DuckDB file the hub owns (only the hub opens it while it runs).")
+    store_commit_ms: float = setting(
+        20.0, "Longest a write waits to share a DuckDB commit with others (group commit); an idle hub commits at "
+        "once. An event's 202 waits for its commit.", ge=0, le=1000)
+    store_queue_max: int = setting(
+        50_000, "Writes queued for DuckDB before events are refused with 503 (a disk that stopped taking them).",
+        ge=100, le=10_000_000)
+    event_window_h: float = setting(
+        24.0, "Events whose 'at' is further than this many hours from the hub's clock are refused (422).",
+        gt=0, le=24 * 366)
+    max_body_bytes: int = setting(65536, "Largest HTTP request body accepted; larger ones get 413.", ge=1024,
+                               le=64 << 20)
+    # --- who may connect
+    agents_csv: Path = setting(Path("data/agents.csv"),
+                            "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled].")
+    ingest_token: SecretStr = setting(
+        SecretStr(""), "Bearer token a PBX must send to POST /api/events; empty refuses every event.")
+    contacts_csv: Path = setting(Path("data/contacts.csv"),
+                              "Contacts served by the sample CRM and the console's contact grid.")
+    # --- telephony provider
+    provider: Annotated[Literal["sim", "webhook", "voicenter", "asterisk"], BeforeValidator(_lower)] = setting(
+        "sim", "Telephony provider: sim (simulated PBX), webhook, voicenter or asterisk.")
+    default_region: Region = setting("IL", "Country (ISO 3166 code) for numbers written without an international "
+                                        "prefix.")
+    sim_calls_per_minute: float = setting(4.0, "sim: inbound calls the simulated PBX makes per minute (0 = none).",
+                                       ge=0, le=6000)
+    sim_seed: OneLine = setting("", "sim: random seed for a repeatable run (empty = different every run).")
+    sim_speed: float = setting(1.0, "sim: time scale of simulated rings and talk (2 = twice as fast).", gt=0, le=1000)
+    webhook_dial_url: HttpUrl = setting("", "webhook: URL the hub POSTs {dial_id, leg_a, leg_b} to for click-to-call.")
+    voicenter_secret: SecretStr = setting(
+        SecretStr(""), "voicenter: if set, every /voicenter/* request must carry ?key=<this> (put it in the URLs "
+        "you paste into Voicenter).")
+    voicenter_code: SecretStr = setting(
+        SecretStr(""), "voicenter: the account's Click2Call API token ('code', from Voicenter's back office).")
+    voicenter_click2call_url: HttpUrl = setting("https://api.voicenter.com/ForwardDialer/click2call.aspx",
+                                             "voicenter: the Click2Call API endpoint.")
+    voicenter_timeout_s: float = setting(5.0, "voicenter: deadline for each Click2Call request.", gt=0, le=60)
+    voicenter_timezone: OneLine = setting(
+        "Asia/Jerusalem", "voicenter: zone of the epoch times in Voicenter's CDRs (documented as Israel time; UTC "
+        "if yours are true Unix times).")
+    ami_host: Annotated[str, AfterValidator(_host)] = setting(
+        "127.0.0.1", "asterisk: host of the Asterisk Manager Interface (AMI).")
+    ami_port: int = setting(5038, "asterisk: AMI port (manager.conf [general] port).", ge=1, le=65535)
+    ami_username: OneLine = setting("callpop", "asterisk: AMI user (a [section] of manager.conf).")
+    ami_secret: SecretStr = setting(SecretStr(""), "asterisk: that user's secret.")
+    ami_timeout_s: float = setting(5.0, "asterisk: deadline for connecting, logging in and each AMI action.", gt=0,
+                                le=120)
+    ami_ping_s: float = setting(20.0, "asterisk: seconds of silence after which the hub pings Asterisk (a dead link "
+                                   "reconnects).", gt=0, le=3600)
+    ami_reconnect_max_s: float = setting(30.0, "asterisk: longest wait between reconnection attempts (backoff doubles "
+                                            "up to it).", gt=0, le=3600)
+    ami_extension_pattern: OneLine = setting(
+        r"^\d{2,6}$", "asterisk: regex a device name must match to be an extension (PJSIP/201-0000001b -> 201); "
+        "other devices are trunks.")
+    ami_internal_calls: Literal["pop", "ignore"] = setting(
+        "pop", "asterisk: extension-to-extension calls: pop (like any call) or ignore.")
+    ami_leg_a_extension: OneLine = setting("PJSIP/{extension}",
+                                        "asterisk: click-to-call channel for the agent's desk phone.")
+    ami_leg_a_number: OneLine = setting(
+        "Local/{number}@from-internal", "asterisk: click-to-call channel when leg A is a number (mobile, home, "
+        "typed in).")
+    ami_context: OneLine = setting("from-internal", "asterisk: dialplan context that dials leg B once leg A answers.")
+    ami_dial_format: Literal["dialable", "e164", "digits"] = setting(
+        "dialable", "asterisk: how numbers go to the dialplan: dialable (as a local phone dials them), e164 or "
+        "digits.")
+    ami_ring_timeout_s: float = setting(30.0, "asterisk: how long leg A rings before the click-to-call gives up.",
+                                     gt=0, le=600)
+    ami_callerid: OneLine = setting(
+        '"{to}" <{extension}>', "asterisk: caller ID leg A's phone shows ({to}, {extension}); FreePBX picks the "
+        "outbound caller ID from its number part.")
+    # --- CRM lookup (see docs/crm-contract.md)
+    crm_url: HttpUrl = setting("", "The customer's lookup URL (GET ?phone=...); empty = the built-in sample CRM.")
+    crm_phone_param: Annotated[str, Field(pattern=r"^[\w.\-]+$")] = setting(
+        "phone", "Query parameter that carries the number to the CRM.")
+    crm_phone_format: Literal["raw", "national", "e164", "digits"] = setting(
+        "raw", "Number format sent to the CRM: raw, national, e164 or digits.")
+    crm_context_params: CsvList = setting(
+        [], "Extra parameters sent to the CRM, comma-separated: did, extension, call_id, direction.")
+    crm_auth_header: SecretStr = setting(
+        SecretStr(""), "Header sent with every lookup, as 'Name: value' (e.g. 'Authorization: Bearer x'); only to "
+        "the CRM's own origin, never after a redirect that leaves it.")
+    crm_deadline_ms: int = setting(1500, "Time the agent waits for the CRM; then a provisional pop, updated if the "
+                                      "answer comes.", ge=50, le=30_000)
+    crm_late_timeout_ms: int = setting(10000, "How long a late answer is still awaited to update the pop; then the "
+                                           "lookup is dropped.", ge=50, le=120_000)
+    crm_max_bytes: int = setting(262144, "Largest CRM answer read; a bigger one is a bad_response.", ge=256,
+                              le=16 << 20)
+    crm_cache_ttl_s: float = setting(60.0, "How long a found/not found answer is served from the cache (refreshed "
+                                        "behind).", ge=0, le=86400)
+    crm_cache_refresh_s: float = setting(5.0, "A cache hit older than this triggers a refresh behind the pop.", ge=0,
+                                      le=86400)
+    crm_cache_size: int = setting(2048, "Numbers kept in the lookup cache.", ge=0, le=10_000_000)
+    crm_max_connections: int = setting(100, "Lookups in flight to the CRM at once (more wait their turn, within the "
+                                         "deadline).", ge=1, le=10_000)
+    ca_bundle: Annotated[Path | None, BeforeValidator(_none_if_empty)] = setting(
+        None, "PEM file of the certificate authorities trusted for outgoing HTTPS (CRM, webhook, Voicenter), e.g. "
+        "a private CA; empty = the system's (SSL_CERT_FILE honoured). Proxies come from HTTPS_PROXY / NO_PROXY.")
+    # --- click-to-call
+    dial_blocked_prefixes: CsvList = setting(
+        ["+1900", "+1976", "+44871", "+44872", "+44873", "+449", "+9721900", "+9721901", "+9721919"],
+        "E.164 prefixes never dialled (premium rate, toll fraud), comma-separated.")
+    dial_allowed_countries: Annotated[list[Region], NoDecode, BeforeValidator(_split)] = setting(
+        [], "If set, only these country codes may be dialled (e.g. 'IL,US,GB').")
+    dial_rate_per_minute: int = setting(10, "Click-to-calls one agent may start per minute.", ge=1, le=1_000_000)
+    # --- WebSocket sessions
+    ws_heartbeat_s: float = setting(15.0, "Seconds of silence on a socket before the hub sends a heartbeat (a MV3 "
+                                       "worker needs a message every <30 s).", ge=1, le=25)
+    ws_hello_timeout_s: float = setting(10.0, "Seconds a new socket has to send its hello before it is closed.", gt=0,
+                                     le=120)
+    ws_send_queue: int = setting(256, "Messages queued for one browser before it is dropped as too slow.", ge=8,
+                              le=100_000)
+    ws_send_timeout_s: float = setting(10.0, "Seconds one send may take before the socket is dropped as too slow.",
+                                    gt=0, le=300)
+    # --- the console
+    hub_url: HttpUrl = setting("http://127.0.0.1:8765", "console: the hub the console talks to.")
+
+    @field_validator("crm_auth_header")
+    @classmethod
+    def _header(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\0]*", text):
+            raise ValueError("must be 'Name: value' on one line (a header name, a colon, the value)")
+        return value
+
+    @model_validator(mode="after")
+    def _late_after_deadline(self) -> "Settings":
+        if self.crm_late_timeout_ms < self.crm_deadline_ms:
+            raise ValueError(f"CALLPOP_CRM_LATE_TIMEOUT_MS ({self.crm_late_timeout_ms}) must not be shorter than "
+                             f"CALLPOP_CRM_DEADLINE_MS ({self.crm_deadline_ms})")
+        return self
+
+    # --- derived values
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
-    def csv_list(self, name: str) -> list[str]:
-        return [p.strip() for p in str(self.values[name]).split(",") if p.strip()]
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some values changed (validated like the rest)."""
+        _known(changes)
+        return _build(None, {**self.model_dump(), **changes})
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as they may be shown or logged: secrets say only whether they are set."""
+        return {env_name(name): ("(set)" if value.get_secret_value() else "(empty)")
+                if isinstance(value, SecretStr) else _shown(value)
+                for name, value in ((n, getattr(self, n)) for n in type(self).model_fields)}
 
 
-def load(environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env",
-         **overrides: Any) -> Settings:
-    """Settings from defaults, then the .env file, then the environment, then ``overrides``."""
-    environ = os.environ if environ is None else environ
-    from_file = read_env_file(Path(env_file)) if env_file else {}
-    values: dict[str, Any] = {}
-    for s in TABLE:
-        raw = environ.get(s.env, from_file.get(s.env))
-        values[s.name] = s.default if raw is None else _convert(s, raw)
-    return Settings(values).replace(**overrides)
+def env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _known(names: typing.Iterable[str]) -> None:
+    unknown = sorted(set(names) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(unknown)}")
+
+
+def _build(env_file: Path | None, values: dict[str, Any]) -> Settings:
+    try:
+        return Settings(_env_file=env_file, **values)
+    except ValidationError as e:
+        raise SettingsError("; ".join(_describe(err) for err in e.errors())) from None
+
+
+def _describe(err: dict) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+    name = env_name(loc[0]) if loc and loc[0] in Settings.model_fields else ""
+    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+    if err.get("type") == "literal_error" and name:
+        msg = "must be one of " + ", ".join(_choices(Settings.model_fields[loc[0]].annotation))
+    given = err.get("input")
+    shown = "" if not name or isinstance(given, (SecretStr, dict)) or _is_secret(loc[0]) else f"={str(given)[:60]!r}"
+    return f"{name}{shown}: {msg}" if name else msg
+
+
+def _is_secret(field: str) -> bool:
+    return Settings.model_fields[field].annotation is SecretStr
+
+
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The values a Literal field allows (through Annotated)."""
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return tuple(typing.get_args(annotation)) if typing.get_origin(annotation) is Literal else ()
+
+
+def load(env_file: Path | str | None = ENV_FILE, **overrides: Any) -> Settings:
+    """Settings from the environment, then ``env_file`` (None: no file), then the defaults;
+    ``overrides`` win over all. Unknown ``CALLPOP_*`` names in the file are logged."""
+    _known(overrides)
+    path = Path(env_file) if env_file is not None else None
+    if path is not None and path.is_file():
+        unknown = [k for k in dotenv_values(path) if k.upper().startswith(PREFIX)
+                   and k.upper()[len(PREFIX):].lower() not in Settings.model_fields]
+        names = [env_name(f) for f in Settings.model_fields]
+        for key in unknown:
+            close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8)
+            log.warning("%s: unknown setting %s ignored%s", path, key, f" (did you mean {close[0]}?)" if close else "")
+    return _build(path, overrides)
+
+
+def described() -> list[tuple[str, str, Any, tuple[str, ...], bool]]:
+    """(environment name, help, default as written in .env, choices, secret) for every setting."""
+    out = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        secret = isinstance(default, SecretStr)
+        out.append((env_name(name), field.description or "", "" if secret else _shown(default),
+                    _choices(field.annotation), secret))
+    return out
 
 
 def env_example() -> str:
     """The text of .env.example: every setting, its help and its default."""
     out = ["# callpop settings: copy to .env and edit. Every line is optional;",
            "# the value shown is the default. The environment overrides this file.", ""]
-    for s in TABLE:
-        out.append(f"# {s.help}")
-        if s.choices:
-            out.append(f"# one of: {', '.join(s.choices)}")
-        default = s.default
-        out.append(f"{s.env}={default}")
+    for env, help_text, default, choices, _ in described():
+        out.append(f"# {help_text}")
+        if choices:
+            out.append(f"# one of: {', '.join(choices)}")
+        out.append(f"{env}={_quoted(default)}")
         out.append("")
     return "\n".join(out)
 
+
+def _quoted(value: str) -> str:
+    """A value as a .env line must hold it: single quotes when it has spaces, quotes or '#'."""
+    if re.search(r"[\s'\"#\\]", value):
+        return "'" + value.replace("'", "\\'") + "'"
+    return value

@@ -1,7 +1,14 @@
+import os
+
 import pytest
 
 from pipelines.server import BackgroundHub
 from tests.support import hub_settings
+
+
+# A test's hub gets the settings the test gives it, never those of the shell that runs the suite.
+for _name in [n for n in os.environ if n.startswith("CALLPOP_") and n != "CALLPOP_CHROMIUM"]:
+    del os.environ[_name]
 
 
 @pytest.fixture

@@ -23,13 +23,8 @@ TOKENS = {"noa": "demo-token-noa", "avi": "demo-token-avi", "sarah": "demo-token
 def hub_settings(tmp_path: Path, **overrides: Any) -> settings_mod.Settings:
     base = dict(port=0, db_path=str(tmp_path / "callpop.duckdb"), ingest_token=INGEST,
                 sim_calls_per_minute=0.0, sim_speed=20.0, agents_csv=str(ROOT / "data" / "agents.csv"),
-                contacts_csv=str(ROOT / "data" / "contacts.csv"), log_level="WARNING",
-                # Tests read what they just caused from DuckDB; and the store in a thread starts in
-                # milliseconds, not the second a process of its own takes (tests/test_store*.py, the
-                # browser tests' hubs and the hubs run as processes in tests/faults run the hub's
-                # default, the process).
-                store_commit_ms=100.0, store_process=False)
-    return settings_mod.load(environ={}, env_file=None, **{**base, **overrides})
+                contacts_csv=str(ROOT / "data" / "contacts.csv"), log_level="WARNING")
+    return settings_mod.load(env_file=None, **{**base, **overrides})
 
 
 class Agent:

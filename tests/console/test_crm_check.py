@@ -18,7 +18,7 @@ SEED = {"STATUS": "OK", "URL": "http://www.yourdomain.com/contact_search.asp?use
 
 
 def settings(**overrides):
-    return settings_mod.load(environ={}, env_file=None, **overrides)
+    return settings_mod.load(env_file=None, **overrides)
 
 
 def verdicts(report) -> dict[str, bool | None]:
