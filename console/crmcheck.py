@@ -1,6 +1,6 @@
 """The CRM check: one lookup run exactly as the hub runs it, recorded for a CRM developer.
 
-The request goes through ``pipelines.crm``: the same ``http_client`` (limits, redirects, timeout),
+The request goes through ``pipelines.crm``: the same client (``pipelines.http_client``: limits, redirects, timeout),
 the same ``CrmClient.fetch`` (size cap, hard timeout, error mapping) and so the same
 ``parse_lookup``. The only addition is a transport wrapper that keeps a copy of what came over
 the wire, so the page can show the raw answer beside what the hub made of it; the rules are
@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from pipelines import crm
+from pipelines import crm, http_client
 from pipelines.phone import for_crm, normalise
 from pipelines.settings import Settings
 
@@ -113,9 +113,10 @@ async def run_check(settings: Settings, url: str, phone: str, *, phone_format: s
     fmt = phone_format or settings.crm_phone_format
     value = for_crm(normalise(phone, settings.default_region), fmt)
     # The configured CRM credential only ever goes to the configured CRM, never to a pasted URL.
-    auth = settings.crm_auth_header if settings.crm_url and same_origin(url, settings.crm_url) else ""
-    recorder = RecordingTransport(transport or crm.http_transport(settings))
-    async with crm.http_client(settings, transport=recorder) as http:
+    auth = (settings.crm_auth_header.get_secret_value()
+            if settings.crm_url and same_origin(url, settings.crm_url) else "")
+    recorder = RecordingTransport(transport or http_client.transport(settings))
+    async with http_client.client(settings, wrapped=recorder) as http:
         client = crm.client_for(settings, http, url.strip(), auth_header=auth)
         started = time.perf_counter()
         result = await client.fetch(value, context)

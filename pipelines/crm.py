@@ -1,8 +1,7 @@
 """The CRM lookup: the contract's parser (pure) and the client (cache, coalescing, hard timeout).
 
 ``parse_lookup`` turns whatever a CRM answered into a ``LookupResult`` and lists the contract
-rules the answer broke. ``CrmClient`` makes the request: straight on the hub's connection pool
-when it is a plain GET (``HttpPool.get``), through the shared ``httpx.AsyncClient`` otherwise.
+rules the answer broke. ``CrmClient`` makes the request on the hub's ``httpx.AsyncClient``.
 The *deadline* (when the agent gets a provisional pop) is applied by the caller, ``pops.py``;
 the client only enforces the hard limit after which a late answer is no longer worth waiting for.
 """
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .http_pool import Answer, HttpPool, PlainGet, TooLarge, read_capped
+from . import http_client
 
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 TEXT_CAP = 120  # characters kept of a name or company
@@ -273,47 +272,54 @@ def check_contract(result: LookupResult, answer: RawAnswer | None, *, latency_ms
     return checks
 
 
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-def needs_httpx(answer: Answer) -> bool:
-    """An answer the plain GET cannot finish: a redirect to follow, a cookie to keep, or a body
-    to decode (it asks for none, but a server may send one anyway)."""
-    if answer.status in REDIRECTS and answer.header(b"location"):
-        return True
-    encoding = answer.header(b"content-encoding").strip().lower()
-    return bool(answer.header(b"set-cookie")) or encoding not in ("", "identity")
-
-
 @dataclasses.dataclass
 class _Cached:
     result: LookupResult
     stored: float
 
 
-class CrmClient:
-    """Looks numbers up in one CRM. ``lookup`` serves the cache and coalesces concurrent asks.
+class TooLarge(Exception):
+    pass
 
-    Given ``pool`` (the ``HttpPool`` under ``http``), a lookup is one GET straight on it, without
-    httpx's client layers (~0.45 ms of CPU less per lookup, on the pop's path). The first answer
-    that needs more (a redirect, a cookie, an encoded body) moves this client to httpx for good,
-    and that lookup is asked again through it; a URL with credentials in it goes through httpx
-    from the start."""
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body, decoded, refused (``TooLarge``) as soon as it runs over ``limit`` bytes."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class CrmClient:
+    """Looks numbers up in one CRM. ``lookup`` serves the cache and coalesces concurrent asks;
+    ``fetch`` is the request itself, on the hub's ``httpx.AsyncClient`` (``pipelines/http_client.py``)."""
 
     def __init__(self, http: httpx.AsyncClient, url: str, *, phone_param: str = "phone",
                  auth_header: str = "", max_bytes: int = 262144, hard_timeout_s: float = 10.0,
                  cache_ttl_s: float = 60.0, cache_refresh_s: float = 5.0, cache_size: int = 2048,
-                 max_concurrent: int = 50, clock=time.monotonic, pool: HttpPool | None = None):
+                 max_concurrent: int = 50, clock=time.monotonic):
         self.http = http
         self.url = url
-        self._parsed_url: httpx.URL | None = None  # parsed at the first lookup (a bad URL is that lookup's error)
-        self._pool = pool
-        self._plain: PlainGet | None = None  # built with the parsed URL, when the pool can take the lookups
         self.phone_param = phone_param
-        self.headers: dict[str, str] = {}
+        # Small JSON answers: nothing to gain from compression, and nothing to inflate past the cap.
+        self.headers: dict[str, str] = {"Accept": "application/json", "Accept-Encoding": "identity"}
+        self._url_error = ""
+        try:
+            self._parsed_url: httpx.URL | None = httpx.URL(url)
+        except httpx.InvalidURL as e:  # the lookups say so; the hub still starts and pops
+            self._parsed_url, self._url_error = None, f"invalid CRM URL ({_reason(e)})"
         if auth_header:
             name, _, value = auth_header.partition(":")
-            self.headers[name.strip()] = value.strip()
+            credential = {name.strip(): value.strip()}
+            self.headers.update(credential)
+            if self._parsed_url is not None:
+                http_client.only_to_origin(http, self._parsed_url, credential)
         self.max_bytes = max_bytes
         self.hard_timeout_s = hard_timeout_s
         self.cache_ttl_s = cache_ttl_s
@@ -322,30 +328,24 @@ class CrmClient:
         self.clock = clock
         self._cache: collections.OrderedDict[tuple, _Cached] = collections.OrderedDict()
         self._inflight: dict[tuple, asyncio.Task[LookupResult]] = {}
-        # The one bound on lookups in flight (the connection pool under the client opens what it
-        # is asked for): a burst against a slow CRM waits here, within the deadline.
+        # The one bound on lookups in flight: a burst against a slow CRM waits here, within the deadline.
         self._slots = asyncio.Semaphore(max_concurrent)
         self.requests = 0  # HTTP requests made (for tests and the status page)
 
     # --- the request itself
     async def fetch(self, value: str, context: Mapping[str, str] | None = None) -> LookupResult:
         """One GET to the CRM, never longer than the hard timeout, never more than max_bytes read."""
-        params = {self.phone_param: value, **(context or {})}
         self.requests += 1
+        if self._parsed_url is None:
+            return LookupResult("http_error", error=self._url_error)
+        # Merged into the URL's own query (a lookup URL may carry e.g. an API key):
+        # httpx's params= would replace that query instead.
+        url = self._parsed_url.copy_merge_params({self.phone_param: value, **(context or {})})
         try:
-            if self._parsed_url is None:
-                self._parsed_url = httpx.URL(self.url)
-                if self._pool is not None:
-                    headers = httpx.Headers(self.http.headers)
-                    headers.update(self.headers)  # the request's own win, as in httpx
-                    self._plain = PlainGet.of(self._parsed_url, headers)
             async with asyncio.timeout(self.hard_timeout_s), self._slots:
-                if self._plain is not None:
-                    answer = await self._pool.get(self._plain.origin, self._plain.head(params), self.max_bytes)
-                    if not needs_httpx(answer):
-                        return parse_lookup(answer.status, answer.body, answer.header(b"content-type"))
-                    self._plain = None
-                return await self._fetch_with_httpx(params)
+                async with self.http.stream("GET", url, headers=self.headers) as resp:
+                    body = await read_capped(resp, self.max_bytes)
+                    return parse_lookup(resp.status_code, body, resp.headers.get("content-type", ""))
         except TimeoutError:
             return LookupResult("timeout", error=f"no answer within {self.hard_timeout_s:g} s")
         except TooLarge:
@@ -354,20 +354,14 @@ class CrmClient:
             return LookupResult("http_error", error=f"invalid CRM URL ({_reason(e)})")
         except httpx.TooManyRedirects:
             return LookupResult("http_error", error="too many redirects (redirect loop)")
+        except httpx.TimeoutException as e:
+            return LookupResult("timeout", error=f"the CRM did not answer in time ({_reason(e)})")
         except httpx.ConnectError as e:
             return LookupResult("http_error", error=f"cannot connect to the CRM ({_reason(e)})")
         except httpx.TransportError as e:  # reset, protocol error, read error
             return LookupResult("http_error", error=f"connection failed ({_reason(e)})")
         except httpx.HTTPError as e:  # decoding errors and the like: the CRM's fault, not ours
             return LookupResult("bad_response", error=f"unreadable answer ({_reason(e)})")
-
-    async def _fetch_with_httpx(self, params: Mapping[str, str]) -> LookupResult:
-        # Merged into the URL's own query (a lookup URL may carry e.g. an API key):
-        # httpx's params= would replace that query instead.
-        url = self._parsed_url.copy_merge_params(params)
-        async with self.http.stream("GET", url, headers=self.headers) as resp:
-            body = await read_capped(resp.aiter_bytes(), resp.headers.get("content-length", ""), self.max_bytes)
-            return parse_lookup(resp.status_code, body, resp.headers.get("content-type", ""))
 
     # --- cache and coalescing
     def lookup(self, value: str, context: Mapping[str, str] | None = None) -> tuple[asyncio.Future[LookupResult], str]:
@@ -413,31 +407,15 @@ class CrmClient:
         self._cache.clear()
 
 
-def http_transport(settings) -> HttpPool:
-    """The connections lookups go out on (see ``pipelines/http_pool.py``)."""
-    return HttpPool(max_idle=min(10, settings.crm_max_connections))
-
-
-def http_client(settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The HTTP client lookups go through (the hub's, and the console's CRM check: one place, so
-    the check asks with the hub's headers, limits and redirects; the hub's plain route sends the
-    same GET without asking for compression). How many run at once is bounded by
-    ``CrmClient``'s semaphore."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.crm_late_timeout_ms / 1000), follow_redirects=True, max_redirects=5,
-        headers={"User-Agent": "callpop"}, transport=transport or http_transport(settings))
-
-
-def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None,
-               pool: HttpPool | None = None) -> CrmClient:
-    """A ``CrmClient`` for ``url`` with the settings' parameter name, size cap, timeout and cache
-    (``pool``: the ``HttpPool`` under ``http``, for lookups straight on it)."""
+def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None) -> CrmClient:
+    """A ``CrmClient`` for ``url`` with the settings' parameter name, size cap, timeout and cache."""
     return CrmClient(
         http, url, phone_param=settings.crm_phone_param,
-        auth_header=settings.crm_auth_header if auth_header is None else auth_header,
+        auth_header=settings.crm_auth_header.get_secret_value() if auth_header is None else auth_header,
         max_bytes=settings.crm_max_bytes, hard_timeout_s=settings.crm_late_timeout_ms / 1000,
         cache_ttl_s=settings.crm_cache_ttl_s, cache_refresh_s=settings.crm_cache_refresh_s,
-        cache_size=settings.crm_cache_size, max_concurrent=settings.crm_max_connections, pool=pool)
+        cache_size=settings.crm_cache_size, max_concurrent=settings.crm_max_connections)
+
 
 def _reason(e: Exception) -> str:
     text = str(e) or type(e).__name__
