@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS events (
     received_at TIMESTAMP NOT NULL,    -- when the hub accepted it
     provider    VARCHAR                -- sim | webhook | voicenter | asterisk
 );
+-- An event is acted on once, whatever its age: a retried event finds its first copy here.
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 
 -- One row per call, completed as the call moves on.
 CREATE TABLE IF NOT EXISTS calls (

@@ -1,8 +1,9 @@
 """The hub's HTTP routes and its ``/ws`` WebSocket (the contracts of docs/PROTOCOL.md).
 
 A thin shell: every route validates, authenticates and hands over to the hub. Errors always
-answer ``{"error": <code>, "message": <why>}`` with a 4xx; refused input is logged and recorded
-in ``rejects`` (never with a token).
+answer ``{"error": <code>, "message": <why>}`` as JSON: a 4xx for what the caller sent, 503 with
+``Retry-After`` when the hub cannot keep its promise now (the disk refuses writes), 500 for a
+fault of ours. Refused input is logged and recorded in ``rejects`` (never with a token).
 """
 
 import asyncio
@@ -18,7 +19,7 @@ from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import analytics, samplecrm
@@ -26,12 +27,14 @@ from .agents import Agent
 from .contacts import parse_csv
 from .dial import DialRefused
 from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
-from .hub import Hub
+from .hub import EventRefused, Hub
 from .phone import normalise
 from .sessions import CLOSE_UNAUTHORIZED, Session
 from .settings import Settings
+from .store import StoreUnavailable
 
 log = logging.getLogger("callpop.api")
+RETRY_AFTER_S = 5  # what a 503 tells the PBX to wait before retrying
 bearer = HTTPBearer(auto_error=False, description="An agent's token (or the ingest token for PBX routes).")
 
 
@@ -81,29 +84,6 @@ class Edge:
         await send({"type": "http.response.body", "body": body})
 
 
-class HubApp(FastAPI):
-    """FastAPI with one shortcut: a well-formed, authorised ``POST /api/events`` (the PBX's hot
-    path) is answered by ``events_fast_path`` before FastAPI's layers of middleware, routing and
-    dependency solving (~0.5 ms of the event loop per event). Anything else about such a request
-    (a token not in the plain ``Bearer`` form, a body that does not validate, an unknown
-    extension, a chunked or oversized body) goes the documented way, so the errors, the logs and
-    the OpenAPI description stay FastAPI's own."""
-
-    events_fast_path = None  # set by create_app: (scope, receive, send) -> None if answered, else receive
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket":
-            # The server's own send, for the pops (see ``ws``): Starlette wraps it in a state check
-            # and each middleware's wrapper, ~1 % of the event loop at 200 events/s.
-            scope["callpop.send"] = send
-        elif (self.events_fast_path is not None and scope["type"] == "http"
-                and scope["path"] == "/api/events" and scope["method"] == "POST"):
-            receive = await self.events_fast_path(scope, receive, send)
-            if receive is None:
-                return
-        await super().__call__(scope, receive, send)
-
-
 async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
     """(body, the client left): the request body, read until its end, until the client leaves,
     or until it runs over ``limit`` bytes (then what was read, longer than the limit)."""
@@ -119,7 +99,7 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
 
 
 def _replaying(body: bytes, receive):
-    """A receive that hands the body already read to the next reader, then the real receive."""
+    """A receive that hands the body already read to the app, then the real receive."""
     replayed = False
 
     async def again():
@@ -167,7 +147,7 @@ def agent_of(request: Request, creds: Creds) -> Agent:
 
 def ingest_allowed(request: Request, creds: Creds) -> None:
     hub: Hub = request.app.state.hub
-    expected = hub.settings.ingest_token
+    expected = hub.settings.ingest_token.get_secret_value()
     if not expected:
         hub.reject(request.url.path, "unauthorized", "ingest disabled")
         raise ApiError(401, "unauthorized", "event ingest is disabled: set CALLPOP_INGEST_TOKEN")
@@ -192,7 +172,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         finally:
             await hub.stop()
 
-    app = HubApp(title="callpop hub", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="callpop hub", version="0.1.0", lifespan=lifespan,
                   description="Screen pops and click-to-call between a PBX, a CRM and agents' browsers.")
     app.state.hub = hub
     app.add_middleware(Edge, limit=settings.max_body_bytes)
@@ -214,10 +194,29 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return JSONResponse({"error": "http_" + str(exc.status_code), "message": str(exc.detail)},
                             status_code=exc.status_code)
 
+    @app.exception_handler(EventRefused)
+    async def event_refused(request: Request, exc: EventRefused):
+        hub.reject(request.url.path, exc.code, str(exc))
+        return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=422)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable):
+        return JSONResponse({"error": "store_unavailable", "message": f"not recorded, try again: {exc}"},
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(Exception)
+    async def fault(request: Request, exc: Exception):  # a bug of ours: said in JSON (uvicorn logs the trace)
+        return JSONResponse({"error": "internal_error", "message": "the hub failed to answer this request; "
+                             "it is logged"}, status_code=500)
+
     # --- routes
-    @app.get("/healthz", tags=["hub"])
-    async def healthz() -> dict:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["hub"], summary="ok, or 503 degraded when the database refuses writes")
+    async def healthz() -> JSONResponse:
+        store = hub.store.state
+        body = {"status": "ok" if store == "ok" else "degraded", "store": store}
+        if store != "ok":
+            body["reason"] = hub.store.problem
+        return JSONResponse(body, status_code=200 if store == "ok" else 503)
 
     @app.get("/api/status", tags=["hub"], summary="Hub, provider, sockets and store at a glance")
     async def status(agent: AgentDep) -> dict:
@@ -228,45 +227,14 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return agent.public()
 
     @app.post("/api/events", status_code=202, tags=["telephony"], response_model=Accepted,
-              summary="One normalised call event from a PBX; 202 once it is on disk")
-    async def events(event: CallEvent, request: Request, _: IngestDep) -> Accepted:
+              summary="One normalised call event from a PBX; 202 once it is committed",
+              responses={503: {"description": "not committed (the disk refuses writes): retry after Retry-After"}})
+    async def events(event: CallEvent, _: IngestDep) -> Accepted:
         if _rings_nobody(hub, event):
             hub.reject("/api/events", "unknown_extension", f"call {event.call_id} ringing at {event.extension}")
             raise ApiError(422, "unknown_extension", f"no agent has extension {event.extension!r}")
         result = await hub.ingest(event, "webhook")
         return Accepted(status=result, call_id=event.call_id)
-
-    async def events_fast_path(scope, receive, send):
-        """``events`` above for a request that needs none of FastAPI: None once answered, else the
-        receive to hand on (the body read here is replayed)."""
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length", b"")
-        if (not declared.isdigit() or int(declared) > settings.max_body_bytes
-                or headers.get(b"content-type", b"application/json").split(b";")[0].strip() != b"application/json"):
-            return receive
-        body, left = await _read_body(receive, settings.max_body_bytes)
-        if left:
-            return None  # nobody to answer
-        token = settings.ingest_token.encode()
-        if not token or not hmac.compare_digest(headers.get(b"authorization", b""), b"Bearer " + token):
-            return _replaying(body, receive)
-        try:
-            event = CallEvent.model_validate_json(body)
-        except ValidationError:
-            return _replaying(body, receive)
-        if _rings_nobody(hub, event):
-            return _replaying(body, receive)
-        result = await hub.ingest(event, "webhook")
-        payload = json.dumps({"status": result, "call_id": event.call_id}, ensure_ascii=False,
-                             separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": 202,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
-        log.debug("POST /api/events -> 202 (fast path)")
-        return None
-
-    app.events_fast_path = events_fast_path
 
     @app.post("/api/dial", status_code=202, tags=["click-to-call"], response_model=DialAccepted,
               summary="Ring the agent's phone (leg A), then connect it to `to` (leg B)")
@@ -395,12 +363,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             with contextlib.suppress(Exception):
                 await websocket.close(CLOSE_UNAUTHORIZED, why[:120])
             return
-        raw_send = websocket.scope["callpop.send"]  # put there by HubApp, the app every server runs
-
-        async def send_text(text: str) -> None:
-            await raw_send({"type": "websocket.send", "text": text})
-        session = Session(agent, send_text, websocket.close, queue_size=settings.ws_send_queue,
-                          send_timeout_s=settings.ws_send_timeout_s, client=str(hello.get("client", ""))[:20])
+        session = Session(agent, websocket.send_text, websocket.close, queue_size=settings.ws_send_queue,
+                          send_timeout_s=settings.ws_send_timeout_s, heartbeat_s=settings.ws_heartbeat_s,
+                          client=str(hello.get("client", ""))[:20])
         session.start()
         hub.welcome(session)
         try:
@@ -431,7 +396,7 @@ def _json(message: dict) -> Any:
         return _BAD
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past what the parser follows
         return _BAD
 
 

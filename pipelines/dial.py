@@ -144,14 +144,12 @@ class RateLimiter:
 
 class Dialer:
     def __init__(self, provider: "Provider", store: Store, sessions: Sessions, rules: DialRules,
-                 rate_per_minute: int, finished_kept: int = 10_000):
+                 rate_per_minute: int):
         self.provider, self.store, self.sessions, self.rules = provider, store, sessions, rules
         self.limiter = RateLimiter(rate_per_minute)
+        # Dials in progress, and finished ones until their last row is committed: until then
+        # ``get`` answers from here, after that the dials table does.
         self.active: dict[str, _Dial] = {}
-        # Finished dials stay answerable from memory: their dials row waits for the writer's next
-        # commit (up to a commit window), and the console polls a dial's state right as it ends.
-        self.finished: collections.OrderedDict[str, _Dial] = collections.OrderedDict()
-        self.finished_kept = finished_kept
         self.tasks: set[asyncio.Task] = set()
 
     async def dial(self, agent: Agent, request: DialRequest) -> DialPlan:
@@ -211,17 +209,16 @@ class Dialer:
         dial.state = state
         dial.outcome, dial.error = values.get("outcome", dial.outcome), values.get("error", dial.error)
         if values:
-            self.store.update("dials", {"dial_id": dial_id, "requested_at": dial.requested_at}, values)
+            written = self.store.update("dials", {"dial_id": dial_id, "requested_at": dial.requested_at}, values)
+            if state in FINAL_STATES:
+                loop = asyncio.get_running_loop()
+                written.add_done_callback(lambda _: loop.call_soon_threadsafe(self.active.pop, dial_id, None))
         extra = {"to": dial.plan.leg_b_display}
         if state == "failed":
             extra |= {"error": error or "failed", "reason": reason or error or "the call could not be placed"}
         self.sessions.send(dial.plan.agent_id, msg_dial(dial_id, state, **extra))
-        if state in FINAL_STATES:
-            self.finished[dial_id] = self.active.pop(dial_id)
-            if len(self.finished) > self.finished_kept:
-                self.finished.popitem(last=False)
         return True
 
     def get(self, dial_id: str) -> _Dial | None:
-        """A dial in progress or one of the last ``finished_kept`` to finish; None if older or unknown."""
-        return self.active.get(dial_id) or self.finished.get(dial_id)
+        """A dial in progress, or finished and not yet committed; None: ask the dials table."""
+        return self.active.get(dial_id)

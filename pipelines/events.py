@@ -50,9 +50,21 @@ class CallEvent(BaseModel):
     caller: str = Field(default="", max_length=64, description="Calling number as the network delivered it.")
     callee: str = Field(default="", max_length=64, description="Called number (the DID for inbound calls).")
     extension: str = Field(default="", max_length=64, description="Extension ringing / answering.")
-    at: datetime | None = Field(default=None, description="When it happened (ISO 8601); default: when received.")
+    at: datetime | None = Field(default=None, description="When it happened (ISO 8601, held as UTC); default: when "
+                                "received. Further than CALLPOP_EVENT_WINDOW_H from the hub's clock: refused.")
     id: str | None = Field(default=None, max_length=200, description="Sender's event id, to make retries idempotent.")
     cause: str = Field(default="", max_length=200, description="hangup: why the call ended.")
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        # Naive UTC, as the tables hold it; an offset that leaves the calendar is refused here.
+        if v is None:
+            return None
+        try:
+            return as_utc(v)
+        except (OverflowError, ValueError):
+            raise ValueError("is outside the calendar once converted to UTC") from None
 
     @field_validator("call_id", "extension")
     @classmethod

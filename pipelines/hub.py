@@ -1,37 +1,45 @@
 """The hub: one object that owns the parts and carries out what the pure core decides.
 
-Events from any provider enter through ``Hub.ingest``: the event is written to ``events`` (and
-``ingest`` returns only once it is on disk, in the store's journal), the call book decides what it means, and the hub
-acts: rows to the store, ``call`` messages to sockets, pops to ``Popper``. Nothing here blocks
-the event loop: the store writes on its own thread, the CRM client is async.
+Events from any provider enter through ``Hub.ingest``: the event is acted on once (its id is
+unique in the database, whatever its age), the call book decides what it means, and the hub
+acts: rows to the store, ``call`` messages to sockets, pops to ``Popper``. The event's row and
+the rows made from it are committed together, and ``ingest`` returns once they are (a PBX's 202
+means committed). Nothing here blocks the event loop: the store writes on its own thread, the
+CRM client is async.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from .agents import Agent, Agents
 from .calls import CallBook
 from .contacts import Contacts
+from . import http_client
 from .crm import client_for as crm_client_for
-from .crm import http_client as crm_http_client
-from .crm import http_transport as crm_http_transport
 from .dial import Dialer, DialRules
-from .events import CallEvent, as_utc, utcnow
+from .events import CallEvent, utcnow
 from .pops import Popper
 from .providers.base import Provider
 from .sessions import Session, Sessions
 from .settings import Settings
-from .store import Store
-from .store_process import StoreProcess
+from .store import Store, StoreUnavailable
 
 log = logging.getLogger("callpop.hub")
-SEEN_EVENTS = 200_000  # event ids remembered for idempotency (and reloaded at start)
+ACK_TIMEOUT_S = 5.0  # longest an event's answer waits for its commit (then 503: the PBX retries)
+
+
+class EventRefused(ValueError):
+    """An event the hub will not act on; ``code`` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 def make_provider(settings: Settings, hub: "Hub") -> Provider:
@@ -58,15 +66,15 @@ class Hub:
         self.settings = settings
         self.agents = Agents.from_csv(settings.agents_csv)
         self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
-        self.store = (StoreProcess(settings.db_path, commit_window_ms=settings.store_commit_ms,
-                                   log_level=settings.log_level, send_linger_ms=settings.store_send_linger_ms)
-                      if settings.store_process
-                      else Store(settings.db_path, commit_window_ms=settings.store_commit_ms))
+        self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
+                           queue_max=settings.store_queue_max)
         self.sessions = Sessions()
         self.book = CallBook(settings.default_region)
         self._provider = provider
-        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._loops: list[asyncio.Task] = []  # heartbeat and housekeeping: they never finish
+        # Events acted on whose rows are not committed yet: a copy arriving meanwhile waits for
+        # the first one's commit. Once committed, the database's unique key answers instead.
+        self._pending: dict[str, asyncio.Future[BaseException | None]] = {}
+        self._loops: list[asyncio.Task] = []  # housekeeping: never finishes
         self._draining = False
         self.started = time.time()
         self.events_accepted = 0
@@ -76,25 +84,18 @@ class Hub:
     async def start(self) -> None:
         s = self.settings
         await asyncio.to_thread(self.store.open)
-        ids = await asyncio.to_thread(self.store.query, "SELECT event_id FROM events "
-                                      "WHERE received_at > now()::TIMESTAMP - INTERVAL 1 DAY "
-                                      f"ORDER BY received_at DESC LIMIT {SEEN_EVENTS}")
-        for eid in reversed(ids["event_id"].tolist()):
-            self._seen[eid] = None
-        pool = crm_http_transport(s)
-        self.http = crm_http_client(s, pool)
-        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup", pool=pool)
+        self.http = http_client.client(s)
+        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup")
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
-                             phone_format=s.crm_phone_format, context_params=s.csv_list("crm_context_params"))
+                             phone_format=s.crm_phone_format, context_params=s.crm_context_params)
         self.provider = self._provider or make_provider(s, self)
-        rules = DialRules(s.default_region, tuple(s.csv_list("dial_blocked_prefixes")),
-                          tuple(c.upper() for c in s.csv_list("dial_allowed_countries")))
+        rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute)
         await self.provider.start(self)
-        loop = asyncio.get_running_loop()
-        self._loops = [loop.create_task(self._heartbeat()), loop.create_task(self._housekeeping())]
-        log.info("hub started: provider %s, %d agents, %d contacts, CRM %s", self.provider.name,
-                 len(self.agents), len(self.contacts), "sample" if not s.crm_url else "configured")
+        self._loops = [asyncio.get_running_loop().create_task(self._housekeeping())]
+        log.info("hub started: provider %s, %d agents (%s), %d contacts, database %s, CRM %s", self.provider.name,
+                 len(self.agents), s.agents_csv.resolve(), len(self.contacts), self.store.path.resolve(),
+                 "sample" if not s.crm_url else "configured")
 
     async def drain(self, grace_s: float = 2.0) -> None:
         """Shutdown, first half (the server calls it before closing connections): no more calls
@@ -122,35 +123,71 @@ class Hub:
         log.info("hub stopped")
 
     # --- events in
-    async def ingest(self, event: CallEvent, provider: str, durable: bool = True) -> str:
-        """Record one event, act on it, and return 'accepted' or 'duplicate': once it is on disk
-        when ``durable`` (the PBX gets an acknowledgement), else at once (a provider in this
-        process with nobody to acknowledge: its next event is not held back by the journal's sync)."""
+    async def ingest(self, event: CallEvent, provider: str, wait: bool = True) -> str:
+        """Record one event and act on it, once: returns 'accepted', or 'duplicate' for an event
+        id already seen. ``wait``: return once the event and the rows made from it are committed
+        (the PBX's 202); else at once (a provider in this process that acknowledges to nobody).
+
+        Raises ``EventRefused`` (its time is too far from the hub's clock) or ``StoreUnavailable``
+        (not committed: the disk refuses writes; the event is acted on and held, and a retry is
+        answered once it is committed; with too much held, it is refused before acting on it)."""
+        now = utcnow()
+        if event.at is not None and abs(event.at - now) > timedelta(hours=self.settings.event_window_h):
+            raise EventRefused("at_out_of_range", f"'at' {event.at.isoformat()}Z is more than "
+                                                  f"{self.settings.event_window_h:g} h from the hub's clock")
         event_id = event.event_id()
-        if event_id in self._seen:
+        first = self._pending.get(event_id)
+        if first is not None:  # a copy of an event still on its way to the disk
+            self.events_duplicate += 1
+            if wait:
+                await self._committed(first)
+            return "duplicate"
+        if refused := self.store.accepting():
+            raise StoreUnavailable(refused)
+        done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._pending[event_id] = done
+        try:
+            known = await asyncio.to_thread(self.store.seen, event_id)
+        except BaseException as e:
+            del self._pending[event_id]
+            done.set_result(e if isinstance(e, Exception) else StoreUnavailable("stopped"))
+            raise
+        if known:  # committed before (by this run or an earlier one): nothing more to do
+            del self._pending[event_id]
+            done.set_result(None)
             self.events_duplicate += 1
             return "duplicate"
-        self._seen[event_id] = None
-        if len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
-        now = utcnow()
-        written = self.store.insert("events", {
-            "event_id": event_id, "call_id": event.call_id, "type": event.type, "direction": event.direction,
-            "caller": event.caller, "callee": event.callee, "extension": event.extension,
-            "occurred_at": as_utc(event.at) if event.at else now, "received_at": now, "provider": provider},
-            durable=durable)
-        try:
-            self.process(event, provider)
-        except Exception:  # noqa: BLE001 - the event is kept even if acting on it failed
-            log.exception("event %s of call %s could not be processed", event.type, event.call_id)
-        if durable:  # otherwise a failed write is only logged by the store
+        with self.store.together():
+            written = self.store.insert("events", {
+                "event_id": event_id, "call_id": event.call_id, "type": event.type, "direction": event.direction,
+                "caller": event.caller, "callee": event.callee, "extension": event.extension,
+                "occurred_at": event.at or now, "received_at": now, "provider": provider})
             try:
-                await asyncio.wrap_future(written)
-            except Exception:
-                self._seen.pop(event_id, None)  # not on disk: a retry must be accepted
-                raise
+                self.process(event, provider)
+            except Exception:  # noqa: BLE001 - the event is kept even if acting on it failed
+                log.exception("event %s of call %s could not be processed", event.type, event.call_id)
+        loop = asyncio.get_running_loop()
+        written.add_done_callback(lambda f: loop.call_soon_threadsafe(self._settle, event_id, done, f))
         self.events_accepted += 1
+        if wait:
+            await self._committed(done)
         return "accepted"
+
+    def _settle(self, event_id: str, done: asyncio.Future, written) -> None:
+        self._pending.pop(event_id, None)
+        done.set_result(written.exception())
+
+    async def _committed(self, done: asyncio.Future[BaseException | None]) -> None:
+        """Return once the event behind ``done`` is committed; else StoreUnavailable (or the
+        error that failed its write)."""
+        if not done.done() and self.store.problem:  # held until the disk takes writes again
+            raise StoreUnavailable(self.store.problem)
+        try:
+            failed = await asyncio.wait_for(asyncio.shield(done), ACK_TIMEOUT_S)
+        except TimeoutError:
+            raise StoreUnavailable(self.store.problem or f"not committed within {ACK_TIMEOUT_S:g} s") from None
+        if failed is not None:
+            raise failed
 
     def process(self, event: CallEvent, provider: str) -> None:
         step = self.book.apply(event, self.agents, utcnow(), provider)
@@ -185,17 +222,6 @@ class Hub:
             if call.status == "ringing" and session.agent.id in call.popped and call.pop:
                 session.offer_message(call.pop)
 
-    async def _heartbeat(self, parts: int = 20) -> None:
-        # A Manifest V3 service worker is stopped after ~30 s without extension events; an
-        # application message (not a protocol ping) counts as one. Every socket gets one each
-        # period, a twentieth of them at a time: 1,000 sockets woken at once held the event loop
-        # (and any pop queued behind them) for tens of milliseconds.
-        part = 0
-        while True:
-            await asyncio.sleep(self.settings.ws_heartbeat_s / parts)
-            self.sessions.broadcast({"type": "heartbeat", "at": utcnow().isoformat() + "Z"}, part, parts)
-            part = (part + 1) % parts
-
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(30)
@@ -221,6 +247,9 @@ class Hub:
             "events_accepted": self.events_accepted, "events_duplicate": self.events_duplicate,
             "crm": {"configured": bool(self.settings.crm_url), "requests": self.crm.requests,
                     "deadline_ms": self.settings.crm_deadline_ms},
-            "store": {"commits": self.store.commits, "rows": self.store.rows_written,
-                      "queued": self.store.pending()},
+            "store": self.store_status(),
         }
+
+    def store_status(self) -> dict[str, Any]:
+        return {"state": self.store.state, "problem": self.store.problem, "commits": self.store.commits,
+                "rows": self.store.rows_written, "queued": self.store.pending()}

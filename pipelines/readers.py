@@ -4,9 +4,8 @@ The hub holds its DuckDB file open read-write, and while it does no other proces
 file, not even read-only. So a notebook (or a script) reads:
 - **through the hub** (``GET /api/analytics/{name}``) while the hub runs — the hub runs the same
   named query on its own connection;
-- **from the file, read-only**, when the hub is stopped. (A hub that was killed rather than
-  stopped may have left its last events in its journal, ``pipelines/journal.py``: they reach the
-  file when it starts again.)
+- **from the file, read-only**, when the hub is stopped (a hub that was killed rather than
+  stopped leaves DuckDB's write-ahead log beside the file: a read-only open reads it too).
 
 ``open_analytics(db_path=..., hub_url=..., token=...)`` picks the way (the hub if it answers,
 else the file) and keeps picking per query: if the hub stops between two cells the next query

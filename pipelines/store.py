@@ -1,38 +1,54 @@
 """The DuckDB file: its schema, its one writer, and reads beside the writer.
 
-Only the hub's store opens the file (DuckDB allows one writing process and no readers beside
-it; see ``pipelines/readers.py`` for how other processes read); by default this ``Store`` runs in
-a process of its own that the hub reaches over a socket (``pipelines/store_process.py``). All writes go
-through one thread that commits in groups: whatever queued within the commit window is written
-in one transaction, as Arrow batches for inserts, so the event loop never blocks on disk and
-throughput grows with load. A write's future resolves after its transaction committed. A
-durable insert (an event, whose 202 waits for it) resolves earlier, once its line is synced in
-the journal beside the file (``pipelines/journal.py``); a start after a crash replays the lines
-DuckDB does not hold yet.
+Only the hub opens the file (DuckDB allows one writing process and no readers beside it; see
+``pipelines/readers.py`` for how other processes read). All writes go through one thread that
+commits in groups: whatever queued while the last commit ran (or within the commit window) is
+written in one transaction, so the event loop never waits on disk and throughput grows with
+load. A write's future resolves once its transaction is committed, and DuckDB's commit is
+durable (its write-ahead log is synced): that is what an event's 202 waits for.
+
+Writes made in ``together()`` share one transaction: an event and the rows made from it are
+committed all or none. Events have a unique key on ``event_id``; ``seen`` asks the committed
+file, whatever the event's age.
+
+When a commit fails for a reason outside the data (a full disk, an I/O error), nothing is lost
+and nothing dies: the writer keeps the group, says why (``problem``), and tries again with
+backoff, reopening the file if DuckDB invalidated it; writes queue meanwhile up to ``queue_max``
+(``accepting`` then tells the hub to refuse new events), and the hub tells the PBX that its
+events are not committed yet (503) until the disk takes them again.
+DuckDB checkpoints only when the writer asks (never inside a commit), so a checkpoint that fails
+can never make a commit's outcome uncertain: the committed rows are in the log and the file is
+reopened from it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from . import journal
-
 log = logging.getLogger("callpop.store")
 SCHEMA = Path(__file__).resolve().parent.parent / "data" / "schema.sql"
 MAX_GROUP = 5000  # operations per transaction at most
-DURABLE_KEYS = {"events": "event_id"}  # tables with durable inserts: the column that names a row
+WAL_CHECKPOINT_BYTES = 16 << 20  # fold the write-ahead log into the file past this size (DuckDB's own default)
+RETRY_MAX_S = 5.0  # longest wait between two attempts at a failed commit
+CONFIG = {"checkpoint_threshold": "1TB"}  # no checkpoint inside a COMMIT: the writer runs them
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take writes (or answer) now: a full disk, an I/O error. Retry later."""
 
 
 @dataclasses.dataclass
@@ -41,7 +57,6 @@ class _Op:
     table: str
     row: dict[str, Any]  # insert: the row; update: the new values
     key: dict[str, Any] | None = None  # update: equality conditions
-    segment: journal.Segment | None = None  # the journal file holding a durable insert
     future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
 
 
@@ -49,123 +64,128 @@ _STOP = object()
 
 
 class Store:
-    def __init__(self, path: str | Path, schema: Path = SCHEMA, commit_window_ms: float = 0):
+    def __init__(self, path: str | Path, schema: Path = SCHEMA, commit_window_ms: float = 0,
+                 queue_max: int = 50_000, checkpoint_bytes: int = WAL_CHECKPOINT_BYTES):
         self.path = Path(path)
+        self.checkpoint_bytes = checkpoint_bytes
         self.commit_window_s = commit_window_ms / 1000
+        self.queue_max = queue_max
         self.schema = schema
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._thread: threading.Thread | None = None
         self._columns: dict[str, list[str]] = {}
-        memory = str(self.path) == ":memory:"
-        self._journal = None if memory else journal.Journal(self.path.with_name(self.path.name + ".journal"))
+        self._together: list[_Op] | None = None
+        self._memory = str(self.path) == ":memory:"
         self.commits = 0
         self.rows_written = 0
-        self.last_error: str = ""
+        self.problem = ""  # why writes are not being committed now; "" when they are
+        self._stop_by: float | None = None
+        self._held = 0  # writes in a group whose commit is being retried  # closing: when to give up on a disk that refuses writes
+        self.last_error = ""  # the last write that failed for its own data (and was dropped)
 
     # --- life cycle
     def open(self) -> "Store":
-        if self.path.parent and str(self.path) != ":memory:":
+        if not self._memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path))
+        self._con = self._connect()
         ddl = self.schema.read_text(encoding="utf-8")
-        self._con.execute(ddl)
-        self._add_new_columns(ddl)
+        self._migrate(ddl)
         self._columns = _columns(self._con)
-        if self._journal is not None:
-            self._replay()
-            self._journal.start()
-            self._journal.remove_old()
         self._thread = threading.Thread(target=self._writer, name="callpop-store-writer", daemon=True)
         self._thread.start()
         return self
 
-    def _add_new_columns(self, ddl: str) -> None:
-        """A file made by an older release gets the columns added since (tables only grow)."""
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.path), config=CONFIG)
+
+    def _migrate(self, ddl: str) -> None:
+        """The schema, on a new file or one made by an older release: tables only grow, and the
+        unique key on events.event_id arrives once older duplicates are folded into one row."""
         wanted = duckdb.connect(":memory:")
         try:
             wanted.execute(ddl)
-            have, want = _columns(self._con, types=True), _columns(wanted, types=True)
+            want = _columns(wanted, types=True)
         finally:
             wanted.close()
+        con = self._con
+        have = _columns(con, types=True)
         for table, columns in want.items():
-            for name, kind in columns:
-                if name not in dict(have.get(table, ())):
-                    log.info("adding column %s.%s to an older database", table, name)
-                    self._con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
-
-    def _replay(self) -> None:
-        """Durable rows a run that was killed acknowledged but had not committed to DuckDB."""
-        records = journal.read(self._journal.directory)
-        if not records:
-            return
-        types = _columns(self._con, types=True)
-        by_table: dict[str, dict[Any, dict]] = {}
-        for table, row in records:
-            key = DURABLE_KEYS.get(table)
-            if key is None or row.get(key) is None:
-                log.error("journal row for %s without its key: ignored", table)
+            if table not in have:
                 continue
-            by_table.setdefault(table, {}).setdefault(row[key], row)
-        for table, rows in by_table.items():
-            key = DURABLE_KEYS[table]
-            keys = pa.table({key: list(rows)})  # noqa: F841 - read by name below
-            for (have,) in self._con.execute(f'SELECT DISTINCT "{key}" FROM "{table}" '
-                                             f'WHERE "{key}" IN (SELECT "{key}" FROM keys)').fetchall():
-                del rows[have]
-            stamps = [name for name, kind in types[table] if kind.startswith("TIMESTAMP")]
-            for row in rows.values():
-                for c in stamps:
-                    if isinstance(row.get(c), str):
-                        row[c] = datetime.fromisoformat(row[c])
-            if rows:
-                self._commit(self._con, [_Op("insert", table, row) for row in rows.values()])
-                log.warning("journal: %d rows of %s were not in DuckDB (the hub had not closed cleanly): "
-                            "written now", len(rows), table)
+            for name, kind in columns:
+                if name not in dict(have[table]):
+                    log.info("adding column %s.%s to an older database", table, name)
+                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
+        if "events" in have and not con.execute("SELECT 1 FROM duckdb_indexes() WHERE index_name = "
+                                                 "'events_event_id'").fetchone():
+            doubled = con.execute("SELECT count(*) - count(DISTINCT event_id) FROM events").fetchone()[0]
+            if doubled:
+                log.warning("%d events were recorded twice by an older release: keeping the first of each", doubled)
+                con.execute("DELETE FROM events WHERE rowid NOT IN (SELECT min(rowid) FROM events GROUP BY event_id)")
+        con.execute(ddl)
 
-    def close(self) -> None:
-        """Write what is queued, checkpoint (the WAL folds into the file) and close."""
+    def close(self, grace_s: float = 10.0) -> None:
+        """Write what is queued, checkpoint (the log folds into the file) and close. A disk that
+        still refuses writes after ``grace_s`` loses what was queued (its events were never
+        acknowledged): logged."""
         if self._thread is None:
             return
-        if self._journal is not None:  # its last lines reach the writer's queue first
-            self._journal.close()
+        self._stop_by = time.monotonic() + grace_s
         self._queue.put(_STOP)
         self._thread.join()
         self._thread = None
-        assert self._con is not None
         try:
-            self._con.execute("CHECKPOINT")
+            if self._con is not None and not self._memory:
+                self._con.execute("CHECKPOINT")
+        except duckdb.Error as e:
+            log.error("checkpoint at close failed (the log stays beside the file): %s", e)
         finally:
-            self._con.close()
+            if self._con is not None:
+                self._con.close()
             self._con = None
 
     # --- writing (any thread; returns a future resolved after commit)
-    def insert(self, table: str, row: Mapping[str, Any], durable: bool = False) -> concurrent.futures.Future:
-        """Queue a row. ``durable``: the future resolves once the row is in the journal (synced),
-        before DuckDB commits it; only for the tables of ``DURABLE_KEYS``."""
-        op = self._check(_Op("insert", table, dict(row)), durable)
-        if not durable or self._journal is None:
-            self._queue.put(op)
-            return op.future
-        written = self._journal.append(table, op.row)
-
-        def to_duckdb(f: concurrent.futures.Future) -> None:
-            if f.exception() is None:
-                op.segment = f.result()
-                self._queue.put(op)
-        written.add_done_callback(to_duckdb)
-        return written
+    def insert(self, table: str, row: Mapping[str, Any]) -> concurrent.futures.Future:
+        return self._put(_Op("insert", table, dict(row)))
 
     def update(self, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> concurrent.futures.Future:
-        op = self._check(_Op("update", table, dict(values), dict(key)))
-        self._queue.put(op)
-        return op.future
+        return self._put(_Op("update", table, dict(values), dict(key)))
 
-    def _check(self, op: _Op, durable: bool = False) -> _Op:
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """The writes made inside (on this thread, without awaiting) go in one transaction."""
+        if self._together is not None:  # already inside: one unit
+            yield
+            return
+        self._together = ops = []
+        try:
+            yield
+        finally:
+            self._together = None
+            if ops:
+                self._queue.put(ops)
+
+    def _put(self, op: _Op) -> concurrent.futures.Future:
         if self._thread is None:
             raise RuntimeError("store is not open")
-        check_row(self._columns, op.table, op.row, durable)
-        return op
+        check_row(self._columns, op.table, op.row)
+        if self._together is not None:
+            self._together.append(op)
+        else:
+            self._queue.put(op)
+        return op.future
+
+    def accepting(self) -> str:
+        """"" while new writes may still be held in memory; else why not (the hub answers 503
+        before acting on an event). A failing disk alone does not refuse them: they wait."""
+        if (waiting := self.pending()) >= self.queue_max:
+            return f"{waiting} writes waiting for the disk" + (f" ({self.problem})" if self.problem else "")
+        return ""
+
+    @property
+    def state(self) -> str:
+        return "degraded" if self.problem else "ok"
 
     @property
     def columns(self) -> dict[str, list[str]]:
@@ -175,75 +195,164 @@ class Store:
     # --- reading (any thread; sees what is committed)
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(cursor, *args, **kwargs)`` on a cursor of its own (closed after): reads beside the writer."""
-        if self._con is None:
-            raise RuntimeError("store is not open")
-        cur = self._con.cursor()
+        con = self._con
+        if con is None:
+            raise StoreUnavailable(self.problem or "the store is not open")
+        try:
+            cur = con.cursor()
+        except duckdb.Error as e:  # the file is being reopened after a failure
+            raise StoreUnavailable(self.problem or str(e)) from None
         try:
             return fn(cur, *args, **kwargs)
+        except (duckdb.FatalException, duckdb.ConnectionException) as e:  # invalidated, or being reopened
+            raise StoreUnavailable(self._why(e)) from None
         finally:
-            cur.close()
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
 
     def query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
         return self.run(query, sql, params)
 
+    def seen(self, event_id: str) -> bool:
+        """Whether an event with this id is committed (any age: the unique key's index)."""
+        return self.run(lambda cur: cur.execute("SELECT 1 FROM events WHERE event_id = ?",
+                                                [event_id]).fetchone() is not None)
+
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Writes not committed yet: queued, and held by a commit being retried."""
+        return self._queue.qsize() + self._held
 
     # --- the writer thread
     def _writer(self) -> None:
-        """Group commit: a DuckDB statement costs ~1-3 ms whatever its size, so rows wait up to the
-        commit window to share a transaction (a few batch statements). After a quiet spell the
-        first row commits at once."""
-        con = self._con.cursor()
-        group: list[_Op] = []
+        """Group commit: a DuckDB statement costs ~1-3 ms whatever its size, so what queued while
+        the last commit ran shares the next one; ``commit_window_s`` may hold a group longer for
+        more company. After a quiet spell the first write commits at once."""
         last = 0.0
         stopping = False
-        while True:
-            due = last + self.commit_window_s
-            now = time.monotonic()
-            if group and (stopping or now >= due or len(group) >= MAX_GROUP):
-                self._commit(con, group)
-                group, last = [], time.monotonic()
-                continue
-            if stopping:
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
                 break
-            try:
-                op = self._queue.get(timeout=max(0.0, due - now) if group else None)
-            except queue.Empty:
-                continue
-            while op is not None:  # take whatever queued meanwhile
-                if op is _STOP:
+            group = list(_ops(first))
+            due = last + self.commit_window_s
+            while len(group) < MAX_GROUP:
+                try:
+                    wait = due - time.monotonic()
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
                     stopping = True
                     break
-                group.append(op)
-                try:
-                    op = self._queue.get_nowait()
-                except queue.Empty:
-                    op = None
-        con.close()
+                group += _ops(item)
+            self._commit_until_done(group)
+            last = time.monotonic()
+        if self.problem and self.pending():
+            log.error("the store closes with %d writes it could not commit (%s)", self.pending(), self.problem)
 
-    def _commit(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
+    def _commit_until_done(self, group: list[_Op]) -> None:
+        """Commit the group, retrying while the disk refuses; at close, only until the grace ends."""
+        wait = 0.1
+        while True:
+            try:
+                self._commit(group)
+            except _Environment as e:
+                self._held = len(group)
+                if not self.problem:
+                    log.error("the database cannot commit (%s): %d writes held, retrying", e, len(group))
+                self.problem = str(e)
+                if self._stop_by is not None and time.monotonic() > self._stop_by:
+                    self._held = 0
+                    for op in group:
+                        op.future.set_exception(StoreUnavailable(self.problem))
+                    return
+                time.sleep(wait)
+                wait = min(wait * 2, RETRY_MAX_S)
+                continue
+            self._held = 0
+            self._checkpoint_if_due()
+            return
+
+    def _commit(self, group: list[_Op]) -> None:
+        """One transaction. An environmental failure raises ``_Environment`` (the caller retries);
+        a bad row is found and failed alone, the rest committed."""
+        con = self._usable()
         try:
             con.execute("BEGIN")
             self._apply(con, group)
             con.execute("COMMIT")
-        except Exception as e:  # noqa: BLE001 - one bad row must not lose the others
-            con.execute("ROLLBACK")
+        except Exception as e:  # noqa: BLE001 - the writer never dies: a row DuckDB (or Arrow) refuses fails alone
+            _rollback(con)
+            if _environmental(e):
+                if isinstance(e, duckdb.FatalException):
+                    self._drop_connection()
+                raise _Environment(self._why(e)) from None
             if len(group) == 1:
-                self.last_error = f"{type(e).__name__}: {e}"
+                self.last_error = f"{type(e).__name__}: {self._why(e)}"
                 log.error("write to %s failed: %s", group[0].table, self.last_error)
                 group[0].future.set_exception(e)
                 return
             for op in group:  # find the bad one, keep the rest
-                self._commit(con, [op])
+                self._commit([op])
             return
+        if self.problem:  # before the futures resolve: whoever sees one done sees the store well
+            log.warning("the database commits again after: %s", self.problem)
+            self.problem = ""
         self.commits += 1
         self.rows_written += len(group)
         for op in group:
             if not op.future.done():
                 op.future.set_result(None)
-            if op.segment is not None:
-                self._journal.release(op.segment)
+
+    def _usable(self) -> duckdb.DuckDBPyConnection:
+        """The connection, reopened if a fatal error invalidated the database."""
+        if self._con is None:
+            try:
+                self._con = self._connect()
+            except duckdb.Error as e:
+                raise _Environment(f"cannot reopen {self.path.name}: {self._why(e)}") from None
+            log.warning("reopened %s after: %s", self.path.name, self.problem)
+        return self._con
+
+    def _why(self, e: Exception) -> str:
+        """The error's first line, without the database's folder (it is shown on /healthz)."""
+        return _first_line(e).replace(f"{self.path.parent}{os.sep}", "")
+
+    def _drop_connection(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
+
+    def _checkpoint_if_due(self) -> None:
+        if self._memory:
+            return
+        try:
+            size = os.stat(f"{self.path}.wal").st_size
+        except OSError:
+            return
+        if size < self.checkpoint_bytes:
+            return
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error as e:  # the rows stay in the log; a fatal error means reopening from it
+            log.error("checkpoint failed: %s", self._why(e))
+            if isinstance(e, duckdb.FatalException):
+                self.problem = self._why(e)
+                self._drop_connection()
+                self._reopen_until_done()
+
+    def _reopen_until_done(self) -> None:
+        wait = 0.1
+        while self._con is None:
+            try:
+                self._usable()
+            except _Environment as e:
+                self.problem = str(e)
+                if self._stop_by is not None and time.monotonic() > self._stop_by:
+                    return
+                time.sleep(wait)
+                wait = min(wait * 2, RETRY_MAX_S)
 
     def _apply(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
         inserts: dict[str, list[dict]] = {}
@@ -270,7 +379,9 @@ class Store:
             cols = [c for c in self._columns[table] if any(c in r for r in rows)]
             batch = _columns_of(rows, cols)  # noqa: F841 - read by name below
             names = ", ".join(f'"{c}"' for c in cols)
-            con.execute(f'INSERT INTO "{table}" ({names}) SELECT * FROM batch')
+            # Events are unique by id: a copy that got here anyway is dropped, the first kept.
+            conflict = " ON CONFLICT DO NOTHING" if table == "events" else ""
+            con.execute(f'INSERT INTO "{table}" ({names}) SELECT * FROM batch{conflict}')
         by_shape: dict[tuple, list[dict]] = {}
         for (table, _), (key, values) in updates.items():
             by_shape.setdefault((table, tuple(sorted(key)), tuple(sorted(values))), []).append({**key, **values})
@@ -289,26 +400,51 @@ class Store:
             con.execute(f'UPDATE "{table}" SET {sets} FROM batch WHERE {" AND ".join(where)}', params)
 
 
+class _Environment(Exception):
+    """A commit failed for a reason outside the data: retry the same group later."""
+
+
+def _environmental(e: Exception) -> bool:
+    # A full disk or an I/O error surfaces as IOException, as a TransactionException whose
+    # message is the I/O error ("Failed to commit: Could not write file ..."), or as a
+    # FatalException that invalidated the database. Everything else is about the rows.
+    if isinstance(e, (duckdb.IOException, duckdb.FatalException)):
+        return True
+    text = str(e).lower()
+    return isinstance(e, duckdb.TransactionException) and ("could not write" in text or "no space" in text
+                                                           or "i/o" in text or "io error" in text)
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    # A failed COMMIT has already rolled back (a second ROLLBACK raises "no transaction is active").
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:300]
+
+
+def _ops(item: Any) -> list[_Op]:
+    return item if isinstance(item, list) else [item]
+
+
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None
           ) -> pd.DataFrame:
     return con.execute(sql, params).df() if params is not None else con.execute(sql).df()
 
 
-def check_row(columns: Mapping[str, list[str]], table: str, row: Mapping[str, Any], durable: bool = False) -> None:
-    """ValueError unless every column of the row is one of the table's (and, for a durable
-    insert, the table is one whose rows have a key to replay them by)."""
+def check_row(columns: Mapping[str, list[str]], table: str, row: Mapping[str, Any]) -> None:
+    """ValueError unless every column of the row is one of the table's."""
     if table not in columns:
         raise ValueError(f"unknown table {table!r}")
-    unknown = row.keys() - columns[table]  # one set, not two: this runs for every row, on the event loop
+    unknown = row.keys() - columns[table]
     if unknown:
         raise ValueError(f"unknown columns for {table}: {', '.join(sorted(unknown))}")
-    if durable and table not in DURABLE_KEYS:
-        raise ValueError(f"no durable inserts into {table!r}")
 
 
 def _columns_of(rows: list[dict], cols: Iterable[str]) -> pa.Table:
-    """Rows as an Arrow table, built column by column (1.7x faster than ``from_pylist`` of the
-    row dicts at a few hundred rows and up: the writer holds the GIL for less)."""
+    """Rows as an Arrow table, built column by column (faster than ``from_pylist`` of the row dicts)."""
     return pa.table({c: [r.get(c) for r in rows] for c in cols})
 
 

@@ -1,30 +1,37 @@
-"""The DuckDB owner: group commit, one bad row never loses the others, checkpoint on close.
-The tests of ``store`` run twice: on ``Store`` itself and through ``StoreProcess`` (the hub's
-default: the same store in a process of its own), which must behave alike."""
+"""The DuckDB owner: group commit, a write's future resolves once committed, one bad row never
+loses the others, events unique by id, and a full disk (a real one) holds writes until space
+returns instead of losing them."""
 
-import json
 import time
 from datetime import datetime
 
 import duckdb
 import pytest
 
-from pipelines.store import Store, wait_all
-from pipelines.store_process import StoreProcess
+from pipelines.store import Store, StoreUnavailable, wait_all
+from tests.disk import small_disk
 
 T = datetime(2026, 11, 25, 10, 0, 0)
 
 
-@pytest.fixture(params=[Store, StoreProcess])
-def kind(request):
-    return request.param
+def event(i, call="c"):
+    return {"event_id": f"e{i}", "call_id": call, "type": "ringing", "received_at": T}
 
 
 @pytest.fixture
-def store(tmp_path, kind):
-    s = kind(tmp_path / "t.duckdb").open()
+def store(tmp_path):
+    s = Store(tmp_path / "t.duckdb").open()
     yield s
     s.close()
+
+
+def wait_until(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
 
 
 def test_writes_commit_in_groups_and_updates_apply_in_order(store):
@@ -38,6 +45,34 @@ def test_writes_commit_in_groups_and_updates_apply_in_order(store):
     assert store.query("SELECT count(*) AS n FROM calls").n[0] == 2000
 
 
+def test_a_resolved_write_is_in_the_file(tmp_path):
+    path = tmp_path / "d.duckdb"
+    s = Store(path, commit_window_ms=50).open()
+    try:
+        s.insert("events", event(1)).result(5)
+        # Committed means durable: another connection to the file (its write-ahead log) sees it.
+        assert s.query("SELECT event_id FROM events").event_id.tolist() == ["e1"]
+        assert s.seen("e1") and not s.seen("e2")
+    finally:
+        s.close()
+
+
+def test_writes_made_together_share_one_transaction(store):
+    with store.together():
+        first = store.insert("events", event(1))
+        second = store.insert("calls", {"call_id": "c", "started_at": T})
+    first.result(5)
+    assert second.done()  # resolved by the same commit
+    assert store.query("SELECT count(*) AS n FROM calls").n[0] == 1
+
+
+def test_an_event_id_is_stored_once_whatever_comes_later(store):
+    wait_all([store.insert("events", event(1))])
+    wait_all([store.insert("events", {**event(1), "call_id": "other"}), store.insert("events", event(2))])
+    rows = store.query("SELECT event_id, call_id FROM events ORDER BY event_id")
+    assert rows.values.tolist() == [["e1", "c"], ["e2", "c"]]  # the first copy is kept
+
+
 def test_a_bad_row_fails_alone(store):
     good1 = store.insert("calls", {"call_id": "a", "started_at": T})
     bad = store.insert("calls", {"call_id": "b", "started_at": "not a time"})
@@ -46,6 +81,7 @@ def test_a_bad_row_fails_alone(store):
     with pytest.raises(duckdb.Error):
         bad.result(5)
     assert sorted(store.query("SELECT call_id FROM calls").call_id) == ["a", "c"]
+    assert store.state == "ok"  # the data's fault, not the disk's
 
 
 def test_unknown_tables_and_columns_are_refused_before_queueing(store):
@@ -55,125 +91,97 @@ def test_unknown_tables_and_columns_are_refused_before_queueing(store):
         store.insert("calls", {"call_id": "x", "started_at": T, "colour": "red"})
 
 
-def test_close_checkpoints_and_the_file_reopens_read_only(tmp_path, kind):
+def test_close_checkpoints_and_the_file_reopens_read_only(tmp_path):
     path = tmp_path / "t.duckdb"
-    s = kind(path).open()
-    wait_all([s.insert("events", {"event_id": "e1", "call_id": "c", "type": "ringing", "received_at": T})])
+    s = Store(path).open()
+    wait_all([s.insert("events", event(1))])
     s.close()
     assert not (tmp_path / "t.duckdb.wal").exists()
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT event_id FROM events").fetchall() == [("e1",)]
 
 
-def test_a_database_from_an_older_release_gets_the_new_columns(tmp_path):
+def test_a_database_from_an_older_release_gets_the_new_columns_and_the_unique_key(tmp_path):
     path = tmp_path / "old.duckdb"
-    with duckdb.connect(str(path)) as con:  # an early calls table, with a row in it
+    with duckdb.connect(str(path)) as con:  # early tables, an event recorded twice by the old journal
         con.execute("CREATE TABLE calls (call_id VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, status VARCHAR)")
         con.execute("INSERT INTO calls VALUES ('old', TIMESTAMP '2026-01-01 10:00:00', 'ended')")
+        con.execute("CREATE TABLE events (event_id VARCHAR NOT NULL, call_id VARCHAR NOT NULL, type VARCHAR NOT NULL,"
+                    " received_at TIMESTAMP NOT NULL)")
+        con.execute("INSERT INTO events VALUES ('e1', 'c', 'ringing', TIMESTAMP '2026-01-01 10:00:00'), "
+                    "('e1', 'c', 'ringing', TIMESTAMP '2026-01-01 10:00:01')")
     s = Store(path).open()
     try:
-        wait_all([s.insert("calls", {"call_id": "new", "started_at": T, "status": "ringing", "answered_by": "201"})])
+        wait_all([s.insert("calls", {"call_id": "new", "started_at": T, "status": "ringing", "answered_by": "201"}),
+                  s.insert("events", event(1)), s.insert("events", event(2))])
         rows = s.query("SELECT call_id, answered_by FROM calls ORDER BY call_id")
         assert rows.call_id.tolist() == ["new", "old"] and rows.answered_by[0] == "201"
+        assert s.query("SELECT event_id FROM events ORDER BY event_id").event_id.tolist() == ["e1", "e2"]
     finally:
         s.close()
 
 
-def test_a_durable_row_is_acknowledged_once_in_the_journal_without_waiting_for_the_window(tmp_path, kind):
-    s = kind(tmp_path / "w.duckdb", commit_window_ms=1000).open()
+def test_a_full_disk_holds_the_writes_and_they_land_once_space_returns(tmp_path):
+    disk = small_disk(tmp_path / "disk")
+    s = Store(disk.path / "f.duckdb", queue_max=150).open()
     try:
-        s.insert("calls", {"call_id": "first", "started_at": T}).result(5)  # after a quiet spell: at once
-        background = [s.insert("calls", {"call_id": f"b{i}", "started_at": T}) for i in range(20)]
-        started, commits = time.monotonic(), s.commits
-        for i in range(5):  # a PBX posting one event at a time, each waiting for its 202
-            s.insert("events", {"event_id": f"e{i}", "call_id": "c", "type": "ringing", "received_at": T},
-                     durable=True).result(5)
-        assert time.monotonic() - started < 0.5  # not held to the 1 s window
-        journal = tmp_path / "w.duckdb.journal"
-        lines = b"".join(p.read_bytes() for p in journal.glob("*.jsonl")).splitlines()
-        assert [json.loads(line)["r"]["event_id"] for line in lines] == [f"e{i}" for i in range(5)]
-        assert s.commits == commits  # DuckDB has not committed them yet
-        wait_all(background)
-        assert s.commits - commits == 1  # the 20 background rows and the 5 events shared one commit
-        assert s.query("SELECT count(*) AS n FROM events").n[0] == 5
+        wait_all([s.insert("events", event(0))])
+        disk.fill()
+        held = [s.insert("events", event(i)) for i in range(1, 100)]
+        assert wait_until(lambda: s.state == "degraded")
+        assert "No space left" in s.problem and s.accepting() == ""  # held, not refused: memory has room
+        held += [s.insert("events", event(i)) for i in range(100, 200)]
+        assert "writes waiting for the disk (" in s.accepting()  # now too many: new events are refused
+        time.sleep(0.5)  # retried meanwhile (with backoff), never given up
+        assert not any(f.done() for f in held)
+        assert s.query("SELECT count(*) AS n FROM events").n[0] == 1  # readers still answer
+        disk.free()
+        wait_all(held, timeout=20)  # by itself: nobody restarts anything
+        assert s.state == "ok" and s.accepting() == ""
+        assert s.query("SELECT count(*) AS n FROM events").n[0] == 200
+        wait_all([s.insert("events", event(500))])  # and it goes on writing
     finally:
         s.close()
-    assert not list(journal.glob("*.jsonl"))  # a clean close leaves nothing to replay
+        disk.unmount()
 
 
-def wait_until(predicate, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-def test_durable_rows_only_for_tables_with_a_key(store):
-    with pytest.raises(ValueError, match="no durable inserts"):
-        store.insert("calls", {"call_id": "x", "started_at": T}, durable=True)
-
-
-def test_a_full_segment_is_removed_once_duckdb_holds_its_rows(tmp_path):
-    s = Store(tmp_path / "r.duckdb", commit_window_ms=0)
-    s._journal.segment_bytes = 400  # a few lines a segment
-    s.open()
+def test_a_checkpoint_that_fails_on_a_full_disk_loses_no_committed_row(tmp_path):
+    disk = small_disk(tmp_path / "disk", size_mb=8)
+    path = disk.path / "c.duckdb"
+    s = Store(path, checkpoint_bytes=64 << 10).open()  # fold the log often: a checkpoint will hit the full disk
+    committed: list[int] = []
     try:
-        for i in range(30):
-            s.insert("events", {"event_id": f"e{i}", "call_id": "c", "type": "ringing", "received_at": T},
-                     durable=True).result(5)
-        journal = tmp_path / "r.duckdb.journal"
-        # The acks came from the journal; DuckDB commits just after. Once it holds every row,
-        # only the segment being written is left.
-        assert wait_until(lambda: s.query("SELECT count(*) AS n FROM events").n[0] == 30)
-        assert wait_until(lambda: len(list(journal.glob("*.jsonl"))) == 1)
+        big = "x" * 2000
+        i = 0
+        disk.fill(leave=400 << 10)
+        while disk.free_bytes() > 0 or not s.problem:
+            batch = [s.insert("events", {**event(i + k), "caller": big}) for k in range(50)]
+            try:
+                wait_all(batch, timeout=3)
+            except TimeoutError:
+                break  # the disk refuses: these stay held
+            committed += range(i, i + 50)
+            i += 50
+        assert wait_until(lambda: s.state == "degraded")
+        disk.free()
+        assert wait_until(lambda: s.state == "ok", timeout=20)
+        wait_all(batch, timeout=20)
     finally:
         s.close()
+    with duckdb.connect(str(path), read_only=True) as con:
+        stored = {r[0] for r in con.execute("SELECT event_id FROM events").fetchall()}
+    disk.unmount()
+    assert {f"e{n}" for n in committed} <= stored and len(stored) == i + 50
 
 
-def test_a_killed_run_is_replayed_from_the_journal_once_and_a_cut_line_is_ignored(tmp_path):
-    path = tmp_path / "k.duckdb"
-    s = Store(path, commit_window_ms=0).open()
-    wait_all([s.insert("events", {"event_id": "e0", "call_id": "c", "type": "ringing", "received_at": T})])
+def test_a_store_that_cannot_open_its_file_says_why(tmp_path):
+    (tmp_path / "dir.duckdb").mkdir()
+    with pytest.raises(duckdb.Error):
+        Store(tmp_path / "dir.duckdb").open()
+
+
+def test_reads_of_a_closed_store_are_unavailable_not_a_crash(tmp_path):
+    s = Store(tmp_path / "r.duckdb").open()
     s.close()
-    # What a run killed after its 202s and before its commit leaves: lines DuckDB does not hold
-    # (one it does, as when the kill fell between the commit and the segment's removal) and a
-    # last line cut short by the kill.
-    journal = tmp_path / "k.duckdb.journal"
-    journal.mkdir(exist_ok=True)
-    lines = [{"t": "events", "r": {"event_id": f"e{i}", "call_id": "c", "type": "ringing",
-                                   "received_at": T.replace(second=i).isoformat(), "occurred_at": None}}
-             for i in range(3)]
-    (journal / "00000007.jsonl").write_bytes(b"".join(json.dumps(x).encode() + b"\n" for x in lines)
-                                             + b'{"t": "events", "r": {"event_')
-    s = Store(path).open()
-    try:
-        rows = s.query("SELECT event_id, received_at FROM events ORDER BY event_id")
-        assert rows.event_id.tolist() == ["e0", "e1", "e2"]  # e0 once, e1 and e2 replayed
-        assert rows.received_at[2] == T.replace(second=2)  # a timestamp again, not text
-        assert [p.name for p in journal.glob("*.jsonl")] == ["00000008.jsonl"]  # the old one is gone
-    finally:
-        s.close()
-    s = Store(path).open()  # and a second start replays nothing
-    try:
-        assert s.query("SELECT count(*) AS n FROM events").n[0] == 3
-    finally:
-        s.close()
-
-
-def test_a_journal_that_cannot_write_fails_the_durable_insert_instead_of_hanging(tmp_path):
-    import os
-
-    s = Store(tmp_path / "f.duckdb", commit_window_ms=0).open()
-    try:
-        os.close(s._journal._fd)  # the disk goes away under the journal
-        written = s.insert("events", {"event_id": "lost", "call_id": "c", "type": "ringing", "received_at": T},
-                           durable=True)
-        with pytest.raises(OSError):
-            written.result(5)
-        wait_all([s.insert("calls", {"call_id": "still-writing", "started_at": T})])
-        assert s.query("SELECT count(*) AS n FROM events").n[0] == 0  # never acknowledged, never stored
-    finally:
-        s._journal._fd = os.open(os.devnull, os.O_WRONLY)  # let close() seal something
-        s.close()
+    with pytest.raises(StoreUnavailable):
+        s.query("SELECT 1")

@@ -86,7 +86,7 @@ class AsteriskProvider(Provider):
             self.correlator = Correlator(s.ami_extension_pattern, s.ami_internal_calls)
         except re.error as e:
             raise SettingsError(f"CALLPOP_AMI_EXTENSION_PATTERN is not a regular expression: {e}") from None
-        self.client = AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret,
+        self.client = AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret.get_secret_value(),
                                 on_event=self._on_event, on_login=self._on_login, timeout_s=s.ami_timeout_s,
                                 ping_s=s.ami_ping_s, backoff_max_s=s.ami_reconnect_max_s)
         self._queue: asyncio.Queue[Output] | None = None
@@ -155,8 +155,8 @@ class AsteriskProvider(Provider):
             output = await self._queue.get()
             try:
                 if isinstance(output, CallEvent):
-                    # AMI has no acknowledgement to give: do not hold the next event for the journal's sync.
-                    await self.host.ingest(output, self.name, durable=False)
+                    # AMI has no acknowledgement to give: do not hold the next event for the commit.
+                    await self.host.ingest(output, self.name, wait=False)
                 else:
                     await self.host.dial_progress(output.dial_id, output.state, output.error, output.reason)
             except Exception:  # noqa: BLE001 - one event the hub could not take; go on with the rest

@@ -19,9 +19,9 @@ from ..events import CallEvent
 class ProviderHost(Protocol):
     """The hub as providers see it."""
 
-    async def ingest(self, event: CallEvent, provider: str, durable: bool = True) -> str:
-        """Record and act on one event; returns 'accepted' or 'duplicate', once it is on disk
-        if ``durable`` (for a provider that acknowledges to the PBX)."""
+    async def ingest(self, event: CallEvent, provider: str, wait: bool = True) -> str:
+        """Record and act on one event; returns 'accepted' or 'duplicate', once it is committed
+        if ``wait`` (for a provider that acknowledges to the PBX)."""
 
     async def dial_progress(self, dial_id: str, state: str, error: str = "", reason: str = "") -> bool:
         """Report a dial's progress; False when the dial is unknown or already over."""

@@ -95,7 +95,7 @@ class SimProvider(Provider):
 
         async def send(kind: str, ext: str = "", cause: str = "") -> None:
             await self.host.ingest(CallEvent(call_id=call_id, type=kind, caller=caller, callee=did,
-                                             extension=ext, cause=cause), self.name, durable=False)
+                                             extension=ext, cause=cause), self.name, wait=False)
 
         for ext in extensions:
             await send("ringing", ext)

@@ -423,7 +423,7 @@ class VoicenterProvider(Provider):
     async def originate(self, plan: DialPlan) -> None:
         if not self.settings.voicenter_code:
             raise DialRefused("click2call_not_configured", "click-to-call is not set up: CALLPOP_VOICENTER_CODE is empty")
-        body = click2call_request(plan, self.settings.voicenter_code, self.user_of.get(plan.agent_id, ""))
+        body = click2call_request(plan, self.settings.voicenter_code.get_secret_value(), self.user_of.get(plan.agent_id, ""))
         try:
             async with asyncio.timeout(self.settings.voicenter_timeout_s):
                 resp = await self.hub.http.post(self.settings.voicenter_click2call_url, json=body)
@@ -464,7 +464,7 @@ def _plus(start: datetime, seconds: int) -> datetime:
 
 # --- the routes
 def _key_ok(hub: "Hub", request: Request) -> JSONResponse | None:
-    secret = hub.settings.voicenter_secret
+    secret = hub.settings.voicenter_secret.get_secret_value()
     if not secret:
         return None
     given = request.query_params.get("key", "")

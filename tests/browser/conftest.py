@@ -64,13 +64,11 @@ def page_server():
 @pytest.fixture(scope="module")
 def module_hubs(tmp_path_factory):
     """``start(**settings)`` starts a real hub (settings as in tests.support.hub_settings) that
-    lives until the end of the module; each gets its own directory unless ``db_path`` is given.
-    These hubs keep their store in a process of its own, as shipped (a few hubs a module: the
-    second that costs each is affordable here)."""
+    lives until the end of the module; each gets its own directory unless ``db_path`` is given."""
     hubs: list[BackgroundHub] = []
 
     def start(**overrides: Any) -> BackgroundHub:
-        settings = hub_settings(tmp_path_factory.mktemp("hub"), **{"store_process": True, **overrides})
+        settings = hub_settings(tmp_path_factory.mktemp("hub"), **overrides)
         bg = BackgroundHub(settings).__enter__()
         hubs.append(bg)
         return bg
