@@ -1,10 +1,10 @@
 """Screen pops: the CRM lookup under its deadline, the pop built from it, the acks that follow.
 
-``build_pop`` (pure) makes the ``pop`` message. ``Popper.pop`` is the inbound hot path: it
-starts (or joins) the call's lookup, waits at most the deadline, sends the pop to every socket
-of the agents being rung, and if the CRM was late sends a provisional pop first and the real
-one when it comes. Every lookup is recorded in ``lookups`` with its latency and outcome, every
-pop in ``pops``, every ack (shown / clicked / closed) on its pop's row.
+``build_pop`` (pure) makes the ``pop`` message. ``Popper.pop`` is the inbound hot path: one
+task that starts (or joins) the call's lookup, waits for it at most until the deadline, sends
+the pop to every socket of the agents being rung, and if the CRM was late sends a provisional
+pop first and the real one when it comes. Every lookup is recorded in ``lookups`` with its
+latency and outcome, every pop in ``pops``, every ack (shown / clicked / closed) on its pop's row.
 """
 
 from __future__ import annotations
@@ -47,18 +47,16 @@ _ACK_BITS = {event: 1 << i for i, event in enumerate(ACK_EVENTS)}
 @dataclasses.dataclass
 class _CallLookup:
     """One lookup per call, shared by every extension of a ring group."""
-    future: asyncio.Future[LookupResult] | None  # None once answered: ``result`` holds the answer
+    future: asyncio.Future[LookupResult]
     cache: str
     started: float  # monotonic
     started_at: datetime
     row_written: bool = False
-    result: LookupResult | None = None
+    late_written: bool = False
 
-    def settle(self, future: asyncio.Future[LookupResult]) -> None:
-        # Keep the answer, drop the finished task (and its coroutine and context): the lookup
-        # lives as long as the call is in the book, and the garbage collector scans what it holds.
-        if self.future is future:
-            self.result, self.future = _result_of(future), None
+    @property
+    def result(self) -> LookupResult | None:
+        return _result_of(self.future) if self.future.done() else None
 
 
 class Popper:
@@ -71,60 +69,35 @@ class Popper:
         self.context_params = context_params
         self.clock = clock
         self._lookups: dict[str, _CallLookup] = {}
-        # (call id, agent id) -> (sent at, acks as _ACK_BITS); outlives the call so a late click
-        # still lands. Tuples of atoms: the garbage collector stops tracking them, so a full
-        # ledger (50,000 pops) adds nothing to a collection's pause.
+        # (call id, agent id) -> (sent at, acks as _ACK_BITS); outlives the call so a late click still lands.
         self._ledger: collections.OrderedDict[tuple[str, str], tuple[datetime, int]] = collections.OrderedDict()
         self._ledger_size = ledger_size
-        # Pops waiting for their CRM and late lookups still running (awaited at shutdown).
-        self.tasks: set[asyncio.Future] = set()
+        self.tasks: set[asyncio.Task] = set()  # pops under way (the hub's drain waits for them)
         self.recent: collections.OrderedDict[str, dict] = collections.OrderedDict()  # the console's pop feed
 
     # --- the hot path
     def pop(self, call: Call, agents: list[Agent], extension: str) -> None:
-        """Send the call's pop to ``agents``: now if its lookup has already answered (the cache),
-        else from the lookup's own completion or at the deadline, whichever comes first. No task
-        is started for it: each hand-over between tasks waits a turn of the event loop, and under
-        load those turns were most of a late pop's delay."""
+        """Send the call's pop to ``agents`` (a task: the caller does not wait for the CRM)."""
+        self._spawn(self._pop(call, agents, extension))
+
+    async def _pop(self, call: Call, agents: list[Agent], extension: str) -> None:
         if not call.phone.digits:  # number withheld: nothing to look up
             self._send(call, agents, build_pop(call, LookupResult("not_found"), extension))
             return
         lookup = self._lookup_for(call, extension)
-        if lookup.result is not None:
+        if not lookup.future.done():  # a cache hit pops without another turn of the loop
+            await asyncio.wait([lookup.future], timeout=self._left(lookup))
+        result = lookup.result
+        if result is not None:
             self._finish_lookup(call, lookup)
-            self._send(call, agents, build_pop(call, lookup.result, extension))
+            self._send(call, agents, build_pop(call, result, extension))
             return
-        loop = asyncio.get_running_loop()
-        waiting = loop.create_future()  # done once this pop is out (the hub's drain waits for it)
-        self.tasks.add(waiting)
-        waiting.add_done_callback(self.tasks.discard)
-
-        def answered(future: asyncio.Future[LookupResult]) -> None:
-            if waiting.done():
-                return
-            deadline.cancel()
-            try:
-                lookup.settle(future)  # done already by its own callback, registered first
-                self._finish_lookup(call, lookup)
-                self._send(call, agents, build_pop(call, lookup.result, extension))
-            finally:
-                waiting.set_result(None)
-
-        def too_late() -> None:
-            # Past the deadline: the agent gets the number now and the name when the CRM answers.
-            if waiting.done():
-                return
-            future.remove_done_callback(answered)
-            try:
-                self._write_timeout(call, lookup)
-                self._send(call, agents, build_pop(call, None, extension))
-                self._start_late(call, agents, extension, lookup, future)
-            finally:
-                waiting.set_result(None)
-
-        future = lookup.future
-        deadline = loop.call_later(max(0.0, self.deadline_s - (self.clock() - lookup.started)), too_late)
-        future.add_done_callback(answered)
+        # Past the deadline: the agent gets the number now and the name when the CRM answers.
+        self._write_timeout(call, lookup)
+        self._send(call, agents, build_pop(call, None, extension))
+        result = await self._late(call, lookup)
+        if call.status not in ("ended", "missed"):  # else the bubble is gone; the row keeps what the CRM said
+            self._send(call, agents, build_pop(call, result, extension), update=True)
 
     async def answer(self, call: Call, extension: str) -> LookupResult | None:
         """The call's CRM answer within the deadline, for a phone system that waits for it
@@ -134,19 +107,24 @@ class Popper:
         if not call.phone.digits:
             return LookupResult("not_found")
         lookup = self._lookup_for(call, extension)
-        future = lookup.future
-        if future is not None:
-            await asyncio.wait([future], timeout=max(0.0, self.deadline_s - (self.clock() - lookup.started)))
-            if future.done():
-                lookup.settle(future)
+        if not lookup.future.done():
+            await asyncio.wait([lookup.future], timeout=self._left(lookup))
         result = lookup.result
         if result is not None:
             self._finish_lookup(call, lookup)
             return result
         self._write_timeout(call, lookup)
         if not call.popped:  # no pop is waiting for the late answer: record it from here
-            self._start_late(call, [], extension, lookup, future)
+            self._spawn(self._late(call, lookup))
         return None
+
+    def _left(self, lookup: _CallLookup) -> float:
+        return max(0.0, self.deadline_s - (self.clock() - lookup.started))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def _lookup_for(self, call: Call, extension: str) -> _CallLookup:
         lookup = self._lookups.get(call.call_id)
@@ -158,34 +136,24 @@ class Popper:
                 if values.get(name):
                     context[name] = values[name]
             future, cache = self.crm.lookup(for_crm(call.phone, self.phone_format), context)
-            lookup = _CallLookup(future, cache, self.clock(), utcnow())
-            future.add_done_callback(lookup.settle)
-            self._lookups[call.call_id] = lookup
-        if lookup.future is not None and lookup.future.done():
-            lookup.settle(lookup.future)  # answered (or from the cache) before its callback ran
+            lookup = self._lookups[call.call_id] = _CallLookup(future, cache, self.clock(), utcnow())
         return lookup
 
-    def _start_late(self, call: Call, agents: list[Agent], extension: str, lookup: _CallLookup,
-                    future: asyncio.Future[LookupResult]) -> None:
-        task = asyncio.get_running_loop().create_task(self._late(call, agents, extension, lookup, future))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _late(self, call: Call, agents: list[Agent], extension: str, lookup: _CallLookup,
-                    future: asyncio.Future[LookupResult]) -> None:
-        await asyncio.wait([future])
-        lookup.settle(future)
+    async def _late(self, call: Call, lookup: _CallLookup) -> LookupResult:
+        """Wait for a lookup that missed its deadline (the client's hard timeout bounds it) and
+        complete its row once."""
+        await asyncio.wait([lookup.future])
         result = lookup.result
         latency = (self.clock() - lookup.started) * 1000
-        self.store.update("lookups", {"call_id": call.call_id, "started_at": lookup.started_at}, {
-            "late_outcome": result.outcome, "late_latency_ms": latency, "http_status": result.http_status,
-            "total": result.total, "client_name": result.name or None, "company": result.company or None,
-            "url": result.url or None, "contract_faults": "; ".join(result.faults) or None,
-        })
         call.lookup_ms = latency
-        if call.status in ("ended", "missed"):
-            return  # the bubble is gone; the row above keeps what the CRM said
-        self._send(call, agents, build_pop(call, result, extension), update=True)
+        if not lookup.late_written:
+            lookup.late_written = True
+            self.store.update("lookups", {"call_id": call.call_id, "started_at": lookup.started_at}, {
+                "late_outcome": result.outcome, "late_latency_ms": latency, "http_status": result.http_status,
+                "total": result.total, "client_name": result.name or None, "company": result.company or None,
+                "url": result.url or None, "contract_faults": "; ".join(result.faults) or None,
+            })
+        return result
 
     def _finish_lookup(self, call: Call, lookup: _CallLookup) -> None:
         """Record the settled lookup's row (once per call)."""

@@ -2,7 +2,10 @@
 
 A message for an agent is serialised once and queued on each of the agent's sockets; every
 socket has its own sender task, so a browser that stops reading only fills its own queue, and
-when that queue is full (or one send hangs past its limit) that socket alone is dropped.
+when that queue is full (or one send hangs past its limit) that socket alone is dropped. The
+sender also keeps the socket from going quiet: after ``heartbeat_s`` with nothing to send it
+sends a ``heartbeat`` (a Manifest V3 service worker is stopped after ~30 s without an
+extension event, and an application message counts as one; a protocol ping does not).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from .agents import Agent
+from .events import utcnow
 
 log = logging.getLogger("callpop.sessions")
 
@@ -33,7 +37,7 @@ class Session:
     _next = 0
 
     def __init__(self, agent: Agent, send: Sender, close: Closer, *, queue_size: int, send_timeout_s: float,
-                 client: str = ""):
+                 heartbeat_s: float = 15.0, client: str = ""):
         Session._next += 1
         self.id = Session._next
         self.agent = agent
@@ -41,6 +45,7 @@ class Session:
         self._send, self._close = send, close
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
         self._send_timeout_s = send_timeout_s
+        self._heartbeat_s = heartbeat_s
         self._sender: asyncio.Task | None = None
         self._drained = asyncio.Event()
         self.on_drop: Callable[[], None] | None = None  # set by Sessions.add: forget a dropped socket at once
@@ -106,7 +111,7 @@ class Session:
 
     async def _run_sender(self) -> None:
         try:
-            while (text := await self._queue.get()) is not None:
+            while (text := await self._next_frame()) is not None:
                 async with asyncio.timeout(self._send_timeout_s):
                     await self._send(text)
                 self.sent += 1
@@ -118,6 +123,14 @@ class Session:
             self.closed = True
         finally:
             self._drained.set()
+
+    async def _next_frame(self) -> str | None:
+        """The next frame to send: a queued one, or a heartbeat after ``heartbeat_s`` of quiet."""
+        try:
+            async with asyncio.timeout(self._heartbeat_s):
+                return await self._queue.get()
+        except TimeoutError:
+            return dumps({"type": "heartbeat", "at": utcnow().isoformat() + "Z"})
 
 
 class Sessions:
@@ -147,11 +160,6 @@ class Sessions:
             return 0
         text = message if isinstance(message, str) else dumps(message)
         return sum(1 for s in list(peers) if s.offer(text))
-
-    def broadcast(self, message: dict[str, Any], part: int = 0, parts: int = 1) -> int:
-        """Queue a message on every socket, or on one part of them in ``parts`` (by socket id)."""
-        text = dumps(message)
-        return sum(1 for s in self.all() if s.id % parts == part and s.offer(text))
 
     def online(self) -> dict[str, int]:
         """Agent id -> sockets open."""
