@@ -11,7 +11,7 @@ LIBPHONE := extension/vendor/libphonenumber-max.js
 .PHONY: run test bench soak deps dev-deps extension chromium clean
 
 run: deps extension
-	$(BIN)/python -m pipelines run
+	$(BIN)/python -m pipelines demo
 
 test: dev-deps extension chromium
 	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest

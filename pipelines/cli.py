@@ -1,4 +1,5 @@
-"""``python -m pipelines <command>``: serve (the hub), run (the whole demo), settings, seed (history)."""
+"""``python -m pipelines <command>``: serve (the hub), demo (the whole demo: ``make run``), settings,
+seed (history)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ from pathlib import Path
 from . import settings as settings_mod
 
 ROOT = Path(__file__).resolve().parent.parent
+# The demo's own world: its database and history, the demo agents (their tokens are public), the
+# simulated PBX and the sample CRM. Nothing of it touches the settings ``serve`` uses.
+DEMO = {"db_path": ROOT / "var" / "demo" / "callpop.duckdb", "agents_csv": ROOT / "data" / "agents.csv",
+        "contacts_csv": ROOT / "data" / "contacts.csv", "ingest_token": "demo-ingest-token", "provider": "sim",
+        "crm_url": ""}
+DEMO_HISTORY_DAYS = 30
+DEMO_CALLS_PER_DAY = 400
 
 
 def setup_logging(level: str) -> None:
@@ -28,6 +36,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
     s = settings_mod.load()
     setup_logging(s.log_level)
+    env = settings_mod.ENV_FILE.resolve()
+    logging.getLogger("callpop").info("settings: %s (%s), database %s, agents %s", env,
+                                      "read" if env.is_file() else "none there", s.db_path.resolve(),
+                                      s.agents_csv.resolve())
     serve(s)
     return 0
 
@@ -36,11 +48,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
     if args.example:
         sys.stdout.write(settings_mod.env_example())
         return 0
-    s = settings_mod.load()
-    width = max(len(x.env) for x in settings_mod.TABLE)
-    for x in settings_mod.TABLE:
-        value = s.redacted()[x.env]
-        print(f"{x.env:<{width}}  {value!s:<24}  {x.help}")
+    values = settings_mod.load().redacted()
+    rows = settings_mod.described()
+    width = max(len(env) for env, *_ in rows)
+    for env, help_text, *_ in rows:
+        print(f"{env:<{width}}  {values[env]:<24}  {help_text}")
     return 0
 
 
@@ -62,12 +74,16 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """The whole demo: the hub on the simulated PBX and sample CRM, and the console."""
-    env = {**os.environ}
-    env.setdefault("CALLPOP_INGEST_TOKEN", "demo-ingest-token")
-    s = settings_mod.load(environ=env)
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole demo: the hub on the simulated PBX and sample CRM, with history, and the console."""
+    s = settings_mod.load().replace(**DEMO)
     setup_logging(s.log_level)
+    if not s.db_path.exists():
+        from . import history
+        print(f"Making {DEMO_HISTORY_DAYS} days of demo history in {s.db_path.relative_to(ROOT)} ...", flush=True)
+        history.generate(s.db_path, days=DEMO_HISTORY_DAYS, calls_per_day=DEMO_CALLS_PER_DAY, seed=1,
+                         agents_csv=s.agents_csv, contacts_csv=s.contacts_csv, region=s.default_region)
+    env = {**os.environ, **{settings_mod.env_name(k): str(v) for k, v in DEMO.items()}}
     hub_url = s.base_url
     console_port = args.console_port
     procs: list[subprocess.Popen] = []
@@ -113,7 +129,7 @@ def _wait_http(url: str, proc: subprocess.Popen, seconds: float) -> bool:
 
 
 def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
-    with open(ROOT / s.agents_csv if not os.path.isabs(s.agents_csv) else s.agents_csv, encoding="utf-8") as f:
+    with open(s.agents_csv, encoding="utf-8") as f:
         agents = list(csv.DictReader(f))
     lines = [
         "", "callpop is running (Ctrl-C stops everything)", "",
@@ -122,7 +138,8 @@ def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
         f"  PBX      {s.provider}" + (f"  - about {s.sim_calls_per_minute:g} simulated calls a minute"
                                     if s.provider == "sim" else ""),
         f"  CRM      {'sample CRM at ' + hub_url + '/crm/lookup?phone=0722776772' if not s.crm_url else 'configured'}",
-        "", "  Demo agents (paste a token into the console or the extension's options):",
+        "", "  Demo agents (their tokens are public: the demo's only; paste one into the console or the "
+            "extension's options):",
     ]
     lines += [f"    {a['name']:<14} ext {a['extension']:<5} token {a['token']}" for a in agents]
     lines += ["", "  Chrome extension: chrome://extensions -> Developer mode -> Load unpacked -> "
@@ -134,14 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description="callpop hub")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the hub with the settings from the environment / .env").set_defaults(func=cmd_serve)
-    run = sub.add_parser("run", help="the whole demo: hub (simulated PBX, sample CRM) and console")
-    run.add_argument("--console-port", type=int, default=8501)
-    run.set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
+                                       "its own database with history, and the console")
+    demo.add_argument("--console-port", type=int, default=8501)
+    demo.set_defaults(func=cmd_demo)
     st = sub.add_parser("settings", help="print every setting with its value and help")
     st.add_argument("--example", action="store_true", help="print .env.example")
     st.set_defaults(func=cmd_settings)
     seed = sub.add_parser("seed", help="fill a database with realistic generated history (stop the hub first)")
-    seed.add_argument("--db", help="database file (default CALLPOP_DB_PATH)")
+    seed.add_argument("--db", type=Path, help="database file (default CALLPOP_DB_PATH)")
     seed.add_argument("--days", type=int, default=30, help="days of history, ending yesterday (default 30)")
     seed.add_argument("--calls-per-day", type=float, default=2000, help="inbound calls a day on average")
     seed.add_argument("--seed", type=int, default=1, help="random seed: the same arguments give the same rows")
