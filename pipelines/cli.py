@@ -85,6 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          agents_csv=s.agents_csv, contacts_csv=s.contacts_csv, region=s.default_region)
     env = {**os.environ, **{settings_mod.env_name(k): str(v) for k, v in DEMO.items()}}
     hub_url = s.base_url
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children as Ctrl-C does
     console_port = args.console_port
     procs: list[subprocess.Popen] = []
     try:
@@ -113,6 +114,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         print("\ncallpop stopped.")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_http(url: str, proc: subprocess.Popen, seconds: float) -> bool:

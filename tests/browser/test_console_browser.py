@@ -71,7 +71,7 @@ def demo_hub(tmp_path_factory):
     """The hub in demo mode: the simulated PBX 5x faster than life (12 calls a minute of sim time:
     about one call a second), calls ringing and being answered all the time."""
     hub = BackgroundHub(hub_settings(tmp_path_factory.mktemp("hub"), sim_calls_per_minute=12.0,
-                                     sim_speed=5.0, sim_seed="console-browser", store_process=True)).__enter__()
+                                     sim_speed=5.0, sim_seed="console-browser")).__enter__()
     browsers = [ExtensionLike(hub, TOKENS[name]) for name in ("noa", "avi", "sarah")]
     for b in browsers:
         b.start()
