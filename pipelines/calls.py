@@ -20,7 +20,7 @@ from .events import CallEvent, as_utc
 from .phone import Phone, normalise
 
 KEEP_ENDED = timedelta(minutes=2)  # ended calls stay in the book for late events and acks
-KEEP_RINGING = timedelta(hours=4)  # a call with no hangup for this long is dropped from memory
+KEEP_RINGING = timedelta(hours=4)  # a call with no event for this long is dropped from memory
 
 
 @dataclasses.dataclass
@@ -41,6 +41,7 @@ class Call:
     ended_at: datetime | None = None
     pop: dict | None = None  # the last pop sent, for sockets that connect while it rings
     lookup_ms: float | None = None
+    seen_at: datetime | None = None  # the hub's clock at the call's last event (what eviction goes by)
 
     @property
     def key(self) -> dict:
@@ -88,6 +89,12 @@ class CallBook:
         return [c for c in self.calls.values() if c.status in ("ringing", "answered")]
 
     def apply(self, event: CallEvent, agents: Agents, now: datetime, provider: str) -> Step:
+        step = self._apply(event, agents, now, provider)
+        if step.call is not None:
+            step.call.seen_at = now
+        return step
+
+    def _apply(self, event: CallEvent, agents: Agents, now: datetime, provider: str) -> Step:
         call = self.calls.get(event.call_id)
         at = as_utc(event.at) if event.at else now
         if event.type == "ringing":
@@ -103,9 +110,10 @@ class CallBook:
         return self._hangup(step, event, at)
 
     def evict(self, now: datetime) -> list[Call]:
-        """Forget calls that ended a while ago or never ended; returns those dropped."""
-        gone = [c for c in self.calls.values()
-                if (c.ended_at and now - c.ended_at > KEEP_ENDED) or now - c.started_at > KEEP_RINGING]
+        """Forget calls that ended a while ago or never ended; returns those dropped. By the hub's
+        clock, not the PBX's: an event stamped far in the future cannot pin a call in memory."""
+        gone = [c for c in self.calls.values() if c.seen_at is not None and (
+            (c.ended_at and now - c.seen_at > KEEP_ENDED) or now - c.seen_at > KEEP_RINGING)]
         for c in gone:
             del self.calls[c.call_id]
         return gone

@@ -63,3 +63,10 @@ def test_the_event_time_is_used_when_given_and_calls_are_evicted():
     book.apply(ev("hangup"), AGENTS, T0, "sim")
     assert book.evict(T0 + timedelta(minutes=1)) == []
     assert [c.call_id for c in book.evict(T0 + timedelta(minutes=3))] == ["c1"]
+
+
+def test_a_call_stamped_in_the_future_is_evicted_by_the_hubs_clock():
+    book = CallBook("IL")
+    book.apply(ev("ringing", "201", at=T0 + timedelta(hours=20)), AGENTS, T0, "sim")
+    assert book.evict(T0 + timedelta(hours=3)) == []
+    assert [c.call_id for c in book.evict(T0 + timedelta(hours=5))] == ["c1"]
