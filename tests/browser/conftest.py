@@ -16,17 +16,15 @@ from ``extension/`` loaded, one browser per test module.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 import pytest
 
 from pipelines.server import BackgroundHub
+from testkit import browser as chromium
 from tests.browser.extension_support import ExtensionBrowser, PageServer
-from tests.support import ROOT, hub_settings
+from tests.support import hub_settings
 
-EXTENSION = ROOT / "extension"
-VENDOR = EXTENSION / "vendor" / "libphonenumber-max.js"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
@@ -38,7 +36,7 @@ def _unavailable(reason: str):
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    path = os.environ.get("CALLPOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    path = chromium.chromium_path()
     if not os.access(path, os.X_OK):
         _unavailable(f"chromium not found at {path}: apt-get install chromium (make test does)")
     return path
@@ -80,14 +78,10 @@ def module_hubs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def extension_browser(chromium_path, sync_playwright_session, tmp_path_factory):
-    if not VENDOR.is_file():
-        _unavailable(f"{VENDOR.relative_to(ROOT)} is missing: run `make extension`")
+    if reason := chromium.missing():
+        _unavailable(reason)
     profile = tmp_path_factory.mktemp("chromium-profile")
-    ctx = sync_playwright_session.chromium.launch_persistent_context(
-        str(profile), executable_path=chromium_path, headless=True,
-        args=[f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}", "--no-sandbox",
-              "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-              "--disable-sync"])
+    ctx = chromium.launch_extension(sync_playwright_session.chromium, profile, chromium_path)
     browser = ExtensionBrowser(ctx)
     browser.worker  # noqa: B018 - wait for the worker to exist
     yield browser

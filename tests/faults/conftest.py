@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import procs
+from testkit import procs
 from tests.crmserver import FakeCrm
 
 

@@ -24,8 +24,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from bench import procs
-from bench.load import Poster
+from testkit import procs
+from testkit.load import Poster
 from tests.crmserver import contract
 
 

@@ -15,8 +15,8 @@ import asyncio
 import duckdb
 import pytest
 
-from bench import procs
-from bench.load import AgentSockets, Poster, run_load
+from testkit import procs
+from testkit.load import AgentSockets, Poster, run_load
 
 DEADLINE_MS = 1500
 

@@ -12,8 +12,8 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from bench import procs
-from bench.load import Poster
+from testkit import procs
+from testkit.load import Poster
 from tests.crmserver import contract
 from tests.faults.stuck import StuckBrowser
 from tests.support import TOKENS, Agent, post_event

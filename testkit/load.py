@@ -1,0 +1,255 @@
+"""The load generator: agent sockets that record when each pop arrives, and a PBX that posts
+ringing events at a fixed rate. It runs in its own process (never the server's), on one asyncio
+loop, against the hub or anything that speaks the same protocol (docs/PROTOCOL.md).
+
+Latency of one pop = time the ``pop`` frame for the call was received by the agent's socket
+minus the time the event's HTTP request was written. Both are this process's ``perf_counter``,
+so there is no clock skew between sender and receiver. The HTTP side is a raw keep-alive client
+(a pool that grows as needed) rather than httpx, so the generator spends as little CPU as
+possible: on a small machine it competes with the server it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import math
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from .crm import expected_name
+from .stats import percentile
+from .wire import read_message
+
+_COUNTER = itertools.count(1)  # numbers never repeat within a process, so no lookup is a cache hit
+
+
+@dataclasses.dataclass
+class Pop:
+    at: float
+    status: str
+    name: str
+
+
+class AgentSockets:
+    """One signed-in WebSocket per agent; each records the pops it receives."""
+
+    def __init__(self, ws_url: str, agents: list[dict[str, str]]):
+        self.ws_url = ws_url
+        self.agents = agents
+        self.conns: list[ClientConnection] = []
+        self.pops: dict[str, list[Pop]] = {}
+        self.frames = 0
+        self.closed: list[int | None] = []
+        self._tasks: list[asyncio.Task] = []
+
+    async def connect(self, concurrency: int = 50) -> None:
+        """Sign every agent in (hello, then wait for the welcome)."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(agent):
+            async with sem:
+                ws = await connect(self.ws_url, max_size=2 ** 20, open_timeout=60, ping_interval=None,
+                                   compression=None)
+                await ws.send(json.dumps({"type": "hello", "token": agent["token"], "client": "bench"}))
+                welcome = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if welcome.get("type") != "welcome":
+                    raise RuntimeError(f"no welcome for {agent['id']}: {welcome}")
+                return ws
+
+        self.conns = list(await asyncio.gather(*(one(a) for a in self.agents)))
+        self._tasks = [asyncio.get_running_loop().create_task(self._read(ws)) for ws in self.conns]
+
+    async def _read(self, ws: ClientConnection) -> None:
+        pops = self.pops
+        try:
+            async for text in ws:
+                now = time.perf_counter()
+                self.frames += 1
+                if '"pop"' in text:
+                    m = json.loads(text)
+                    if m.get("type") == "pop":
+                        pops.setdefault(m["call_id"], []).append(Pop(now, m["status"], m["name"]))
+        except Exception:  # noqa: BLE001 - closed sockets end their reader
+            pass
+        self.closed.append(ws.close_code)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.conns), return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Poster:
+    """POSTs JSON over a pool of raw keep-alive HTTP/1.1 connections."""
+
+    def __init__(self, url: str, token: str = "", max_conns: int = 256):
+        parts = urlsplit(url)
+        self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
+        self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._slots = asyncio.Semaphore(max_conns)  # requests in flight = connections open, at most
+        self.errors: dict[str, int] = {}
+
+    async def post(self, body: bytes, sent: list | None = None) -> int:
+        """Returns the HTTP status (0 when the connection failed); puts the write time in ``sent``.
+        A kept-alive connection the server closed meanwhile is retried once on a new one (the
+        events carry ids, so a retry is never recorded twice)."""
+        async with self._slots:
+            for attempt in (0, 1):
+                reused = bool(self._idle) and attempt == 0  # a retry always gets a fresh connection
+                if reused:
+                    reader, writer = self._idle.pop()
+                else:
+                    try:
+                        reader, writer = await asyncio.open_connection(self.host, self.port)
+                    except OSError:  # refused: the server is gone
+                        self.errors["refused"] = self.errors.get("refused", 0) + 1
+                        return 0
+                try:
+                    head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth}"
+                            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                    if sent is not None:
+                        sent[:] = [time.perf_counter()]
+                    writer.write(head + body)
+                    head, _ = await read_message(reader)
+                    status = int(head.split(b" ", 2)[1])
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as e:
+                    writer.close()
+                    if reused and attempt == 0 and isinstance(e, (asyncio.IncompleteReadError, ConnectionError)):
+                        continue  # the server had closed this idle connection
+                    self.errors[type(e).__name__] = self.errors.get(type(e).__name__, 0) + 1
+                    return 0
+                self._idle.append((reader, writer))
+                return status
+        return 0
+
+    async def close(self) -> None:
+        """Close the idle connections (the next post opens a new one)."""
+        for _, w in self._idle:
+            w.close()
+        self._idle.clear()
+
+
+def caller_number(n: int) -> str:
+    """A valid Israeli mobile number, different for every n below 10 million."""
+    return f"054{n % 10_000_000:07d}"
+
+
+@dataclasses.dataclass
+class LoadResult:
+    rate: float
+    duration: float
+    sent: int = 0
+    accepted: int = 0            # 202 answers
+    failed: int = 0              # anything else (0 = connection failed)
+    popped: int = 0              # accepted calls whose pop arrived
+    lost: int = 0                # accepted calls with no pop
+    wrong: int = 0               # pops whose name was not the CRM's answer for that number
+    latencies_ms: list[float] = dataclasses.field(default_factory=list)  # first pop of each call
+    ack_ms: list[float] = dataclasses.field(default_factory=list)  # POST -> 202
+    post_s: float = 0.0          # first scheduled post -> last request written
+    achieved_rate: float = 0.0   # requests written per second, over post_s
+    max_lag_ms: float = 0.0      # how far the generator fell behind its schedule
+    call_ids: list[str] = dataclasses.field(default_factory=list)
+    accepted_ids: list[str] = dataclasses.field(default_factory=list)
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+    def add(self, other: "LoadResult") -> None:
+        """Fold in another run at the same rate (one slice of an interleaved measurement)."""
+        for f in ("duration", "sent", "accepted", "failed", "popped", "lost", "wrong", "post_s"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        for f in ("latencies_ms", "ack_ms", "call_ids", "accepted_ids"):
+            getattr(self, f).extend(getattr(other, f))
+        self.achieved_rate = self.sent / self.post_s if self.post_s else 0.0
+        self.max_lag_ms = max(self.max_lag_ms, other.max_lag_ms)
+
+    def summary(self) -> dict[str, Any]:
+        return {"rate": self.rate, "achieved_rate": round(self.achieved_rate, 1), "sent": self.sent,
+                "accepted": self.accepted, "failed": self.failed, "popped": self.popped, "lost": self.lost,
+                "wrong": self.wrong, "p50_ms": round(self.p(50), 2), "p95_ms": round(self.p(95), 2),
+                "p99_ms": round(self.p(99), 2), "max_ms": round(max(self.latencies_ms, default=math.nan), 2),
+                "ack_p99_ms": round(percentile(self.ack_ms, 99), 2), "post_s": round(self.post_s, 3),
+                "max_lag_ms": round(self.max_lag_ms, 1)}
+
+
+async def run_load(poster: Poster, sockets: AgentSockets, rate: float, duration: float, *,
+                   tag: str = "b", drain_s: float = 5.0, final_status: tuple[str, ...] = ("found",),
+                   hangup_after_s: float | None = None) -> LoadResult:
+    """Post ``rate`` ringing events per second for ``duration`` seconds, each for a new call from
+    a new number at the next agent's extension, and wait up to ``drain_s`` for the last pops."""
+    res = LoadResult(rate, duration)
+    n = max(1, int(rate * duration))
+    agents = sockets.agents
+    tasks: list[asyncio.Task] = []
+    sent_at: dict[str, float] = {}
+    expected: dict[str, str] = {}
+
+    async def one(call_id: str, body: bytes) -> None:
+        stamp: list[float] = []
+        status = await poster.post(body, stamp)
+        if stamp:
+            sent_at[call_id] = stamp[0]
+        if status == 202:
+            res.accepted += 1
+            res.accepted_ids.append(call_id)
+            res.ack_ms.append((time.perf_counter() - stamp[0]) * 1000)
+        else:
+            res.failed += 1
+        if hangup_after_s is not None and status == 202:
+            await asyncio.sleep(hangup_after_s)
+            await poster.post(json.dumps({"call_id": call_id, "type": "hangup", "id": call_id + "-h"}).encode())
+
+    start = time.perf_counter()
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        else:
+            res.max_lag_ms = max(res.max_lag_ms, -delay * 1000)
+        seq = next(_COUNTER)
+        call_id = f"{tag}-{seq}"
+        caller = caller_number(seq)
+        agent = agents[i % len(agents)]
+        expected[call_id] = expected_name(caller)  # the CRM gets the number raw
+        body = json.dumps({"call_id": call_id, "id": call_id + "-r", "type": "ringing", "caller": caller,
+                           "callee": "0722776773", "extension": agent["extension"]}).encode()
+        res.call_ids.append(call_id)
+        tasks.append(asyncio.get_running_loop().create_task(one(call_id, body)))
+    await asyncio.gather(*tasks)
+    res.sent = n
+    # The rate the generator kept: requests written over the time it took to write them (a
+    # server that answers slowly shows in the 202s' times, one that accepts slowly shows here).
+    last_write = max(sent_at.values(), default=start)
+    res.post_s = last_write - start + 1 / rate
+    res.achieved_rate = n / res.post_s
+
+    def final(call_id):
+        return any(p.status in final_status for p in sockets.pops.get(call_id, ()))
+
+    deadline = time.perf_counter() + drain_s
+    waiting = list(res.accepted_ids)
+    while waiting and time.perf_counter() < deadline:
+        waiting = [c for c in waiting if not final(c)]
+        if waiting:
+            await asyncio.sleep(0.05)
+    for call_id in res.accepted_ids:
+        pops = sockets.pops.get(call_id)
+        if not pops:
+            res.lost += 1
+            continue
+        res.popped += 1
+        done = next((p for p in pops if p.status in final_status), pops[0])
+        res.latencies_ms.append((pops[0].at - sent_at[call_id]) * 1000)
+        if done.status in final_status and done.name != expected[call_id]:
+            res.wrong += 1
+    return res
