@@ -1,4 +1,4 @@
-# callpop: `make run` starts everything on the demo defaults; `make test` runs every test.
+# callpop: `make run` starts the demo; `make test` runs every test.
 # Both install what they need first (a .venv from the pinned requirements, npm packages for the
 # extension, Debian's chromium for browser tests); a second run skips what is already there.
 
@@ -13,9 +13,13 @@ LIBPHONE := extension/vendor/libphonenumber-max.js
 run: deps extension
 	$(BIN)/python -m pipelines demo
 
+# Every stage runs whatever an earlier one said; each reports, and the target fails if any did.
 test: dev-deps extension chromium
-	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest
-	node --test extension/tests/
+	@failed=""; \
+	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest || failed="$$failed python"; \
+	node --test extension/tests/ || failed="$$failed extension"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: python tests and extension tests passed"
 
 bench: dev-deps
 	$(BIN)/python -m bench

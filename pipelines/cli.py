@@ -8,6 +8,7 @@ import csv
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,9 +19,9 @@ from . import settings as settings_mod
 ROOT = Path(__file__).resolve().parent.parent
 # The demo's own world: its database and history, the demo agents (their tokens are public), the
 # simulated PBX and the sample CRM. Nothing of it touches the settings ``serve`` uses.
-DEMO = {"db_path": ROOT / "var" / "demo" / "callpop.duckdb", "agents_csv": ROOT / "data" / "agents.csv",
-        "contacts_csv": ROOT / "data" / "contacts.csv", "ingest_token": "demo-ingest-token", "provider": "sim",
-        "crm_url": ""}
+DEMO = {"agents_csv": ROOT / "data" / "agents.csv", "contacts_csv": ROOT / "data" / "contacts.csv",
+        "ingest_token": "demo-ingest-token", "provider": "sim", "crm_url": ""}
+DEMO_DIR = ROOT / "var" / "demo"  # the demo's database lives here
 DEMO_HISTORY_DAYS = 30
 DEMO_CALLS_PER_DAY = 400
 
@@ -34,14 +35,32 @@ def setup_logging(level: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
+    from .store import in_use
     s = settings_mod.load()
     setup_logging(s.log_level)
     env = settings_mod.ENV_FILE.resolve()
     logging.getLogger("callpop").info("settings: %s (%s), database %s, agents %s", env,
                                       "read" if env.is_file() else "none there", s.db_path.resolve(),
                                       s.agents_csv.resolve())
+    if busy := _port_taken(s.host, s.port, "CALLPOP_PORT") or in_use(s.db_path):
+        print(f"callpop: {busy}", file=sys.stderr)
+        return 2
     serve(s)
     return 0
+
+
+def _port_taken(host: str, port: int, setting: str) -> str:
+    """'' when HOST:PORT is free to listen on, else one line saying so and what to change."""
+    if port == 0:
+        return ""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            return (f"port {port} on {host} is taken ({e.strerror}); stop what holds it, or choose another port "
+                    f"with {setting}=<port>")
+    return ""
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -76,17 +95,23 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole demo: the hub on the simulated PBX and sample CRM, with history, and the console."""
-    s = settings_mod.load().replace(**DEMO)
+    demo = {**DEMO, "db_path": Path(args.dir).resolve() / "callpop.duckdb"}
+    s = settings_mod.load().replace(**demo)
     setup_logging(s.log_level)
+    console_port = args.console_port or s.console_port
+    for busy in (_port_taken(s.host, s.port, "CALLPOP_PORT"),
+                 _port_taken(s.console_host, console_port, "CALLPOP_CONSOLE_PORT")):
+        if busy:
+            print(f"callpop: {busy}", file=sys.stderr)
+            return 2
     if not s.db_path.exists():
         from . import history
-        print(f"Making {DEMO_HISTORY_DAYS} days of demo history in {s.db_path.relative_to(ROOT)} ...", flush=True)
+        print(f"Making {DEMO_HISTORY_DAYS} days of demo history in {s.db_path} ...", flush=True)
         history.generate(s.db_path, days=DEMO_HISTORY_DAYS, calls_per_day=DEMO_CALLS_PER_DAY, seed=1,
                          agents_csv=s.agents_csv, contacts_csv=s.contacts_csv, region=s.default_region)
-    env = {**os.environ, **{settings_mod.env_name(k): str(v) for k, v in DEMO.items()}}
+    env = {**os.environ, **s.as_environ()}  # the children run on exactly these settings
     hub_url = s.base_url
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children as Ctrl-C does
-    console_port = args.console_port
     procs: list[subprocess.Popen] = []
     try:
         procs.append(subprocess.Popen([sys.executable, "-m", "pipelines", "serve"], cwd=ROOT, env=env))
@@ -96,9 +121,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         console_env = {**env, "CALLPOP_HUB_URL": hub_url}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"), "--server.headless", "true",
-             "--server.port", str(console_port), "--browser.gatherUsageStats", "false"],
+             "--server.address", s.console_host, "--server.port", str(console_port),
+             "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=console_env, stdout=subprocess.DEVNULL))
-        _banner(s, hub_url, f"http://localhost:{console_port}")
+        _banner(s, hub_url, f"http://{s.console_host}:{console_port}")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         return 1
@@ -114,6 +140,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         print("\ncallpop stopped.")
+
+
+def cmd_ring(args: argparse.Namespace) -> int:
+    """Ring an extension now, as a PBX would: a ringing event, then (unless answered) a hangup."""
+    import uuid
+
+    import httpx
+    s = settings_mod.load()
+    token = DEMO["ingest_token"] if args.demo else s.ingest_token.get_secret_value()
+    if not token:
+        print("callpop ring: CALLPOP_INGEST_TOKEN is empty (for the demo hub of make run, add --demo)", file=sys.stderr)
+        return 2
+    call_id = f"ring-{uuid.uuid4().hex[:8]}"
+    url = f"{s.base_url}/api/events"
+
+    def post(kind: str, **extra) -> bool:
+        try:
+            r = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                           json={"call_id": call_id, "type": kind, "caller": args.caller, **extra})
+        except httpx.HTTPError as e:
+            print(f"callpop ring: no hub at {s.base_url} ({e}); start it with make run", file=sys.stderr)
+            return False
+        if r.status_code != 202:
+            print(f"callpop ring: the hub answered {r.status_code}: {r.text[:300]}", file=sys.stderr)
+            return False
+        return True
+
+    if not post("ringing", extension=args.extension):
+        return 1
+    print(f"{call_id}: {args.caller} ringing at extension {args.extension}; it hangs up in {args.seconds:g} s "
+          "(Ctrl-C: now)", flush=True)
+    try:
+        time.sleep(args.seconds)
+    except KeyboardInterrupt:
+        pass
+    return 0 if post("hangup", cause="callpop ring") else 1
 
 
 def _interrupt(signum, frame) -> None:
@@ -147,7 +209,8 @@ def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
             "extension's options):",
     ]
     lines += [f"    {a['name']:<14} ext {a['extension']:<5} token {a['token']}" for a in agents]
-    lines += ["", "  Chrome extension: chrome://extensions -> Developer mode -> Load unpacked -> "
+    lines += ["", "  A pop on demand: .venv/bin/python -m pipelines ring --demo 201 0722776772",
+              "", "  Chrome extension: chrome://extensions -> Developer mode -> Load unpacked -> "
               f"{ROOT / 'extension'}", f"  then in its options: hub {hub_url} and an agent token.", ""]
     print("\n".join(lines), flush=True)
 
@@ -158,8 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the hub with the settings from the environment / .env").set_defaults(func=cmd_serve)
     demo = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
                                        "its own database with history, and the console")
-    demo.add_argument("--console-port", type=int, default=8501)
+    demo.add_argument("--console-port", type=int, default=0, help="default CALLPOP_CONSOLE_PORT (8501)")
+    demo.add_argument("--dir", default=str(DEMO_DIR), help="where the demo keeps its database (default var/demo)")
     demo.set_defaults(func=cmd_demo)
+    ring = sub.add_parser("ring", help="ring an extension on the running hub now (a pop on demand)")
+    ring.add_argument("extension", help="the extension that rings, e.g. 201")
+    ring.add_argument("caller", nargs="?", default="0722776772", help="the calling number (default John Doe's)")
+    ring.add_argument("--seconds", type=float, default=20, help="how long it rings before hanging up")
+    ring.add_argument("--demo", action="store_true", help="the demo hub of make run (its public ingest token)")
+    ring.set_defaults(func=cmd_ring)
     st = sub.add_parser("settings", help="print every setting with its value and help")
     st.add_argument("--example", action="store_true", help="print .env.example")
     st.set_defaults(func=cmd_settings)

@@ -13,6 +13,7 @@ import codecs
 import collections
 import dataclasses
 import json
+import logging
 import re
 import time
 import unicodedata
@@ -23,6 +24,7 @@ import httpx
 
 from . import http_client
 
+log = logging.getLogger("callpop.crm")
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 TEXT_CAP = 120  # characters kept of a name or company
 _WS = re.compile(r"\s+")
@@ -96,7 +98,7 @@ def _decode(body: bytes, content_type: str) -> tuple[str | None, str]:
 
 
 def parse_lookup(status_code: int, body: bytes, content_type: str = "application/json") -> LookupResult:
-    """Apply the contract (crm-contract.md) to one HTTP answer."""
+    """Apply the contract (docs/crm-contract.md) to one HTTP answer."""
     if not 200 <= status_code < 300:
         return LookupResult("http_error", http_status=status_code, error=f"CRM answered HTTP {status_code}")
     text, why = _decode(body, content_type)
@@ -143,7 +145,7 @@ def parse_lookup(status_code: int, body: bytes, content_type: str = "application
 
 @dataclasses.dataclass(frozen=True)
 class RuleCheck:
-    """One rule of crm-contract.md applied to one lookup (the console's CRM check)."""
+    """One rule of docs/crm-contract.md applied to one lookup (the console's CRM check)."""
     rule: str
     passed: bool | None  # None: not checked, an earlier rule already failed
     reason: str
@@ -331,6 +333,8 @@ class CrmClient:
         # The one bound on lookups in flight: a burst against a slow CRM waits here, within the deadline.
         self._slots = asyncio.Semaphore(max_concurrent)
         self.requests = 0  # HTTP requests made (for tests and the status page)
+        self.failing = 0  # lookups failed in a row (timeouts, HTTP errors, broken answers)
+        self.first_error = ""  # what the first of them said
 
     # --- the request itself
     async def fetch(self, value: str, context: Mapping[str, str] | None = None) -> LookupResult:
@@ -397,6 +401,7 @@ class CrmClient:
         if task.cancelled() or task.exception() is not None:
             return
         result = task.result()
+        self._note(result)
         if result.cacheable and self.cache_ttl_s > 0:
             self._cache[key] = _Cached(result, self.clock())
             self._cache.move_to_end(key)
@@ -405,6 +410,19 @@ class CrmClient:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+
+    def _note(self, result: LookupResult) -> None:
+        """Log the CRM's state when it changes (its first error; how many failed once it is back),
+        not every failed lookup: a CRM that is down must not fill the log."""
+        if result.cacheable:
+            if self.failing:
+                log.warning("CRM lookups answer again (%d failed since: %s)", self.failing, self.first_error)
+                self.failing, self.first_error = 0, ""
+            return
+        if not self.failing:
+            self.first_error = f"{result.outcome}: {result.error}"
+            log.warning("CRM lookups are failing: %s", self.first_error)
+        self.failing += 1
 
 
 def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None) -> CrmClient:

@@ -246,7 +246,8 @@ class Hub:
             "calls_live": len(self.book.live()),
             "events_accepted": self.events_accepted, "events_duplicate": self.events_duplicate,
             "crm": {"configured": bool(self.settings.crm_url), "requests": self.crm.requests,
-                    "deadline_ms": self.settings.crm_deadline_ms},
+                    "deadline_ms": self.settings.crm_deadline_ms, "failing": self.crm.failing,
+                    "first_error": self.crm.first_error},
             "store": self.store_status(),
         }
 

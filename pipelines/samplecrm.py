@@ -1,6 +1,6 @@
 """The sample CRM: the lookup contract served over data/contacts.csv, for the demo and tests.
 
-``GET /crm/lookup?phone=`` answers exactly as crm-contract.md says a customer's CRM should; the
+``GET /crm/lookup?phone=`` answers exactly as docs/crm-contract.md says a customer's CRM should; the
 pages it links to (a contact, a list of matches, a "new contact" form) are small HTML pages.
 """
 

@@ -210,6 +210,9 @@ class Settings(BaseSettings):
                                     gt=0, le=300)
     # --- the console
     hub_url: HttpUrl = setting("http://127.0.0.1:8765", "console: the hub the console talks to.")
+    console_host: Annotated[str, AfterValidator(_host)] = setting(
+        "127.0.0.1", "console: interface the console listens on (make run); 0.0.0.0 for every interface.")
+    console_port: int = setting(8501, "console: port the console listens on (make run).", ge=1, le=65535)
 
     @field_validator("crm_auth_header")
     @classmethod
@@ -235,6 +238,11 @@ class Settings(BaseSettings):
         """A copy with some values changed (validated like the rest)."""
         _known(changes)
         return _build(None, {**self.model_dump(), **changes})
+
+    def as_environ(self) -> dict[str, str]:
+        """These settings as environment variables, secrets included (for a child process)."""
+        return {env_name(name): value.get_secret_value() if isinstance(value, SecretStr) else _shown(value)
+                for name, value in ((n, getattr(self, n)) for n in type(self).model_fields)}
 
     def redacted(self) -> dict[str, Any]:
         """The settings as they may be shown or logged: secrets say only whether they are set."""

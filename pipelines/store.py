@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from datetime import datetime
@@ -49,6 +50,21 @@ CONFIG = {"checkpoint_threshold": "1TB"}  # no checkpoint inside a COMMIT: the w
 
 class StoreUnavailable(Exception):
     """The store cannot take writes (or answer) now: a full disk, an I/O error. Retry later."""
+
+
+def in_use(path: Path) -> str:
+    """'' when this process may open the file for writing, else who holds it (DuckDB's lock)."""
+    if str(path) == ":memory:" or not Path(path).exists():
+        return ""
+    try:
+        duckdb.connect(str(path), config=CONFIG).close()
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            raise
+        holder = re.search(r"PID (\d+)", str(e))
+        return (f"the database {path} is in use by PID {holder.group(1) if holder else '?'} (another hub?): stop it, "
+                f"or give this one another file with CALLPOP_DB_PATH")
+    return ""
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""The lookup contract (crm-contract.md) applied to real-world answers."""
+"""The lookup contract (docs/crm-contract.md) applied to real-world answers."""
 
 import json
 

@@ -91,6 +91,21 @@ def test_crm_down_pops_unknown_caller_and_records_http_error(start_hub):
     assert row.outcome == "http_error" and "connect" in row.error
 
 
+def test_a_failing_crm_is_logged_when_it_starts_failing_and_when_it_is_back_not_per_lookup(start_hub, crm, caplog):
+    for phone in ("0545550001", "0545550002", "0545550003"):
+        crm.respond(phone, "<html>Service Unavailable</html>", status=503, content_type="text/html")
+    crm.respond("0545550004", contract("Back Again"))
+    hub = start_hub(crm_url=crm.url)
+    noa = Agent(hub, TOKENS["noa"])
+    with caplog.at_level("WARNING", logger="callpop.crm"):
+        for i in range(1, 5):
+            ring(hub, f"log-{i}", f"054555000{i}")
+            noa.recv("pop", where=lambda m, i=i: m["call_id"] == f"log-{i}")
+    said = [r.getMessage() for r in caplog.records if r.name == "callpop.crm"]
+    assert said == ["CRM lookups are failing: http_error: CRM answered HTTP 503",
+                    "CRM lookups answer again (3 failed since: http_error: CRM answered HTTP 503)"]
+
+
 def test_crm_gets_the_configured_format_and_context_and_auth(start_hub, crm):
     crm.respond("972722776772", contract("John Doe", "Voicenter"))
     hub = start_hub(crm_url=crm.url, crm_phone_format="digits", crm_context_params="did,extension",
