@@ -96,8 +96,12 @@ def test_the_demo_runs_apart_and_sigterm_stops_all_it_started(tmp_path):
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(30) == 0
     finally:
-        if runner.poll() is None:
-            runner.kill()
+        if runner.poll() is None:  # a failed check: still stop the children, as SIGTERM does
+            runner.send_signal(signal.SIGTERM)
+            try:
+                runner.wait(30)
+            except subprocess.TimeoutExpired:
+                runner.kill()
     for port in (hub_port, console_port):  # nothing left holding a port (or the database)
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
