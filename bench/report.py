@@ -17,6 +17,10 @@ def fmt(x, nd: int = 1) -> str:
     return f"{x:,.{nd}f}"
 
 
+def rate(r: float) -> str:
+    return f"{r:,g}/s"
+
+
 def ms3(s: dict | None) -> str:
     return "–" if not s else f"{fmt(s['p50_ms'])} / {fmt(s['p95_ms'])} / {fmt(s['p99_ms'])}"
 
@@ -51,13 +55,14 @@ def header(runs: list[tuple[str, dict]]) -> list[str]:
     for label, res in runs:
         m = res["machine"]
         L.append(f"- **{label}**: run {res['date']} on {m['cpu']}, {m['cores']} cores, {m['memory']}, "
-                 f"Python {m['python']}, {m['os']}; hub at commit {res.get('commit', '?')}; "
+                 f"Python {m['python']}, {m['os']}; checkout at commit {res.get('commit', '?')}; "
                  f"`python -m bench{' --quick' if res['quick'] else ''} --label {label}` took "
                  f"{res['minutes']:.1f} min.")
     L.append("")
     if len(runs) == 1:
-        L += [f"This is the **{runs[0][0]}** run alone; once the next run exists, "
-              f"`python -m bench compare {runs[0][0]} <label>` rewrites this page with both side by side.", ""]
+        label = runs[0][0]
+        L += [f"This is the **{label}** run alone; the next (*after*) will follow: `python -m bench --label after`, "
+              f"then `python -m bench compare {label} after` rewrites this page with both side by side.", ""]
     L += ["Every figure of the hub stands beside a bare baseline (`bench/baseline.py`: uvicorn + Starlette + "
           "httpx, configured like the hub) measured in the same run. Hub, baseline, bare CRM and load generator "
           "share the machine's **2 cores**, so absolute figures are pessimistic for a dedicated server; compare "
@@ -70,7 +75,7 @@ def latency(runs) -> list[str]:
          "1,000 agent sockets, every event a new call from a new number. Latency: the ringing event's "
          "request written → the `pop` frame received by the agent's socket. "
          "**Target: hub p99 within 5 ms of the baseline's.**", ""]
-    L += table(runs, [("CRM", lambda c: f"{c['crm_ms']:g} ms"), ("events/s", lambda c: f"{c['rate']:g}")],
+    L += table(runs, [("CRM", lambda c: f"{c['crm_ms']:g} ms"), ("events/s", lambda c: f"{c['rate']:,g}")],
                [("hub p50 / p95 / p99 ms", lambda c: ms3(c["hub"])),
                 ("baseline p50 / p95 / p99 ms", lambda c: ms3(c["baseline"])),
                 ("hub − baseline p99 ms [95 % interval] (paired)", lambda c: fmt(c["diff_p99_ms"]) + (
@@ -129,7 +134,7 @@ def sustained(runs) -> list[str]:
             steps = t["steps"].get(name, [])
             failed = next((s for s in steps if not s["sustained"]), None)
             out.append({"server": name, "best": _best(steps),
-                        "next": f"{failed['rate']:g}/s: {_why(failed)}" if failed else "ladder ended",
+                        "next": f"{rate(failed['rate'])}: {_why(failed)}" if failed else "ladder ended",
                         "confirm": t["confirm"] if name == "hub" else None, "confirm_s": t["confirm_s"]})
         return out
 
@@ -138,11 +143,11 @@ def sustained(runs) -> list[str]:
         if not c:
             return "–"
         rec = "" if c.get("recorded") is None else f", {c['recorded']:,} in DuckDB"
-        return (f"{c['rate']:g}/s × {r['confirm_s']:g} s: {'held' if c['sustained'] else '**not held**'} "
+        return (f"{rate(c['rate'])} × {r['confirm_s']:g} s: {'held' if c['sustained'] else '**not held**'} "
                 f"({c['accepted']:,}/{c['sent']:,} accepted, {c['lost']:,} lost{rec}, p99 {fmt(c['p99_ms'], 0)} ms)")
 
     L += table(runs, [("server", lambda r: r["server"])],
-               [("highest sustained step", lambda r: f"{r['best']:g}/s"), ("next step", lambda r: r["next"]),
+               [("highest sustained step", lambda r: rate(r["best"])), ("next step", lambda r: r["next"]),
                 ("longer run", confirm)], rows, lambda r: r["server"])
     L += ["", "Each step:", ""]
 
@@ -162,7 +167,7 @@ def sustained(runs) -> list[str]:
             f"{'yes' if r[name]['sustained'] else '**no**'} ({fmt(r[name]['cpu_loop_pct'], 0)} / "
             f"{fmt(r[name]['cpu_rest_pct'], 0)} %)")
 
-    L += table(runs, [("events/s", lambda r: f"{r['rate']:g}")],
+    L += table(runs, [("events/s", lambda r: f"{r['rate']:,g}")],
                [("hub: posted, p99, sustained (CPU loop / rest)", step("hub")),
                 ("baseline: posted, p99, sustained (CPU loop / rest)", step("baseline"))],
                steps, lambda r: r["rate"])
@@ -179,7 +184,7 @@ def sockets(runs) -> list[str]:
                [("RSS before → after MB", lambda r: f"{fmt(r['rss_before_kb'] / 1024, 0)} → "
                                                      f"{fmt(r['rss_after_kb'] / 1024, 0)}"),
                 ("KB per socket", lambda r: fmt(r["kb_per_socket"])),
-                ("CPU at rest, % of a core", lambda r: f"{fmt(r['cpu_rest_pct'], 2)} over {fmt(r['rest_s'], 0)} s"),
+                ("CPU at rest, % of a core", lambda r: f"{fmt(r['cpu_rest_pct'])} over {fmt(r['rest_s'], 0)} s"),
                 ("frames/s received", lambda r: fmt(r["frames_per_s"], 0)),
                 ("all signed in within s", lambda r: fmt(r["sign_in_s"]))],
                lambda res: res.get("sockets", []), lambda r: r["server"])
@@ -252,6 +257,14 @@ def profile(runs) -> list[str]:
 
 HOW = """## How measured
 
+**Baseline.** `bench/baseline.py`: uvicorn configured as the hub's (httptools, websockets-sansio,
+uvloop, no per-message deflate, no access log) serving a Starlette app: `POST /api/events` takes
+the body through `json.loads`, looks the caller up with one `httpx.AsyncClient` (timeout 10 s,
+connect 1.5 s, 100 connections, no keep-alive, no redirects), sends the same `pop` frame to the
+agent's sockets, answers 202; `/ws` signs agents in with the same hello and welcome and sends each
+socket a heartbeat every 15 s (at a random phase per socket). No validation framework, no
+database, no cache, no deadline, CPython's stock garbage collector (see `bench/notes.md`).
+
 Processes: the hub (`python -m pipelines serve`, configured by `CALLPOP_*` variables, CRM deadline
 1,500 ms), the baseline (`bench/baseline.py`), the bare CRM (`testkit/crm.py`, raw asyncio on
 uvloop, optional fixed delay) and the load generator (`testkit/load.py`, this process, on uvloop)
@@ -287,6 +300,13 @@ Every event is a new call from a new number, so no lookup is a cache hit.
    `time.time()` just before writing it. The clocks are compared through the narrowest of 20
    reads of the worker's clock bracketed by two of ours; the offset is taken out and its
    uncertainty shown ("clocks ±"). Calls go one at a time, each followed by its hangup.
+
+**Analytics.** `python -m pipelines seed` writes 100 days of history; each named query runs over
+the whole range through `pipelines.analytics.run`, best of 3, beside one bare scan of `lookups`.
+
+**Profile.** `py-spy record --nonblocking -r 100 -f raw` on the server's process during one run;
+only its main thread's stacks are counted, and only what lies below asyncio's `Runner.run` (what
+the loop runs). A group's share is of the samples with one of its frames anywhere on the stack.
 """
 
 
