@@ -1,113 +1,141 @@
-"""The bare baseline the hub is measured against: the least a screen-pop server must do.
+"""The bare baseline the hub is measured against: the least a screen-pop server must do, built
+from the same stock libraries as the hub and configured like it.
 
-A ringing event arrives over HTTP (a raw asyncio HTTP/1.1 reader, keep-alive), one bare
-``httpx`` GET goes to the same CRM, and the same ``pop`` frame is pushed with a bare
-``websockets`` server to the agent's sockets; then 202. No validation framework, no routing
-book, no database, no per-socket queues: whatever the hub spends beyond this is its overhead.
+uvicorn (httptools, websockets-sansio, uvloop, no per-message deflate, no access log) serves a
+small Starlette app:
 
-    python -m bench.baseline --agents agents.csv --crm http://127.0.0.1:P/lookup
-    # prints "bench baseline listening on http://127.0.0.1:HTTP_PORT ws=WS_PORT"
+- ``POST /api/events`` (Bearer ingest token): ``json.loads`` of the body; a ringing event is
+  looked up with one ``httpx.AsyncClient`` GET ``{crm}?phone=<caller>`` (the client configured as
+  the hub's: no keep-alive, 100 connections at most, no redirects), the same ``pop`` frame is
+  sent to every socket of the agent whose extension rings, then 202.
+- ``/ws``: first message ``{"type":"hello","token":…}``, answered ``{"type":"welcome",…}``; a
+  ``{"type":"heartbeat"}`` to each socket every 15 s (each at a random phase).
+
+No validation framework, no database, no call book, no cache, no deadline: whatever the hub
+spends beyond this is the price of what it does more.
+
+    python -m bench.baseline --agents agents.csv --crm http://127.0.0.1:P/lookup --token T
+    # prints "bench baseline listening on http://127.0.0.1:PORT" (HTTP and WebSocket)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
+import random
+import socket
 from datetime import datetime, timezone
 
 import httpx
-from websockets.asyncio.server import ServerConnection, serve
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .wire import read_message
+HEARTBEAT_S = 15.0
+CONNECT_TIMEOUT_S = 1.5  # the CRM deadline: a CRM that cannot be reached in it is of no use to a pop
 
 
-class Baseline:
-    def __init__(self, agents_csv: str, crm_url: str):
-        with open(agents_csv, encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        self.by_token = {r["token"]: r for r in rows}
-        self.by_ext: dict[str, set[ServerConnection]] = {}
-        self.crm_url = crm_url
-        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
-                                      timeout=10)
+def utcnow() -> str:
+    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
 
-    # --- the WebSocket side
-    async def socket(self, ws: ServerConnection) -> None:
+
+def create_app(agents_csv: str, crm_url: str, token: str) -> Starlette:
+    with open(agents_csv, encoding="utf-8") as f:
+        by_token = {r["token"]: r for r in csv.DictReader(f)}
+    by_ext: dict[str, set[WebSocket]] = {}
+    auth = f"Bearer {token}"
+    http: dict[str, httpx.AsyncClient] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        http["client"] = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT_S),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=0), follow_redirects=False)
+        yield
+        await http["client"].aclose()
+
+    async def events(request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != auth:
+            return JSONResponse({"error": "unauthorized", "message": "bad ingest token"}, 401)
+        ev = json.loads(await request.body())
+        if ev.get("type") == "ringing":
+            caller = ev.get("caller", "")
+            r = await http["client"].get(crm_url, params={"phone": caller})
+            crm = r.json()
+            total = int(crm.get("TOTAL") or 0)
+            frame = json.dumps({
+                "type": "pop", "call_id": ev["call_id"],
+                "status": "found" if total == 1 else "multiple" if total else "not_found",
+                "phone": caller, "e164": None, "raw": caller, "name": crm.get("CLIENTNAME", ""),
+                "company": crm.get("COMPANY", ""), "url": crm.get("URL", ""), "total": total,
+                "did": ev.get("callee", ""), "extension": ev.get("extension", ""),
+                "direction": ev.get("direction", "inbound"), "at": utcnow(),
+            }, ensure_ascii=False, separators=(",", ":"))
+            for ws in list(by_ext.get(ev.get("extension", ""), ())):
+                with contextlib.suppress(Exception):
+                    await ws.send_text(frame)
+        return JSONResponse({"status": "accepted", "call_id": ev.get("call_id")}, 202)
+
+    async def heartbeats(ws: WebSocket) -> None:
+        # Each socket's beat at a phase of its own, as when agents sign in over a morning (the
+        # bench signs 1,000 in within a second: in step, their beats would stall the loop at once).
+        await asyncio.sleep(random.uniform(0, HEARTBEAT_S))
+        while True:
+            await ws.send_text(json.dumps({"type": "heartbeat", "at": utcnow()}))
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def session(ws: WebSocket) -> None:
+        await ws.accept()
         try:
-            hello = json.loads(await ws.recv())
-        except Exception:  # noqa: BLE001 - a bad client goes away
+            hello = json.loads(await ws.receive_text())
+        except (WebSocketDisconnect, ValueError):
             return
-        agent = self.by_token.get(hello.get("token", "")) if isinstance(hello, dict) else None
+        agent = by_token.get(hello.get("token", "")) if isinstance(hello, dict) else None
         if agent is None:
             await ws.close(4401, "bad token")
             return
-        peers = self.by_ext.setdefault(agent["extension"], set())
+        peers = by_ext.setdefault(agent["extension"], set())
         peers.add(ws)
+        beating = asyncio.get_running_loop().create_task(heartbeats(ws))
         try:
-            await ws.send(json.dumps({"type": "welcome", "agent": {"id": agent["id"], "name": agent["name"]}}))
-            async for _ in ws:
-                pass
-        except Exception:  # noqa: BLE001
+            await ws.send_text(json.dumps({"type": "welcome", "agent": {"id": agent["id"], "name": agent["name"]},
+                                           "heartbeat_s": HEARTBEAT_S}))
+            while True:
+                await ws.receive_text()  # acks and pings: nothing to do
+        except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
             peers.discard(ws)
+            beating.cancel()
 
-    # --- the event side
-    async def event(self, body: bytes) -> int:
-        ev = json.loads(body)
-        if ev.get("type") != "ringing":
-            return 202
-        r = await self.http.get(self.crm_url, params={"phone": ev.get("caller", "")})
-        crm = r.json()
-        total = int(crm.get("TOTAL") or 0)
-        frame = json.dumps({
-            "type": "pop", "call_id": ev["call_id"], "status": "found" if total == 1 else "multiple" if total else
-            "not_found", "phone": ev.get("caller", ""), "e164": None, "raw": ev.get("caller", ""),
-            "name": crm.get("CLIENTNAME", ""), "company": crm.get("COMPANY", ""), "url": crm.get("URL", ""),
-            "total": total, "did": ev.get("callee", ""), "extension": ev.get("extension", ""),
-            "direction": "inbound", "at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat() + "Z",
-        }, ensure_ascii=False, separators=(",", ":"))
-        for ws in list(self.by_ext.get(ev.get("extension", ""), ())):
-            try:
-                await ws.send(frame)
-            except Exception:  # noqa: BLE001
-                pass
-        return 202
-
-    async def http_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                _, body = await read_message(reader)
-                status = await self.event(body)
-                out = b'{"status":"accepted"}'
-                writer.write(f"HTTP/1.1 {status} Accepted\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(out)}\r\n\r\n".encode() + out)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+    return Starlette(routes=[Route("/api/events", events, methods=["POST"]), WebSocketRoute("/ws", session)],
+                     lifespan=lifespan)
 
 
-async def main(agents_csv: str, crm_url: str) -> None:
-    b = Baseline(agents_csv, crm_url)
-    http_server = await asyncio.start_server(b.http_conn, "127.0.0.1", 0, backlog=2048)
-    async with serve(b.socket, "127.0.0.1", 0, max_size=65536, ping_interval=20, backlog=2048) as ws_server:
-        ws_port = ws_server.sockets[0].getsockname()[1] if hasattr(ws_server, "sockets") else 0
-        port = http_server.sockets[0].getsockname()[1]
-        print(f"bench baseline listening on http://127.0.0.1:{port} ws={ws_port}", flush=True)
-        async with http_server:
-            await http_server.serve_forever()
+def main(agents_csv: str, crm_url: str, token: str) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    config = uvicorn.Config(create_app(agents_csv, crm_url, token), loop="uvloop", http="httptools",
+                            ws="websockets-sansio", ws_max_size=65536, ws_ping_interval=20, ws_ping_timeout=20,
+                            ws_per_message_deflate=False, log_config=None, access_log=False, lifespan="on",
+                            server_header=False)
+    print(f"bench baseline listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(prog="python -m bench.baseline")
     p.add_argument("--agents", required=True)
     p.add_argument("--crm", required=True)
+    p.add_argument("--token", required=True, help="the ingest token POST /api/events must carry")
     a = p.parse_args()
-    try:
-        asyncio.run(main(a.agents, a.crm))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        main(a.agents, a.crm, a.token)

@@ -1,17 +1,4 @@
-"""Raw HTTP/1.1 framing for the bench's bare servers and its load generator: as little CPU as
-possible, so the machine's two cores go to what is measured."""
+"""Kept only for tests/test_http_pool.py (and tests/test_crm_client.py through it), which goes
+with the hub's own HTTP pool: delete this module with it. Everything else imports testkit.wire."""
 
-from __future__ import annotations
-
-import asyncio
-
-
-async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    """One HTTP message: its head (up to the blank line) and its body, by Content-Length (the
-    bench never sends chunked bodies)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head, (await reader.readexactly(length) if length else b"")
+from testkit.wire import read_message  # noqa: F401

@@ -1,0 +1,320 @@
+"""bench/RESULTS.md from one run's figures (``bench/out/<label>.json``) or from several side by
+side (``python -m bench compare before after``): every table has the same rows for each run and
+one group of columns per run, so a before/after reads across."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+SECOND_RING_MS = 3000  # the second ring starts 3-4 s after the first on the usual cadences
+
+
+def fmt(x, nd: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:,.{nd}f}"
+
+
+def rate(r: float) -> str:
+    return f"{r:,g}/s"
+
+
+def ms3(s: dict | None) -> str:
+    return "–" if not s else f"{fmt(s['p50_ms'])} / {fmt(s['p95_ms'])} / {fmt(s['p99_ms'])}"
+
+
+def table(runs: list[tuple[str, dict]], keys: list[tuple[str, Callable]], columns: list[tuple[str, Callable]],
+          rows_of: Callable[[dict], list[dict]], key_of: Callable[[dict], tuple]) -> list[str]:
+    """A markdown table: the key columns, then ``columns`` once per run (headed by the run's label
+    when there are several). A row absent from a run shows dashes there."""
+    multi = len(runs) > 1
+    by_run = [{key_of(r): r for r in rows_of(res)} for _, res in runs]
+    order: list[tuple] = []
+    for rows in by_run:
+        order += [k for k in rows if k not in order]
+    head = [h for h, _ in keys] + [f"{label}: {h}" if multi else h for label, _ in runs for h, _ in columns]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in order:
+        first = next(rows[k] for rows in by_run if k in rows)
+        cells = [fn(first) for _, fn in keys]
+        for rows in by_run:
+            row = rows.get(k)
+            cells += [fn(row) if row is not None else "–" for _, fn in columns]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def has(runs, section: str) -> bool:
+    return any(section in res for _, res in runs)
+
+
+def header(runs: list[tuple[str, dict]]) -> list[str]:
+    L = ["# callpop benchmarks", ""]
+    for label, res in runs:
+        m = res["machine"]
+        L.append(f"- **{label}**: run {res['date']} on {m['cpu']}, {m['cores']} cores, {m['memory']}, "
+                 f"Python {m['python']}, {m['os']}; checkout at commit {res.get('commit', '?')}; "
+                 f"`python -m bench{' --quick' if res['quick'] else ''} --label {label}` took "
+                 f"{res['minutes']:.1f} min.")
+    L.append("")
+    if len(runs) == 1:
+        label = runs[0][0]
+        L += [f"This is the **{label}** run alone; the next (*after*) will follow: `python -m bench --label after`, "
+              f"then `python -m bench compare {label} after` rewrites this page with both side by side.", ""]
+    L += ["Every figure of the hub stands beside a bare baseline (`bench/baseline.py`: uvicorn + Starlette + "
+          "httpx, configured like the hub) measured in the same run. Hub, baseline, bare CRM and load generator "
+          "share the machine's **2 cores**, so absolute figures are pessimistic for a dedicated server; compare "
+          "the hub with the baseline of its own run, and runs with each other through those differences.", ""]
+    return L
+
+
+def latency(runs) -> list[str]:
+    L = ["## 1. Pop latency", "",
+         "1,000 agent sockets, every event a new call from a new number. Latency: the ringing event's "
+         "request written → the `pop` frame received by the agent's socket. "
+         "**Target: hub p99 within 5 ms of the baseline's.**", ""]
+    L += table(runs, [("CRM", lambda c: f"{c['crm_ms']:g} ms"), ("events/s", lambda c: f"{c['rate']:,g}")],
+               [("hub p50 / p95 / p99 ms", lambda c: ms3(c["hub"])),
+                ("baseline p50 / p95 / p99 ms", lambda c: ms3(c["baseline"])),
+                ("hub − baseline p99 ms [95 % interval] (paired)", lambda c: fmt(c["diff_p99_ms"]) + (
+                    f" [{fmt(c['interval_p99_ms'][0])} … {fmt(c['interval_p99_ms'][1])}]"
+                    if c.get("interval_p99_ms") else "") + (
+                    f" ({fmt(c['paired_diff_p99_ms'])})" if c.get("paired_diff_p99_ms") is not None else "")),
+                ("verdict", lambda c: c["verdict"])],
+               lambda res: res.get("latency", []), lambda c: (c["crm_ms"], c["rate"]))
+    return L + [""]
+
+
+def burst(runs) -> list[str]:
+    L = ["## 2. Burst", "",
+         "500 new calls posted within one second, 1,000 agent sockets. **Target: every pop within CRM time + "
+         "250 ms, nothing lost** (every event answered 202, every call popped).", ""]
+    L += table(runs, [("CRM", lambda r: f"{r['crm_ms']:g} ms"), ("server", lambda r: r["server"])],
+               [("202 / posted", lambda r: f"{r['accepted']:,} / {r['sent']:,}"),
+                ("lost", lambda r: f"{r['lost']:,}"),
+                ("p99 / max ms", lambda r: f"{fmt(r['p99_ms'])} / {fmt(r['max_ms'])}"),
+                ("posted within s", lambda r: fmt(r["longest_post_s"], 2)),
+                ("verdict", lambda r: f"≤ {r['limit_ms']:g} ms: {r['verdict']}")],
+               lambda res: res.get("burst", []), lambda r: (r["crm_ms"], r["server"]))
+    return L + [""]
+
+
+def _best(steps: list[dict]) -> float:
+    return max((s["rate"] for s in steps if s["sustained"]), default=0)
+
+
+def _why(s: dict) -> str:
+    """Why a step was not sustained."""
+    why = []
+    if s["accepted"] < s["sent"]:
+        why.append(f"{s['sent'] - s['accepted']:,} events unanswered")
+    if s["lost"]:
+        why.append(f"{s['lost']:,} pops lost")
+    if s["achieved_rate"] < 0.95 * s["rate"]:
+        why.append(f"{fmt(s['achieved_rate'], 0)}/s posted")
+    if not s["p99_ms"] < 1500:
+        why.append(f"p99 {fmt(s['p99_ms'], 0)} ms")
+    return ", ".join(why) or "–"
+
+
+def sustained(runs) -> list[str]:
+    L = ["## 3. Sustained rate", "",
+         "Rising event rates, 1,000 agent sockets, CRM instant. A step is sustained when every event got its "
+         "202, every call popped, the generator kept ≥ 95 % of the rate and pop p99 stayed under 1,500 ms. "
+         "No target (the hub's floor is 200 events/s).", ""]
+
+    def rows(res):
+        t = res.get("sustained")
+        if not t:
+            return []
+        out = []
+        for name in ("hub", "baseline"):
+            steps = t["steps"].get(name, [])
+            failed = next((s for s in steps if not s["sustained"]), None)
+            out.append({"server": name, "best": _best(steps),
+                        "next": f"{rate(failed['rate'])}: {_why(failed)}" if failed else "ladder ended",
+                        "confirm": t["confirm"] if name == "hub" else None, "confirm_s": t["confirm_s"]})
+        return out
+
+    def confirm(r):
+        c = r["confirm"]
+        if not c:
+            return "–"
+        rec = "" if c.get("recorded") is None else f", {c['recorded']:,} in DuckDB"
+        return (f"{rate(c['rate'])} × {r['confirm_s']:g} s: {'held' if c['sustained'] else '**not held**'} "
+                f"({c['accepted']:,}/{c['sent']:,} accepted, {c['lost']:,} lost{rec}, p99 {fmt(c['p99_ms'], 0)} ms)")
+
+    L += table(runs, [("server", lambda r: r["server"])],
+               [("highest sustained step", lambda r: rate(r["best"])), ("next step", lambda r: r["next"]),
+                ("longer run", confirm)], rows, lambda r: r["server"])
+    L += ["", "Each step:", ""]
+
+    def steps(res):
+        t = res.get("sustained")
+        if not t:
+            return []
+        by_rate: dict = {}
+        for name in ("hub", "baseline"):
+            for s in t["steps"].get(name, []):
+                by_rate.setdefault(s["rate"], {"rate": s["rate"]})[name] = s
+        return list(by_rate.values())
+
+    def step(name):
+        return lambda r: "–" if name not in r else (
+            f"{fmt(r[name]['achieved_rate'], 0)}/s, p99 {fmt(r[name]['p99_ms'], 0)} ms, "
+            f"{'yes' if r[name]['sustained'] else '**no**'} ({fmt(r[name]['cpu_loop_pct'], 0)} / "
+            f"{fmt(r[name]['cpu_rest_pct'], 0)} %)")
+
+    L += table(runs, [("events/s", lambda r: f"{r['rate']:,g}")],
+               [("hub: posted, p99, sustained (CPU loop / rest)", step("hub")),
+                ("baseline: posted, p99, sustained (CPU loop / rest)", step("baseline"))],
+               steps, lambda r: r["rate"])
+    return L + [""]
+
+
+def sockets(runs) -> list[str]:
+    n = next((r["sockets"] for _, res in runs for r in res.get("sockets", [])), 10000)
+    L = [f"## 4. {n:,} agent sockets on one server", "",
+         f"RSS of the server's process before and after {n:,} agents signed in, and the CPU it spends at rest "
+         "with them connected (heartbeats, WebSocket pings, housekeeping; hub: its child processes included). "
+         "No target.", ""]
+    L += table(runs, [("server", lambda r: r["server"])],
+               [("RSS before → after MB", lambda r: f"{fmt(r['rss_before_kb'] / 1024, 0)} → "
+                                                     f"{fmt(r['rss_after_kb'] / 1024, 0)}"),
+                ("KB per socket", lambda r: fmt(r["kb_per_socket"])),
+                ("CPU at rest, % of a core", lambda r: f"{fmt(r['cpu_rest_pct'])} over {fmt(r['rest_s'], 0)} s"),
+                ("frames/s received", lambda r: fmt(r["frames_per_s"], 0)),
+                ("all signed in within s", lambda r: fmt(r["sign_in_s"]))],
+               lambda res: res.get("sockets", []), lambda r: r["server"])
+    return L + [""]
+
+
+def chromium(runs) -> list[str]:
+    L = ["## 5. In real Chromium", "",
+         "PBX event posted → the extension's service worker asks for the notification bubble "
+         "(`chrome.notifications.create` called) and Chrome says it is created (its callback); one agent "
+         "signed in, CRM instant, one call at a time. No baseline. **Target: the bubble before the second "
+         f"ring** (p99 under {SECOND_RING_MS / 1000:g} s).", ""]
+
+    def rows(res):
+        c = res.get("chromium")
+        return [c] if c else []
+
+    def verdict(c):
+        if "error" in c:
+            return c["error"]
+        ok = c["lost"] == 0 and c["created_p99_ms"] < SECOND_RING_MS
+        return "met" if ok else "**missed**"
+
+    L += table(runs, [],
+               [("bubbles / calls", lambda c: f"{c.get('bubbles', 0)} / {c.get('calls', 0)}"),
+                ("create() called p50 / p95 / p99 ms", lambda c: ms3(c) if "p50_ms" in c else "–"),
+                ("created p50 / p99 ms", lambda c: f"{fmt(c.get('created_p50_ms'))} / {fmt(c.get('created_p99_ms'))}"),
+                ("clocks ± ms", lambda c: fmt(c.get("clock_uncertainty_ms"), 2)),
+                ("verdict", verdict)], rows, lambda c: "chromium")
+    return L + [""]
+
+
+def analytics(runs) -> list[str]:
+    a = next((res["analytics"] for _, res in runs if res.get("analytics")), None)
+    if a is None:
+        return []
+    if "error" in a:
+        return ["## Analytics", "", f"Not measured: {a['error']}", ""]
+    L = ["## Analytics", "",
+         f"The console's named queries (`pipelines/analytics.py`) over {a.get('lookups', 0):,} generated lookups, "
+         "whole range, best of 3, against a bare DuckDB scan of the same table computing hit rate and exact "
+         "p50/p95/p99 (the ratio). No target.", ""]
+    L += table(runs, [("query", lambda q: q["name"])],
+               [("ms", lambda q: fmt(q["ms"], 0)), ("ratio to bare scan", lambda q: fmt(q["ratio"], 2))],
+               lambda res: ([{"name": "(bare scan)", "ms": res["analytics"]["bare_ms"], "ratio": 1.0}]
+                            + res["analytics"]["queries"]) if res.get("analytics", {}).get("queries") else [],
+               lambda q: q["name"])
+    return L + [""]
+
+
+def profile(runs) -> list[str]:
+    if not has(runs, "profile"):
+        return []
+    L = ["## Profile", "",
+         "py-spy, 100 Hz, on each server's event-loop thread during one run (1,000 agent sockets, CRM instant). "
+         "No target: it says where the loop goes, e.g. whether the HTTP client to the CRM is what limits it.", ""]
+    for label, res in runs:
+        for p in res.get("profile") or []:
+            who = f"{label}, {p.get('server', 'hub')}" if len(runs) > 1 else p.get("server", "hub")
+            if "error" in p:
+                L += [f"**{who}**: {p['error']}", ""]
+                continue
+            L += [f"**{who}** at {p['rate']:g} events/s for {p['seconds']:g} s: {p['samples']:,} samples, the loop "
+                  f"busy {fmt(p['cpu_loop_pct'], 0)} % of a core, pop p99 {fmt(p['p99_ms'])} ms. Share of the samples "
+                  "with each on the stack: " + "; ".join(f"{g} {fmt(v)} %" for g, v in p["groups"] if v) + ". "
+                  "Largest own times (`Runner.run`'s is the C below it: uvloop's I/O and callbacks, C parsers, "
+                  "system calls): " + "; ".join(f"{fmt(v)} % {f}" for f, v in p["own"][:6]) + ".", ""]
+    return L
+
+
+HOW = """## How measured
+
+**Baseline.** `bench/baseline.py`: uvicorn configured as the hub's (httptools, websockets-sansio,
+uvloop, no per-message deflate, no access log) serving a Starlette app: `POST /api/events` takes
+the body through `json.loads`, looks the caller up with one `httpx.AsyncClient` (timeout 10 s,
+connect 1.5 s, 100 connections, no keep-alive, no redirects), sends the same `pop` frame to the
+agent's sockets, answers 202; `/ws` signs agents in with the same hello and welcome and sends each
+socket a heartbeat every 15 s (at a random phase per socket). No validation framework, no
+database, no cache, no deadline, CPython's stock garbage collector (see `bench/notes.md`).
+
+Processes: the hub (`python -m pipelines serve`, configured by `CALLPOP_*` variables, CRM deadline
+1,500 ms), the baseline (`bench/baseline.py`), the bare CRM (`testkit/crm.py`, raw asyncio on
+uvloop, optional fixed delay) and the load generator (`testkit/load.py`, this process, on uvloop)
+each on their own; all bind port 0 on 127.0.0.1. The generator stamps each event just before its
+request is written and each frame when its socket delivers it, both with its `perf_counter`.
+Every event is a new call from a new number, so no lookup is a cache hit.
+
+1. **Pop latency.** For each CRM delay one hub and one baseline run side by side, each with its
+   1,000 agent sockets connected throughout. Each rate runs in slices taken in turns (who goes
+   first alternates), so a noisy spell falls on both. The table's difference is of the pooled
+   p99s; *paired* is the median over the pairs of slices of hub p99 − baseline p99 (one bad slice
+   moves it one place); the 95 % interval resamples whole pairs of slices (`testkit/stats.py`). A
+   verdict is *clear* when the interval lies wholly on one side of the 5 ms limit and *within the
+   noise* when it spans it. The first pop of a call counts (a `pending` pop too, were the CRM late).
+2. **Burst.** On the same processes, after the latency cells: 500 ringing events posted evenly
+   over one second, repeated (alternating hub and baseline, 3 s apart); the table pools the
+   repeats. "Posted within" is the longest a burst took to write (the generator's own pace).
+3. **Sustained.** A fresh hub (then a fresh baseline), sockets connected once, a ladder of rates
+   each for a fixed time, stopping at the first step not sustained. The hub's highest step then
+   runs longer on another fresh hub, which is stopped gracefully and its DuckDB file read back
+   (events recorded of those accepted); if it does not hold, the step below is tried. CPU per
+   step: the server's main thread (the event loop) / everything else (its threads and children).
+4. **Agent sockets.** A hub (then a baseline) with an agents CSV of that size: RSS of its main
+   process after 2 s idle, then after every agent signed in (100 handshakes at a time) and 5 s of
+   quiet; then its CPU (all threads and child processes, from `/proc`) over the rest period
+   with nothing but heartbeats and pings going.
+5. **Chromium.** Debian's chromium under Playwright, the extension loaded unpacked from
+   `extension/` exactly as the browser tests load it (`testkit/browser.py`) and configured
+   through `chrome.storage.sync` (hub URL, agent token) as its options page does. A wrapper
+   around `chrome.notifications.create`, installed in the service worker with `worker.evaluate`,
+   records per notification id when it was called and when Chrome's callback came, on the
+   worker's `performance.timeOrigin + performance.now()`. The PBX side stamps each POST with
+   `time.time()` just before writing it. The clocks are compared through the narrowest of 20
+   reads of the worker's clock bracketed by two of ours; the offset is taken out and its
+   uncertainty shown ("clocks ±"). Calls go one at a time, each followed by its hangup.
+
+**Analytics.** `python -m pipelines seed` writes 100 days of history; each named query runs over
+the whole range through `pipelines.analytics.run`, best of 3, beside one bare scan of `lookups`.
+
+**Profile.** `py-spy record --nonblocking -r 100 -f raw` on the server's process during one run;
+only its main thread's stacks are counted, and only what lies below asyncio's `Runner.run` (what
+the loop runs). A group's share is of the samples with one of its frames anywhere on the stack.
+"""
+
+
+def write(runs: list[tuple[str, dict]], path: Path) -> None:
+    L = header(runs)
+    for section in (latency, burst, sustained, sockets, chromium, analytics, profile):
+        name = section.__name__
+        if name in ("analytics", "profile") or has(runs, name):
+            L += section(runs)
+    L += [HOW]
+    path.write_text("\n".join(L).rstrip() + "\n", encoding="utf-8")
