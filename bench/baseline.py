@@ -5,8 +5,8 @@ uvicorn (httptools, websockets-sansio, uvloop, no per-message deflate, no access
 small Starlette app:
 
 - ``POST /api/events`` (Bearer ingest token): ``json.loads`` of the body; a ringing event is
-  looked up with one ``httpx.AsyncClient`` GET ``{crm}?phone=<caller>`` (the client configured as
-  the hub's: no keep-alive, 100 connections at most, no redirects), the same ``pop`` frame is
+  looked up with one GET ``{crm}?phone=<caller>`` on the hub's own ``httpx.AsyncClient``
+  (``pipelines.http_client.client``: the same limits, timeouts and no keep-alive), the same ``pop`` frame is
   sent to every socket of the agent whose extension rings, then 202.
 - ``/ws``: first message ``{"type":"hello","token":…}``, answered ``{"type":"welcome",…}``; a
   ``{"type":"heartbeat"}`` to each socket every 15 s (each at a random phase).
@@ -37,8 +37,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from pipelines import http_client, settings
+
 HEARTBEAT_S = 15.0
-CONNECT_TIMEOUT_S = 1.5  # the CRM deadline: a CRM that cannot be reached in it is of no use to a pop
 
 
 def utcnow() -> str:
@@ -54,9 +55,7 @@ def create_app(agents_csv: str, crm_url: str, token: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        http["client"] = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT_S),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=0), follow_redirects=False)
+        http["client"] = http_client.client(settings.load(env_file=None))
         yield
         await http["client"].aclose()
 

@@ -395,9 +395,7 @@ class Store:
             cols = [c for c in self._columns[table] if any(c in r for r in rows)]
             batch = _columns_of(rows, cols)  # noqa: F841 - read by name below
             names = ", ".join(f'"{c}"' for c in cols)
-            # Events are unique by id: a copy that got here anyway is dropped, the first kept.
-            conflict = " ON CONFLICT DO NOTHING" if table == "events" else ""
-            con.execute(f'INSERT INTO "{table}" ({names}) SELECT * FROM batch{conflict}')
+            con.execute(f'INSERT INTO "{table}" ({names}) SELECT * FROM batch')
         by_shape: dict[tuple, list[dict]] = {}
         for (table, _), (key, values) in updates.items():
             by_shape.setdefault((table, tuple(sorted(key)), tuple(sorted(values))), []).append({**key, **values})
