@@ -136,7 +136,7 @@ class DialProgress(BaseModel):
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def agent_of(request: Request, creds: Creds) -> Agent:
+async def agent_of(request: Request, creds: Creds) -> Agent:  # async: a sync dependency runs on a thread
     hub: Hub = request.app.state.hub
     agent, why = hub.agents.authenticate(creds.credentials if creds else None)
     if agent is None:
@@ -145,7 +145,7 @@ def agent_of(request: Request, creds: Creds) -> Agent:
     return agent
 
 
-def ingest_allowed(request: Request, creds: Creds) -> None:
+async def ingest_allowed(request: Request, creds: Creds) -> None:
     hub: Hub = request.app.state.hub
     expected = hub.settings.ingest_token.get_secret_value()
     if not expected:

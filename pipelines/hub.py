@@ -28,7 +28,7 @@ from .pops import Popper
 from .providers.base import Provider
 from .sessions import Session, Sessions
 from .settings import Settings
-from .store import Store, StoreUnavailable
+from .store import Store, StoreUnavailable, is_duplicate
 
 log = logging.getLogger("callpop.hub")
 ACK_TIMEOUT_S = 5.0  # longest an event's answer waits for its commit (then 503: the PBX retries)
@@ -73,7 +73,7 @@ class Hub:
         self._provider = provider
         # Events acted on whose rows are not committed yet: a copy arriving meanwhile waits for
         # the first one's commit. Once committed, the database's unique key answers instead.
-        self._pending: dict[str, asyncio.Future[BaseException | None]] = {}
+        self._pending: dict[str, asyncio.Future[str | BaseException]] = {}
         self._loops: list[asyncio.Task] = []  # housekeeping: never finishes
         self._draining = False
         self.started = time.time()
@@ -124,13 +124,17 @@ class Hub:
 
     # --- events in
     async def ingest(self, event: CallEvent, provider: str, wait: bool = True) -> str:
-        """Record one event and act on it, once: returns 'accepted', or 'duplicate' for an event
-        id already seen. ``wait``: return once the event and the rows made from it are committed
+        """Record one event and act on it: returns 'accepted', or 'duplicate' for an event id
+        already recorded. ``wait``: return once the event and the rows made from it are committed
         (the PBX's 202); else at once (a provider in this process that acknowledges to nobody).
 
+        The pop never waits for the disk: the event is acted on at once, and its rows go to the
+        store as one unit that the unique key on ``event_id`` refuses whole if the id is already
+        there, whatever its age. A copy arriving while the first is on its way waits for it.
+
         Raises ``EventRefused`` (its time is too far from the hub's clock) or ``StoreUnavailable``
-        (not committed: the disk refuses writes; the event is acted on and held, and a retry is
-        answered once it is committed; with too much held, it is refused before acting on it)."""
+        (not committed: the disk refuses writes; the event is held and a retry is answered once
+        it is committed; with too much held, it is refused before it is acted on)."""
         now = utcnow()
         if event.at is not None and abs(event.at - now) > timedelta(hours=self.settings.event_window_h):
             raise EventRefused("at_out_of_range", f"'at' {event.at.isoformat()}Z is more than "
@@ -144,19 +148,8 @@ class Hub:
             return "duplicate"
         if refused := self.store.accepting():
             raise StoreUnavailable(refused)
-        done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[str | BaseException] = asyncio.get_running_loop().create_future()
         self._pending[event_id] = done
-        try:
-            known = await asyncio.to_thread(self.store.seen, event_id)
-        except BaseException as e:
-            del self._pending[event_id]
-            done.set_result(e if isinstance(e, Exception) else StoreUnavailable("stopped"))
-            raise
-        if known:  # committed before (by this run or an earlier one): nothing more to do
-            del self._pending[event_id]
-            done.set_result(None)
-            self.events_duplicate += 1
-            return "duplicate"
         with self.store.together():
             written = self.store.insert("events", {
                 "event_id": event_id, "call_id": event.call_id, "type": event.type, "direction": event.direction,
@@ -168,26 +161,31 @@ class Hub:
                 log.exception("event %s of call %s could not be processed", event.type, event.call_id)
         loop = asyncio.get_running_loop()
         written.add_done_callback(lambda f: loop.call_soon_threadsafe(self._settle, event_id, done, f))
-        self.events_accepted += 1
-        if wait:
-            await self._committed(done)
-        return "accepted"
+        return await self._committed(done) if wait else "accepted"
 
     def _settle(self, event_id: str, done: asyncio.Future, written) -> None:
+        """The event's unit is committed (accepted), refused by the unique key (duplicate), or failed."""
         self._pending.pop(event_id, None)
-        done.set_result(written.exception())
+        failed = written.exception()
+        outcome = "duplicate" if is_duplicate(failed) else failed or "accepted"
+        if outcome == "duplicate":
+            self.events_duplicate += 1
+        elif outcome == "accepted":
+            self.events_accepted += 1
+        done.set_result(outcome)
 
-    async def _committed(self, done: asyncio.Future[BaseException | None]) -> None:
-        """Return once the event behind ``done`` is committed; else StoreUnavailable (or the
-        error that failed its write)."""
+    async def _committed(self, done: asyncio.Future[str | BaseException]) -> str:
+        """'accepted' or 'duplicate' once the event behind ``done`` is settled; else
+        StoreUnavailable (or the error that failed its write)."""
         if not done.done() and self.store.problem:  # held until the disk takes writes again
             raise StoreUnavailable(self.store.problem)
         try:
-            failed = await asyncio.wait_for(asyncio.shield(done), ACK_TIMEOUT_S)
+            outcome = await asyncio.wait_for(asyncio.shield(done), ACK_TIMEOUT_S)
         except TimeoutError:
             raise StoreUnavailable(self.store.problem or f"not committed within {ACK_TIMEOUT_S:g} s") from None
-        if failed is not None:
-            raise failed
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def process(self, event: CallEvent, provider: str) -> None:
         step = self.book.apply(event, self.agents, utcnow(), provider)

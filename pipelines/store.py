@@ -8,8 +8,8 @@ load. A write's future resolves once its transaction is committed, and DuckDB's 
 durable (its write-ahead log is synced): that is what an event's 202 waits for.
 
 Writes made in ``together()`` share one transaction: an event and the rows made from it are
-committed all or none. Events have a unique key on ``event_id``; ``seen`` asks the committed
-file, whatever the event's age.
+committed all or none. Events have a unique key on ``event_id``: a unit whose event is already
+stored, whatever its age, is refused whole (``is_duplicate``) and the rest of its group committed.
 
 When a commit fails for a reason outside the data (a full disk, an I/O error), nothing is lost
 and nothing dies: the writer keeps the group, says why (``problem``), and tries again with
@@ -96,8 +96,8 @@ class Store:
         self.commits = 0
         self.rows_written = 0
         self.problem = ""  # why writes are not being committed now; "" when they are
-        self._stop_by: float | None = None
-        self._held = 0  # writes in a group whose commit is being retried  # closing: when to give up on a disk that refuses writes
+        self._stop_by: float | None = None  # closing: when to give up on a disk that refuses writes
+        self._held = 0  # writes in a group whose commit is being retried
         self.last_error = ""  # the last write that failed for its own data (and was dropped)
 
     # --- life cycle
@@ -229,29 +229,25 @@ class Store:
     def query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
         return self.run(query, sql, params)
 
-    def seen(self, event_id: str) -> bool:
-        """Whether an event with this id is committed (any age: the unique key's index)."""
-        return self.run(lambda cur: cur.execute("SELECT 1 FROM events WHERE event_id = ?",
-                                                [event_id]).fetchone() is not None)
-
     def pending(self) -> int:
         """Writes not committed yet: queued, and held by a commit being retried."""
         return self._queue.qsize() + self._held
 
     # --- the writer thread
     def _writer(self) -> None:
-        """Group commit: a DuckDB statement costs ~1-3 ms whatever its size, so what queued while
-        the last commit ran shares the next one; ``commit_window_s`` may hold a group longer for
-        more company. After a quiet spell the first write commits at once."""
+        """Group commit: a DuckDB statement costs ~1 ms whatever its size, so what queued while
+        the last commit ran shares the next one, and a write that comes within ``commit_window_s``
+        of the last commit waits for the window's end with whatever else comes. After a quiet
+        spell the first write commits at once."""
         last = 0.0
         stopping = False
         while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 break
-            group = list(_ops(first))
+            group = [_unit(first)]
             due = last + self.commit_window_s
-            while len(group) < MAX_GROUP:
+            while sum(len(u) for u in group) < MAX_GROUP:
                 try:
                     wait = due - time.monotonic()
                     item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
@@ -260,26 +256,26 @@ class Store:
                 if item is _STOP:
                     stopping = True
                     break
-                group += _ops(item)
+                group.append(_unit(item))
             self._commit_until_done(group)
             last = time.monotonic()
         if self.problem and self.pending():
             log.error("the store closes with %d writes it could not commit (%s)", self.pending(), self.problem)
 
-    def _commit_until_done(self, group: list[_Op]) -> None:
+    def _commit_until_done(self, group: list[list[_Op]]) -> None:
         """Commit the group, retrying while the disk refuses; at close, only until the grace ends."""
         wait = 0.1
         while True:
             try:
                 self._commit(group)
             except _Environment as e:
-                self._held = len(group)
+                self._held = sum(len(u) for u in group)
                 if not self.problem:
-                    log.error("the database cannot commit (%s): %d writes held, retrying", e, len(group))
+                    log.error("the database cannot commit (%s): %d writes held, retrying", e, self._held)
                 self.problem = str(e)
                 if self._stop_by is not None and time.monotonic() > self._stop_by:
                     self._held = 0
-                    for op in group:
+                    for op in (op for unit in group for op in unit):
                         op.future.set_exception(StoreUnavailable(self.problem))
                     return
                 time.sleep(wait)
@@ -289,13 +285,15 @@ class Store:
             self._checkpoint_if_due()
             return
 
-    def _commit(self, group: list[_Op]) -> None:
-        """One transaction. An environmental failure raises ``_Environment`` (the caller retries);
-        a bad row is found and failed alone, the rest committed."""
+    def _commit(self, group: list[list[_Op]]) -> None:
+        """One transaction for the group's units. An environmental failure raises
+        ``_Environment`` (the caller retries); a unit DuckDB refuses (a bad row, an event id
+        already stored) is found and failed whole, the other units committed."""
         con = self._usable()
+        ops = [op for unit in group for op in unit]
         try:
             con.execute("BEGIN")
-            self._apply(con, group)
+            self._apply(con, ops)
             con.execute("COMMIT")
         except Exception as e:  # noqa: BLE001 - the writer never dies: a row DuckDB (or Arrow) refuses fails alone
             _rollback(con)
@@ -304,19 +302,21 @@ class Store:
                     self._drop_connection()
                 raise _Environment(self._why(e)) from None
             if len(group) == 1:
-                self.last_error = f"{type(e).__name__}: {self._why(e)}"
-                log.error("write to %s failed: %s", group[0].table, self.last_error)
-                group[0].future.set_exception(e)
+                if not is_duplicate(e):
+                    self.last_error = f"{type(e).__name__}: {_first_line(e)}"
+                    log.error("write to %s failed: %s", ops[0].table, self.last_error)
+                for op in ops:
+                    op.future.set_exception(e)
                 return
-            for op in group:  # find the bad one, keep the rest
-                self._commit([op])
+            for unit in group:  # find the bad unit, keep the rest
+                self._commit([unit])
             return
         if self.problem:  # before the futures resolve: whoever sees one done sees the store well
             log.warning("the database commits again after: %s", self.problem)
             self.problem = ""
         self.commits += 1
-        self.rows_written += len(group)
-        for op in group:
+        self.rows_written += len(ops)
+        for op in ops:
             if not op.future.done():
                 op.future.set_result(None)
 
@@ -439,8 +439,14 @@ def _first_line(e: Exception) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:300]
 
 
-def _ops(item: Any) -> list[_Op]:
+def _unit(item: Any) -> list[_Op]:
+    """What the queue holds: one write, or the writes of ``together()``, committed all or none."""
     return item if isinstance(item, list) else [item]
+
+
+def is_duplicate(e: BaseException | None) -> bool:
+    """A write refused because its event id is already stored (the unique key)."""
+    return isinstance(e, duckdb.ConstraintException) and "Duplicate key" in str(e) and "event_id" in str(e)
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None
