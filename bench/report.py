@@ -259,8 +259,8 @@ HOW = """## How measured
 
 **Baseline.** `bench/baseline.py`: uvicorn configured as the hub's (httptools, websockets-sansio,
 uvloop, no per-message deflate, no access log) serving a Starlette app: `POST /api/events` takes
-the body through `json.loads`, looks the caller up with one `httpx.AsyncClient` (timeout 10 s,
-connect 1.5 s, 100 connections, no keep-alive, no redirects), sends the same `pop` frame to the
+the body through `json.loads`, looks the caller up on the hub's own client
+(`pipelines.http_client.client`: 100 connections, no keep-alive), sends the same `pop` frame to the
 agent's sockets, answers 202; `/ws` signs agents in with the same hello and welcome and sends each
 socket a heartbeat every 15 s (at a random phase per socket). No validation framework, no
 database, no cache, no deadline, CPython's stock garbage collector (see `bench/notes.md`).
