@@ -97,8 +97,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
     db_path: Path = setting(Path("data/callpop.duckdb"), "DuckDB file the hub owns (only the hub opens it while it runs).")
     store_commit_ms: float = setting(
-        20.0, "Longest a write waits to share a DuckDB commit with others (group commit); an idle hub commits at "
-        "once. An event's 202 waits for its commit.", ge=0, le=1000)
+        0.0, "How long a write that comes soon after a commit may wait to share the next one. 0: commit as soon "
+        "as the writer is free (writes that come while it commits share the next commit). An event's 202 waits for "
+        "its commit; more here means fewer commits (less CPU) and later 202s.", ge=0, le=1000)
     store_queue_max: int = setting(
         50_000, "Writes queued for DuckDB before events are refused with 503 (a disk that stopped taking them).",
         ge=100, le=10_000_000)

@@ -44,7 +44,7 @@ log = logging.getLogger("callpop.store")
 SCHEMA = Path(__file__).resolve().parent.parent / "data" / "schema.sql"
 MAX_GROUP = 5000  # operations per transaction at most
 WAL_CHECKPOINT_BYTES = 16 << 20  # fold the write-ahead log into the file past this size (DuckDB's own default)
-RETRY_MAX_S = 5.0  # longest wait between two attempts at a failed commit
+RETRY_MAX_S = 2.0  # longest wait between two attempts at a failed commit
 CONFIG = {"checkpoint_threshold": "1TB"}  # no checkpoint inside a COMMIT: the writer runs them
 
 

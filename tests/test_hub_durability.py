@@ -18,7 +18,7 @@ def event(i, call="full-1", kind="ringing", **extra):
 def test_a_full_disk_is_503_never_a_lost_202_and_everything_lands_once_space_returns(start_hub, tmp_path):
     disk = small_disk(tmp_path / "disk")
     try:
-        hub = start_hub(db_path=str(disk.path / "callpop.duckdb"), store_commit_ms=20.0)
+        hub = start_hub(db_path=str(disk.path / "callpop.duckdb"))
         noa = Agent(hub, TOKENS["noa"])
         assert post_event(hub, **event(1, "before")).status_code == 202
         noa.recv("pop")

@@ -60,11 +60,11 @@ def test_sigkill_under_load_loses_no_accepted_event_and_a_retry_never_doubles_on
     agents_csv, agents = many_agents
     db = tmp_path / "killed.duckdb"
     hub = hub_process(agents_csv, db)
-    statuses = asyncio.run(post_until_killed(hub, agents, clients=20, kill_at=600))
+    statuses = asyncio.run(post_until_killed(hub, agents, clients=20, kill_at=300))
     assert hub.proc.wait(10) == -9
     accepted = {i for i, s in statuses.items() if s == 202}
     unanswered = {i for i, s in statuses.items() if s != 202}
-    assert len(accepted) >= 600 and unanswered, "the kill must land in the middle of the load"
+    assert len(accepted) >= 300 and unanswered, "the kill must land in the middle of the load"
     assert set(statuses.values()) <= {202, 0}  # before the kill every event was taken; after, no answer
 
     # Straight from the file, as the kill left it (its write-ahead log beside it): nothing restarted.
