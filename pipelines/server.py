@@ -20,6 +20,21 @@ from .settings import Settings
 log = logging.getLogger("callpop.server")
 
 
+class _NoFrameText(logging.Filter):
+    """websockets logs every frame's text at DEBUG on uvicorn's logger, and a hello frame holds
+    the agent's token: those lines are dropped, at any level the hub is run with."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.DEBUG and record.msg in ("< %s", "> %s")
+                    and "websockets" in record.pathname)
+
+
+def _quiet_frames() -> None:
+    frames = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoFrameText) for f in frames.filters):
+        frames.addFilter(_NoFrameText())
+
+
 class _Server(uvicorn.Server):
     own_process = False  # set by serve(): the garbage collector's settings are ours to tune
 
@@ -65,6 +80,7 @@ def bind(settings: Settings) -> tuple[socket.socket, Settings]:
 
 
 def make_server(settings: Settings, hub: Hub | None = None) -> tuple[uvicorn.Server, socket.socket, Settings]:
+    _quiet_frames()
     sock, settings = bind(settings)
     app = create_app(settings, hub)
     # httptools parses HTTP in C; frames are small JSON, so per-message compression would cost

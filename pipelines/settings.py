@@ -10,10 +10,12 @@ values in force). Secrets are ``SecretStr``: nothing prints them, not even ``rep
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import re
 import typing
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
@@ -28,6 +30,17 @@ log = logging.getLogger("callpop.settings")
 
 class SettingsError(ValueError):
     pass
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _split(value: Any) -> Any:
@@ -93,7 +106,12 @@ class Settings(BaseSettings):
         "127.0.0.1", "Interface the hub listens on (HTTP API and WebSocket on one port).")
     port: int = setting(8765, "Port the hub listens on; 0 picks a free port (the hub logs which).", ge=0, le=65535)
     public_url: HttpUrl = setting(
-        "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy).")
+        "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy). Its host is one "
+        "the hub answers to (see CALLPOP_ALLOWED_HOSTS).")
+    allowed_hosts: CsvList = setting(
+        [], "Host names the hub answers to besides CALLPOP_PUBLIC_URL's, CALLPOP_HOST and loopback names, "
+        "comma-separated (e.g. the name or address the PBX uses). Other Host headers get 400: a web page "
+        "cannot reach the hub through DNS rebinding.")
     log_level: LogLevel = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
     db_path: Path = setting(Path("data/callpop.duckdb"), "DuckDB file the hub owns (only the hub opens it while it runs).")
     store_commit_ms: float = setting(
@@ -167,7 +185,11 @@ class Settings(BaseSettings):
         '"{to}" <{extension}>', "asterisk: caller ID leg A's phone shows ({to}, {extension}); FreePBX picks the "
         "outbound caller ID from its number part.")
     # --- CRM lookup (see docs/crm-contract.md)
-    crm_url: HttpUrl = setting("", "The customer's lookup URL (GET ?phone=...); empty = the built-in sample CRM.")
+    crm_url: HttpUrl = setting("", "The customer's lookup URL (GET ?phone=...); empty = the sample CRM (needs "
+                                   "CALLPOP_SAMPLE_CRM).")
+    sample_crm: bool = setting(
+        False, "Serve the built-in sample CRM at /crm/* over CALLPOP_CONTACTS_CSV (the demo turns it on). It answers "
+        "anyone without a token: never on a hub others can reach.")
     crm_phone_param: Annotated[str, Field(pattern=r"^[\w.\-]+$")] = setting(
         "phone", "Query parameter that carries the number to the CRM.")
     crm_phone_format: Literal["raw", "national", "e164", "digits"] = setting(
@@ -234,6 +256,20 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def loopback_only(self) -> bool:
+        """The hub listens on a loopback address only: nothing off this machine reaches it."""
+        return is_loopback(self.host)
+
+    def hosts(self) -> frozenset[str]:
+        """Host names (lower case, no port, IPv6 without brackets) the hub answers to."""
+        named = {"localhost", "127.0.0.1", "::1", *(h.lower() for h in self.allowed_hosts)}
+        if self.public_url:
+            named.add((urlsplit(self.public_url).hostname or "").lower())
+        if self.host not in ("0.0.0.0", "::"):
+            named.add(self.host.strip("[]").lower())
+        return frozenset(named)
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some values changed (validated like the rest)."""
