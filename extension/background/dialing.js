@@ -2,7 +2,8 @@
  * dial that follows the hub's `dial` messages: your phone is about to ring, it rings, you
  * answered, the other side rings, connected, or failed and why. */
 
-import { apiUrl, legAParam, loadSettings } from "./settings.js";
+import { apiUrl, legAParam } from "./settings.js";
+import { loadSettings } from "./storage.js";
 
 export const DIAL_PREFIX = "dial:";
 const ORDER = ["requested", "leg_a_ringing", "leg_a_answered", "leg_b_ringing", "bridged", "ended", "failed"];

@@ -1,5 +1,5 @@
-/* The agent's settings, kept in chrome.storage.sync: defaults, validation, and the URLs and
- * dial parameters derived from them. Shared by the service worker and the options page. */
+/* The agent's settings: defaults, validation, and the URLs and dial parameters derived from them.
+ * Shared by the service worker and the options page; where each is kept is storage.js. */
 
 export const DEFAULTS = Object.freeze({
   hubUrl: "http://127.0.0.1:8765",
@@ -16,10 +16,6 @@ export const LEG_A_CHOICES = Object.freeze(["extension", "mobile", "home", "othe
 export const POP_BEHAVIOURS = Object.freeze(["stay", "fade"]);
 
 const lib = () => globalThis.libphonenumber;
-
-export async function loadSettings(storage = chrome.storage.sync) {
-  return { ...DEFAULTS, ...(await storage.get(DEFAULTS)) };
-}
 
 /* "https://www.example.com/x", "*.example.com", "EXAMPLE.com:8080" -> "example.com"-style host. */
 export function normaliseSite(text) {

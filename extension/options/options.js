@@ -1,7 +1,9 @@
 /* The options page: read the form, validate it, ask Chrome for access to a hub that is not on
- * this machine, save to chrome.storage.sync; "Test connection" asks the hub who the token is. */
+ * this machine, save (the token to local storage, the rest to sync: storage.js); "Test
+ * connection" asks the hub who the token is. */
 
-import { apiUrl, loadSettings, normaliseHubUrl, validateSettings } from "../background/settings.js";
+import { apiUrl, normaliseHubUrl, validateSettings } from "../background/settings.js";
+import { loadSettings, saveSettings } from "../background/storage.js";
 
 const form = document.getElementById("form");
 const $ = (id) => document.getElementById(id);
@@ -127,7 +129,7 @@ form.addEventListener("submit", (event) => {
   if (checked.errors) return say($("saved"), "Not saved: fix the fields marked above.", false);
   askForHub(checked.settings.hubUrl).then(async (ok) => {
     if (!ok) return say($("saved"), "Not saved: callpop needs permission to contact your hub.", false);
-    await chrome.storage.sync.set(checked.settings);
+    await saveSettings(checked.settings);
     writeForm(checked.settings);
     say($("saved"), "Saved.", true);
   });
