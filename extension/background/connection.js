@@ -82,9 +82,9 @@ export class HubConnection {
     }
     let url;
     try {
-      url = this.wsUrl(this.hubUrl);
+      url = this.wsUrl(this.hubUrl); // refuses ws:// to another machine (a setting from an older version)
     } catch (e) {
-      this.setState("signed_out", `bad hub address ${this.hubUrl}`);
+      this.setState("signed_out", e.message || `bad hub address ${this.hubUrl}`);
       return;
     }
     this.setState("connecting", url);

@@ -78,10 +78,17 @@ export class Dialing {
       await this.notice(`Could not call ${to}`, "Sign in first: open the callpop options and enter your agent token.");
       return null;
     }
+    let url;
+    try {
+      url = apiUrl(s.hubUrl, "/api/dial"); // refuses http:// to another machine: the token would travel in clear
+    } catch (e) {
+      await this.notice(`Could not call ${to}`, `${e.message}. Open the callpop options to change the hub's address.`);
+      return null;
+    }
     let response;
     let body = {};
     try {
-      response = await this.fetch(apiUrl(s.hubUrl, "/api/dial"), {
+      response = await this.fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", Authorization: `Bearer ${s.token}` },
         body: JSON.stringify({ to: e164, leg_a: legAParam(s), source: "extension" }),

@@ -1,8 +1,11 @@
 """The options page in chromium: "Test connection" names the agent or says exactly what failed;
-saving validates first, then the worker signs in with what was saved. The token is kept in
-chrome.storage.local, out of sync and out of the content scripts' reach."""
+saving validates first (a hub on another machine must be https://), then the worker signs in with
+what was saved. The token is kept in chrome.storage.local, out of sync and out of the content
+scripts' reach."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -81,6 +84,20 @@ def test_saving_validates_and_the_worker_signs_in_with_the_saved_settings(option
     extension_browser.wait_connected(hub)
     options.locator("#status.connected").wait_for()
     assert "Noa Levi" in options.locator("#status").inner_text()
+
+
+def test_an_http_hub_on_another_machine_is_refused_and_nothing_saved(options, extension_browser):
+    before = extension_browser.stored()
+    options.fill("#hubUrl", "http://callpop.example.com:8765")
+    options.fill("#token", TOKENS["noa"])
+    options.click("#save")
+    options.locator("#saved", has_text="Not saved").wait_for()
+    why = options.locator(".error[data-for=hubUrl]").inner_text()
+    assert "needs https://" in why and "token would cross the network in clear" in why, why
+    options.click("#test")  # refused the same way, without asking Chrome for access to that host
+    options.locator("#test-result", has_text="in clear").wait_for()
+    time.sleep(0.3)  # a save would have been written by now
+    assert extension_browser.stored() == before, "nothing was saved"
 
 
 def test_content_scripts_cannot_read_the_token(extension_browser, page_server):
