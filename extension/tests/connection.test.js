@@ -94,6 +94,14 @@ test("an http:// hub on another machine is refused: no socket, the reason shown,
   assert.equal(socket().url, "wss://pbx.example.com/ws");
 });
 
+test("the agent's name from the hub is shown without bidi or zero-width characters", () => {
+  const { c, socket, states } = connect();
+  c.configure({ hubUrl: "http://127.0.0.1:8765", token: "t" });
+  socket().open();
+  socket().receive({ type: "welcome", agent: { name: "Noa\u202E Levi\u200B" } });
+  assert.deepEqual(states.at(-1), ["connected", "Noa Levi"]);
+});
+
 test("pings every 20 s; a hub silent for too long is dropped and redialled", () => {
   const { c, socket, timers, states } = connect();
   c.configure({ hubUrl: "http://127.0.0.1:8765", token: "t" });
