@@ -52,7 +52,7 @@ def make_provider(settings: Settings, hub: "Hub") -> Provider:
                            seed=settings.sim_seed, speed=settings.sim_speed)
     if name == "webhook":
         from .providers.webhook import WebhookProvider
-        return WebhookProvider(hub.http, settings.webhook_dial_url, settings.base_url)
+        return WebhookProvider(hub.http, settings.webhook_dial_url, settings.base_url, secret=settings.webhook_secret)
     if name == "voicenter":
         from .providers.voicenter import VoicenterProvider
         return VoicenterProvider(hub, settings)

@@ -84,8 +84,11 @@ def make_server(settings: Settings, hub: Hub | None = None) -> tuple[uvicorn.Ser
     sock, settings = bind(settings)
     app = create_app(settings, hub)
     # httptools parses HTTP in C; frames are small JSON, so per-message compression would cost
-    # CPU and ~64 KB of zlib state per socket for nothing.
+    # CPU and ~64 KB of zlib state per socket for nothing. proxy_headers off: uvicorn would
+    # otherwise believe X-Forwarded-For from any local process (its default trusts 127.0.0.1);
+    # the hub reads that header itself, from CALLPOP_TRUSTED_PROXIES only (providers/peers.py).
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", http="httptools",
+                            proxy_headers=False,
                             ws="websockets-sansio", ws_max_size=65536, ws_ping_interval=20, ws_ping_timeout=20,
                             ws_per_message_deflate=False, timeout_graceful_shutdown=5, server_header=False)
     return _Server(config), sock, settings
