@@ -93,17 +93,6 @@ def _networks(values: list[str]) -> list[str]:
     return values
 
 
-def is_loopback(host: str) -> bool:
-    """Whether a host name or address can only be reached from this machine."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # A shared secret an outsider must not guess by trying: 16 characters at least (openssl rand -hex 24).
 MIN_SHARED_SECRET = 16
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split)]

@@ -24,6 +24,7 @@ AGENTS = """id,name,token,extension,mobile,home,role,voicenter_user
 noa,Noa Levi,tok-noa,201,054-812-4567,,agent,SIPSIP
 avi,Avi Cohen,tok-avi,202,,,agent,KGpK4iWq
 sarah,Sarah Miller,tok-sarah,203,,,agent,
+dana,Dana Katz,tok-dana,205,,,supervisor,
 """
 # Voicenter's documented JSON pop-up (Ringing phase), as its cloud sends it.
 RINGING_JSON = {
@@ -407,7 +408,7 @@ def test_click2call_without_a_code_is_refused_with_the_setting_to_fix(voicenter_
     noa.recv("dial")
     failed = noa.recv("dial")
     assert failed["error"] == "click2call_not_configured" and "CALLPOP_VOICENTER_CODE" in failed["reason"]
-    assert "click-to-call off" in api(hub, "GET", "/api/status", "tok-noa").json()["provider"]["detail"]
+    assert "click-to-call off" in api(hub, "GET", "/api/status", "tok-dana").json()["provider"]["detail"]
 
 
 def test_a_leg_b_cdr_that_was_not_answered_fails_the_dial(voicenter_hub, click2call):

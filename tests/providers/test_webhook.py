@@ -113,4 +113,4 @@ def test_without_a_secret_only_a_dial_url_on_this_machine_is_allowed_and_it_goes
         noa.recv("dial")
         headers, _ = pbx.last()
         assert "X-Callpop-Signature" not in headers and "X-Callpop-Timestamp" not in headers
-        assert "unsigned" in api(hub, "GET", "/api/status", TOKENS["noa"]).json()["provider"]["detail"]
+        assert "unsigned" in api(hub, "GET", "/api/status", TOKENS["dana"]).json()["provider"]["detail"]
