@@ -161,7 +161,7 @@ def test_webhook_progress_route_needs_the_ingest_token_and_a_known_dial(hub):
     assert r.status_code == 404
     r = api(hub, "POST", "/api/dials/nope/events", INGEST, json={"state": "exploded"})
     assert r.status_code == 422 and r.json()["error"] == "invalid_state"
-    assert api(hub, "POST", "/api/dials/nope/events", TOKENS["noa"], json={"state": "bridged"}).status_code == 401
+    assert api(hub, "POST", "/api/dials/nope/events", TOKENS["noa"], json={"state": "bridged"}).status_code == 403
 
 
 def test_a_finished_dial_is_answered_as_it_ends_and_after_from_the_table(start_hub):

@@ -94,9 +94,9 @@ def test_an_agent_cannot_ring_another_agents_extension_as_leg_a(hub):
 
 
 def test_the_ingest_token_cannot_act_as_an_agent_and_no_agent_can_post_events(hub):
-    assert api(hub, "POST", "/api/dial", INGEST, json={"to": "054-555-7777"}).status_code == 401
-    assert post_event(hub, token="tok-ok", call_id="x", type="hangup").status_code == 401
-    assert api(hub, "POST", "/api/dials/d1/events", "tok-ok", json={"state": "bridged"}).status_code == 401
+    assert api(hub, "POST", "/api/dial", INGEST, json={"to": "054-555-7777"}).status_code == 403
+    assert post_event(hub, token="tok-ok", call_id="x", type="hangup").status_code == 403
+    assert api(hub, "POST", "/api/dials/d1/events", "tok-ok", json={"state": "bridged"}).status_code == 403
 
 
 # --- toll fraud: premium-rate and high-cost destinations however they are written
