@@ -107,8 +107,10 @@ class Hub:
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_format=s.crm_phone_format, context_params=s.crm_context_params)
         self.provider = self._provider or make_provider(s, self)
-        rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries))
-        self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute)
+        rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
+                          tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
+        self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
+                             s.dial_budget_per_hour)
         await self.provider.start(self)
         self._loops = [asyncio.get_running_loop().create_task(self._housekeeping())]
         log.info("hub started: provider %s, %d agents (%s), %d contacts, database %s, CRM %s", self.provider.name,
@@ -265,6 +267,7 @@ class Hub:
                     "deadline_ms": self.settings.crm_deadline_ms, "failing": self.crm.failing,
                     "first_error": self.crm.first_error},
             "store": self.store_status(),
+            "dial": self.dialer.status(),
         }
 
     def store_status(self) -> dict[str, Any]:

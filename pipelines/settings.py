@@ -83,6 +83,35 @@ def _host(value: str) -> str:
     return value
 
 
+# Number types a dial refuses unless CALLPOP_DIAL_ALLOWED_TYPES opts in (NON_GEOGRAPHIC is not a
+# libphonenumber type: it names the networks of region "001").
+DIAL_OPT_IN_TYPES = ("PREMIUM_RATE", "SHARED_COST", "PERSONAL_NUMBER", "UAN", "NON_GEOGRAPHIC")
+
+
+def _countries(values: list[str]) -> list[str]:
+    values = [v.upper() for v in values]
+    bad = [v for v in values if v != "*" and not re.fullmatch(r"[A-Z]{2}", v)]
+    if bad:
+        raise ValueError(f"{bad[0][:20]!r} is not a two-letter country code (or '*' for every country)")
+    return values
+
+
+def _dial_types(values: list[str]) -> list[str]:
+    values = [v.upper() for v in values]
+    bad = [v for v in values if v not in DIAL_OPT_IN_TYPES]
+    if bad:
+        raise ValueError(f"{bad[0][:30]!r} is not one of {', '.join(DIAL_OPT_IN_TYPES)}")
+    return values
+
+
+def _e164_prefixes(values: list[str]) -> list[str]:
+    out = [re.sub(r"[\s\-().]", "", v) for v in values]
+    bad = [v for v in out if v != "*" and not re.fullmatch(r"\+[1-9]\d{0,14}", v)]
+    if bad:
+        raise ValueError(f"{bad[0][:20]!r} is not an E.164 number or prefix (+ then digits) or '*'")
+    return out
+
+
 def _networks(values: list[str]) -> list[str]:
     for value in values:
         try:
@@ -246,10 +275,24 @@ class Settings(BaseSettings):
     # --- click-to-call
     dial_blocked_prefixes: CsvList = setting(
         ["+1900", "+1976", "+44871", "+44872", "+44873", "+449", "+9721900", "+9721901", "+9721919"],
-        "E.164 prefixes never dialled (premium rate, toll fraud), comma-separated.")
-    dial_allowed_countries: Annotated[list[Region], NoDecode, BeforeValidator(_split)] = setting(
-        [], "If set, only these country codes may be dialled (e.g. 'IL,US,GB').")
+        "E.164 prefixes never dialled on either leg (premium rate, toll fraud), comma-separated.")
+    dial_allowed_countries: Annotated[list[str], NoDecode, BeforeValidator(_split),
+                                      AfterValidator(_countries)] = setting(
+        [], "Countries (ISO codes) either leg of a click-to-call may ring, comma-separated (e.g. 'IL,US,GB'); empty "
+        "= only CALLPOP_DEFAULT_REGION; '*' = every country. Agents' own mobiles and home phones count too.")
+    dial_allowed_types: Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_dial_types)] = setting(
+        [], "Number types refused against toll fraud that may be dialled anyway, comma-separated: PREMIUM_RATE, "
+        "SHARED_COST, PERSONAL_NUMBER, UAN (libphonenumber's types), NON_GEOGRAPHIC (satellite and international "
+        "networks: +870 Inmarsat, +881 Iridium, +882, +883). Empty = none.")
+    dial_leg_a_allowed: Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_e164_prefixes)] = \
+        setting([], "Numbers an agent may type as the phone to ring first (leg A), besides their own mobile and home: "
+                "E.164 numbers or prefixes, comma-separated (e.g. '+97235550100,+9727227'); '*' = any number the "
+                "dial rules allow; empty = only their own.")
     dial_rate_per_minute: int = setting(10, "Click-to-calls one agent may start per minute.", ge=1, le=1_000_000)
+    dial_budget_per_hour: int = setting(
+        600, "Click-to-calls the whole hub may place in any hour, all agents together (refused ones do not count); "
+        "past it every dial is refused with 429 until the hour's oldest age out. Caps what a stolen token or a "
+        "runaway script can cost.", ge=1, le=1_000_000)
     # --- WebSocket sessions
     ws_heartbeat_s: float = setting(15.0, "Seconds of silence on a socket before the hub sends a heartbeat (a MV3 "
                                        "worker needs a message every <30 s).", ge=1, le=25)
