@@ -79,7 +79,10 @@ def normalise(raw: str, region: str = "IL") -> Phone:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         number = None
-    if number is None or not phonenumbers.is_valid_number(number):
+    # E.164 holds at most 15 digits; libphonenumber's metadata lets a few longer ones through
+    # (German extensions), which no network delivers as a caller ID.
+    if number is None or not phonenumbers.is_valid_number(number) or len(
+            phonenumbers.format_number(number, PhoneNumberFormat.E164)) > 16:
         # Networks deliver international numbers without '+', e.g. Voicenter's "972722776772".
         if number is not None and not text.startswith("+") and len(digits) > 10:
             retry = normalise("+" + digits, region)
