@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 # `streamlit run console/app.py` puts console/ on sys.path, not the project: the pages import
-# `console.*` and the CRM check reuses `pipelines.crm`.
+# `console.*` (and never hub code: everything comes through the hub's HTTP API).
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, samplecrm
+from . import analytics, crmcheck, samplecrm
 from .agents import Agent
 from .contacts import parse_csv
 from .dial import DialRefused
@@ -131,6 +131,13 @@ class DialProgress(BaseModel):
     state: str = Field(description=f"one of {', '.join(DIAL_STATES)}")
     error: str = Field(default="", max_length=100)
     reason: str = Field(default="", max_length=300)
+
+
+class CrmCheckRequest(BaseModel):
+    url: str = Field(default="", max_length=2000, description="lookup URL to check; empty = the configured CRM")
+    phone: str = Field(min_length=1, max_length=64)
+    phone_format: str | None = Field(default=None, description=f"one of {', '.join(crmcheck.PHONE_FORMATS)}; "
+                                     "default CALLPOP_CRM_PHONE_FORMAT")
 
 
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -337,6 +344,35 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             except duckdb.InterruptException:
                 raise ApiError(503, "query_timeout", "the query ran too long; try a shorter range") from None
         return Response(body, media_type="application/json")
+
+    # --- the supervisor's CRM check (pipelines/crmcheck.py): the hub's own lookup against a typed URL,
+    # public addresses only (or the configured CRM), two at a time.
+    check_slots = asyncio.Semaphore(2)
+
+    def supervisor_only(agent: Agent) -> None:
+        if agent.role != "supervisor":
+            raise ApiError(403, "forbidden", "the CRM check is for supervisors")
+
+    @app.get("/api/crm/check", tags=["crm"], summary="What the CRM check asks by default (supervisors)")
+    async def crm_check_defaults(agent: AgentDep) -> dict:
+        supervisor_only(agent)
+        return {"url": crmcheck.shown_crm_url(settings), "configured": bool(settings.crm_url),
+                "phone_format": settings.crm_phone_format, "phone_formats": list(crmcheck.PHONE_FORMATS),
+                "deadline_ms": settings.crm_deadline_ms}
+
+    @app.post("/api/crm/check", tags=["crm"], summary="Run one lookup as the hub does and judge it by the contract "
+              "(supervisors)")
+    async def crm_check(body: CrmCheckRequest, agent: AgentDep) -> dict:
+        supervisor_only(agent)
+        if body.phone_format is not None and body.phone_format not in crmcheck.PHONE_FORMATS:
+            raise ApiError(422, "invalid_request", f"phone_format must be one of {', '.join(crmcheck.PHONE_FORMATS)}")
+        async with check_slots:
+            try:
+                report = await crmcheck.run_check(settings, body.url, body.phone, phone_format=body.phone_format)
+            except crmcheck.TargetRefused as e:
+                hub.reject("/api/crm/check", "target_refused", f"{agent.id}: {e}")
+                raise ApiError(422, "target_refused", str(e)) from None
+        return report.public()
 
     app.include_router(samplecrm.router(lambda request: hub.contacts))
     if settings.provider == "voicenter":  # Voicenter's pop-up and CDR URLs (providers/voicenter.py)
