@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from console import sidebar  # noqa: E402
+from console import session, sidebar  # noqa: E402
 
 st.set_page_config(page_title="callpop console", page_icon=":material/call:", layout="wide")
 st.set_option("client.toolbarMode", "viewer")  # operators get no Deploy / Rerun / Clear cache
@@ -26,5 +26,8 @@ page = st.navigation([
     st.Page("views/analytics.py", title="Analytics", icon=":material/monitoring:"),
     st.Page("views/crm.py", title="CRM check", icon=":material/fact_check:"),
 ])
+session.restore()  # a reload or a new tab: signed in again from the session cookie, if it is live
 sidebar.render()
+with st.sidebar:
+    session.keep_cookie()
 page.run()
