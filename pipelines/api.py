@@ -25,10 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import analytics, crmcheck, samplecrm
 from .agents import Agent
 from .contacts import parse_csv
-from .dial import DialRefused
+from .dial import FINAL_STATES, DialRefused, iso_utc
 from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
 from .hub import EventRefused, Hub
 from .phone import normalise
+from .providers.base import HangupUnsupported
 from .sessions import CLOSE_UNAUTHORIZED, Session
 from .settings import Settings
 from .store import StoreUnavailable
@@ -269,7 +270,26 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             "ended" if row["ended_at"] is not None and str(row["ended_at"]) != "NaT" else "bridged"
             if row["outcome"] == "bridged" else "requested")
         to = normalise(row["leg_b_e164"] or row["leg_b"], hub.settings.default_region).display
-        return {"dial_id": dial_id, "state": state, "outcome": row["outcome"], "error": row["error"], "to": to}
+        ended = row["ended_at"] if state in ("ended", "failed") and str(row["ended_at"]) != "NaT" else None
+        return {"dial_id": dial_id, "state": state, "outcome": row["outcome"], "error": row["error"], "to": to,
+                "ended_at": iso_utc(ended.to_pydatetime()) if ended is not None else None}
+
+    @app.post("/api/dials/{dial_id}/hangup", tags=["click-to-call"], summary="Hang up one of your dials")
+    async def dial_hangup(dial_id: str, agent: AgentDep) -> dict:
+        known = hub.dialer.get(dial_id)
+        if known is None or known.plan.agent_id != agent.id:
+            rows = await asyncio.to_thread(hub.store.query, "SELECT 1 FROM dials WHERE dial_id = ? AND agent_id = ?",
+                                           [dial_id, agent.id])
+            if rows.empty:
+                raise ApiError(404, "not_found", "no such dial of yours")
+            raise ApiError(409, "dial_over", "this dial is already over")
+        if known.state in FINAL_STATES:
+            raise ApiError(409, "dial_over", "this dial is already over")
+        try:
+            await hub.dialer.hangup(dial_id)
+        except HangupUnsupported as e:
+            raise ApiError(409, "hangup_unsupported", str(e)) from None
+        return known.answer()
 
     @app.post("/api/dials/{dial_id}/events", tags=["telephony"], summary="A PBX reports a dial's progress")
     async def dial_event(dial_id: str, progress: DialProgress, _: IngestDep) -> dict:

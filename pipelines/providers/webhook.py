@@ -4,6 +4,8 @@ Events come in through ``POST /api/events`` (the normalised shape, ingest token)
 click-to-call the hub POSTs ``{"dial_id", "leg_a", "leg_b", "progress_url"}`` to the PBX's
 ``CALLPOP_WEBHOOK_DIAL_URL``; the PBX reports progress to ``progress_url``
 (``POST /api/dials/{dial_id}/events`` with ``{"state", "error"?}`` and the ingest token).
+The webhook contract has no hang-up request: ``hangup`` is refused (409), the agent hangs up on
+the phone and the PBX reports ``ended``.
 """
 
 from __future__ import annotations
