@@ -112,6 +112,10 @@ class HubClient:
         return self._request("POST", "/api/crm/check", json={"url": url, "phone": phone, "phone_format": phone_format},
                              timeout=max(self.timeout, 30.0))
 
+    def hangup(self, dial_id: str) -> dict:
+        """End one of my dials; the same answer as ``dial_state``. 409 when the provider cannot."""
+        return self._request("POST", f"/api/dials/{dial_id}/hangup")
+
     def import_contacts(self, text: str, dry_run: bool) -> dict:
         """Send CSV text to the hub's import, in chunks under the hub's body limit.
 
