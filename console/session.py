@@ -46,9 +46,10 @@ def _sign_ins() -> signins.SignIns:
 
 def _cookie(name: str) -> str | None:
     try:
-        return st.context.cookies.get(name)
+        value = st.context.cookies.get(name)
     except Exception:  # noqa: BLE001 - no browser behind this run (AppTest, bare mode)
         return None
+    return value if isinstance(value, str) else None
 
 
 def restore() -> None:

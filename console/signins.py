@@ -57,7 +57,7 @@ class SignIns:
 
     def token(self, session_id: str | None) -> str | None:
         """The token of a live session; None for an unknown, revoked or expired id."""
-        if not session_id or len(session_id) > 200:
+        if not isinstance(session_id, str) or not session_id or len(session_id) > 200:
             return None
         key = _digest(session_id)
         with self._lock:

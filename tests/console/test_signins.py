@@ -32,7 +32,7 @@ def test_forged_revoked_and_missing_ids_bring_nothing():
     session_id, _ = table.open("demo-token-noa")
     other, _ = table.open("demo-token-avi")
     assert session_id != other
-    for forged in ("", None, "x" * 43, session_id[:-1] + ("A" if session_id[-1] != "A" else "B"), "y" * 5000):
+    for forged in ("", None, 42, b"bytes", "x" * 43, session_id[:-1] + ("A" if session_id[-1] != "A" else "B"), "y" * 5000):
         assert table.token(forged) is None
     table.close(session_id)
     assert table.token(session_id) is None and table.token(other) == "demo-token-avi"
