@@ -102,6 +102,20 @@ class HubClient:
     def dial_state(self, dial_id: str) -> dict:
         return self._request("GET", f"/api/dials/{dial_id}")
 
+    def crm_check_defaults(self) -> dict:
+        """What the CRM check asks by default: ``{"url" (masked), "configured", "phone_format", ...}``."""
+        return self._request("GET", "/api/crm/check")
+
+    def crm_check(self, url: str, phone: str, phone_format: str | None = None) -> dict:
+        """One lookup run by the hub (supervisors); refused targets raise HubError ``target_refused``."""
+        # The hub's own deadline for the lookup (CALLPOP_CRM_LATE_TIMEOUT_MS, 10 s by default) plus its answer.
+        return self._request("POST", "/api/crm/check", json={"url": url, "phone": phone, "phone_format": phone_format},
+                             timeout=max(self.timeout, 30.0))
+
+    def hangup(self, dial_id: str) -> dict:
+        """End one of my dials; the same answer as ``dial_state``. 409 when the provider cannot."""
+        return self._request("POST", f"/api/dials/{dial_id}/hangup")
+
     def import_contacts(self, text: str, dry_run: bool) -> dict:
         """Send CSV text to the hub's import, in chunks under the hub's body limit.
 

@@ -1,17 +1,20 @@
 """One operator's session: the hub client, who is signed in, and how hub failures are shown.
 
-The agent token lives only in ``st.session_state["token"]`` (server-side, this browser tab). It
-is sent to the hub as a bearer token and never written back to the page; the page shows the
-agent's name instead.
+The agent token lives only in ``st.session_state["token"]`` (server-side, this browser tab) and
+in the console's sign-in table (``console/signins.py``), which lets a reload or a new tab find it
+again from an opaque, expiring session id in a cookie. The token is sent to the hub as a bearer
+token and never written back to the page; the page shows the agent's name instead.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import streamlit as st
 
+from console import signins
 from console.hubclient import TIMEOUT_S, HubClient, HubError, hub_url
 
 START_HINT = ("Start the whole system with `make run` (hub, simulated PBX, sample CRM and this console), "
@@ -33,6 +36,42 @@ def md_escape(text: object) -> str:
 def _http() -> httpx.Client:
     # One connection pool for every session of this console process (httpx.Client is thread-safe).
     return httpx.Client(timeout=TIMEOUT_S, headers={"User-Agent": "callpop-console"})
+
+
+@st.cache_resource(show_spinner=False)
+def _sign_ins() -> signins.SignIns:
+    # One table for every tab of this console process: a reload opens a new Streamlit session.
+    return signins.SignIns(signins.lifetime_s())
+
+
+def _cookie(name: str) -> str | None:
+    try:
+        value = st.context.cookies.get(name)
+    except Exception:  # noqa: BLE001 - no browser behind this run (AppTest, bare mode)
+        return None
+    return value if isinstance(value, str) else None
+
+
+def restore() -> None:
+    """Once per browser session: sign back in from the session cookie, if it names a live sign-in."""
+    if st.session_state.get("token") or st.session_state.get("restore_tried"):
+        return
+    st.session_state["restore_tried"] = True
+    session_id = _cookie(signins.COOKIE)
+    token = _sign_ins().token(session_id)
+    if token:
+        st.session_state["token"], st.session_state["session_id"] = token, session_id
+
+
+def keep_cookie() -> None:
+    """Write (or, after a sign-out, delete) the session cookie. Runs in the page: Streamlit's
+    cookies are read-only, so a tiny script sets it."""
+    session_id = st.session_state.get("session_id")
+    if session_id and st.session_state.get("token"):
+        expires = st.session_state.get("session_expires") or time.time() + signins.lifetime_s()
+        st.html(signins.cookie_script(session_id, expires - time.time()), unsafe_allow_javascript=True)
+    elif st.session_state.get("forget_cookie"):
+        st.html(signins.cookie_script(None), unsafe_allow_javascript=True)
 
 
 def client() -> HubClient:
@@ -64,12 +103,18 @@ def sign_in(token: str) -> str | None:
     except HubError as e:
         return "The hub refused this token." if e.kind == "unauthorized" else e.message
     st.session_state["token"], st.session_state["agent"] = token, me
+    session_id, expires = _sign_ins().open(token)
+    st.session_state["session_id"], st.session_state["session_expires"] = session_id, expires
+    st.session_state.pop("forget_cookie", None)
     return None
 
 
 def sign_out() -> None:
-    for key in ("token", "agent", "dial", "toasted"):
+    """Forget the agent here and revoke the session id, whoever else holds a copy of it."""
+    _sign_ins().close(st.session_state.get("session_id"))
+    for key in ("token", "agent", "dial", "toasted", "session_id", "session_expires", "crm_report", "crm_defaults"):
         st.session_state.pop(key, None)
+    st.session_state["forget_cookie"] = True
 
 
 def show_error(e: HubError) -> None:

@@ -20,15 +20,16 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, samplecrm
+from . import analytics, crmcheck, samplecrm
 from .access import INGEST, STAFF, SUPERVISOR, require_role, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
-from .dial import DialRefused
+from .dial import FINAL_STATES, DialRefused, iso_utc
 from .errors import ApiError
 from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
 from .hub import EventRefused, Hub
 from .phone import normalise
+from .providers.base import HangupUnsupported
 from .sessions import CLOSE_UNAUTHORIZED, Session
 from .settings import Settings
 from .store import StoreUnavailable
@@ -155,6 +156,13 @@ SupervisorDep = Annotated[Agent, Depends(require_role(SUPERVISOR))]
 IngestDep = Annotated[None, Depends(require_role(INGEST))]        # the PBX's token
 
 
+class CrmCheckRequest(BaseModel):
+    url: str = Field(default="", max_length=2000, description="lookup URL to check; empty = the configured CRM")
+    phone: str = Field(min_length=1, max_length=64)
+    phone_format: str | None = Field(default=None, description=f"one of {', '.join(crmcheck.PHONE_FORMATS)}; "
+                                     "default CALLPOP_CRM_PHONE_FORMAT")
+
+
 def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     hub = hub or Hub(settings)
 
@@ -256,7 +264,26 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             "ended" if row["ended_at"] is not None and str(row["ended_at"]) != "NaT" else "bridged"
             if row["outcome"] == "bridged" else "requested")
         to = normalise(row["leg_b_e164"] or row["leg_b"], hub.settings.default_region).display
-        return {"dial_id": dial_id, "state": state, "outcome": row["outcome"], "error": row["error"], "to": to}
+        ended = row["ended_at"] if state in ("ended", "failed") and str(row["ended_at"]) != "NaT" else None
+        return {"dial_id": dial_id, "state": state, "outcome": row["outcome"], "error": row["error"], "to": to,
+                "ended_at": iso_utc(ended.to_pydatetime()) if ended is not None else None}
+
+    @app.post("/api/dials/{dial_id}/hangup", tags=["click-to-call"], summary="Hang up one of your dials")
+    async def dial_hangup(dial_id: str, agent: AgentDep) -> dict:
+        known = hub.dialer.get(dial_id)
+        if known is None or known.plan.agent_id != agent.id:
+            rows = await asyncio.to_thread(hub.store.query, "SELECT 1 FROM dials WHERE dial_id = ? AND agent_id = ?",
+                                           [dial_id, agent.id])
+            if rows.empty:
+                raise ApiError(404, "not_found", "no such dial of yours")
+            raise ApiError(409, "dial_over", "this dial is already over")
+        if known.state in FINAL_STATES:
+            raise ApiError(409, "dial_over", "this dial is already over")
+        try:
+            await hub.dialer.hangup(dial_id)
+        except HangupUnsupported as e:
+            raise ApiError(409, "hangup_unsupported", str(e)) from None
+        return known.answer()
 
     @app.post("/api/dials/{dial_id}/events", tags=["telephony"], summary="A PBX reports a dial's progress")
     async def dial_event(dial_id: str, progress: DialProgress, _: IngestDep) -> dict:
@@ -332,6 +359,29 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             except duckdb.InterruptException:
                 raise ApiError(503, "query_timeout", "the query ran too long; try a shorter range") from None
         return Response(body, media_type="application/json")
+
+    # --- the supervisor's CRM check (pipelines/crmcheck.py): the hub's own lookup against a typed URL,
+    # public addresses only (or the configured CRM), two at a time.
+    check_slots = asyncio.Semaphore(2)
+
+    @app.get("/api/crm/check", tags=["crm"], summary="What the CRM check asks by default (supervisors)")
+    async def crm_check_defaults(agent: SupervisorDep) -> dict:
+        return {"url": crmcheck.shown_crm_url(settings), "configured": bool(settings.crm_url),
+                "phone_format": settings.crm_phone_format, "phone_formats": list(crmcheck.PHONE_FORMATS),
+                "deadline_ms": settings.crm_deadline_ms}
+
+    @app.post("/api/crm/check", tags=["crm"], summary="Run one lookup as the hub does and judge it by the contract "
+              "(supervisors)")
+    async def crm_check(body: CrmCheckRequest, agent: SupervisorDep) -> dict:
+        if body.phone_format is not None and body.phone_format not in crmcheck.PHONE_FORMATS:
+            raise ApiError(422, "invalid_request", f"phone_format must be one of {', '.join(crmcheck.PHONE_FORMATS)}")
+        async with check_slots:
+            try:
+                report = await crmcheck.run_check(settings, body.url, body.phone, phone_format=body.phone_format)
+            except crmcheck.TargetRefused as e:
+                hub.reject("/api/crm/check", "target_refused", f"{agent.id}: {e}")
+                raise ApiError(422, "target_refused", str(e)) from None
+        return report.public()
 
     if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
         app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))

@@ -166,11 +166,17 @@ class _Dial:
     state: str = "requested"
     outcome: str | None = None  # bridged | failed, as the dials row says
     error: str | None = None
+    ended_at: datetime | None = None
 
     def answer(self) -> dict:
         """What ``GET /api/dials/{id}`` says about this dial."""
         return {"dial_id": self.plan.dial_id, "state": self.state, "outcome": self.outcome, "error": self.error,
-                "to": self.plan.leg_b_display}
+                "to": self.plan.leg_b_display, "ended_at": iso_utc(self.ended_at)}
+
+
+def iso_utc(at: datetime | None) -> str | None:
+    """A naive UTC time (as the store holds it) as ISO 8601 with its Z."""
+    return None if at is None else at.isoformat(timespec="milliseconds") + "Z"
 
 
 class RateLimiter:
@@ -281,6 +287,7 @@ class Dialer:
             values |= {"ended_at": now, "outcome": "failed", "error": error or "failed"}
         dial.state = state
         dial.outcome, dial.error = values.get("outcome", dial.outcome), values.get("error", dial.error)
+        dial.ended_at = values.get("ended_at", dial.ended_at)
         if values:
             written = self.store.update("dials", {"dial_id": dial_id, "requested_at": dial.requested_at}, values)
             if state in FINAL_STATES:
@@ -291,6 +298,17 @@ class Dialer:
             extra |= {"error": error or "failed", "reason": reason or error or "the call could not be placed"}
         self.sessions.send(dial.plan.agent_id, msg_dial(dial_id, state, **extra))
         return True
+
+    async def hangup(self, dial_id: str) -> bool:
+        """Ask the provider to end a dial in progress, then record it ended (failed with
+        ``hung_up`` if the two legs never met); False when it is unknown or already over.
+        ``HangupUnsupported`` from the provider goes to the caller."""
+        dial = self.active.get(dial_id)
+        if dial is None or dial.state in FINAL_STATES:
+            return False
+        await self.provider.hangup(dial.plan)
+        log.info("dial %s hung up by its agent", dial_id)
+        return await self.progress(dial_id, "ended", "hung_up", "you hung up")
 
     def get(self, dial_id: str) -> _Dial | None:
         """A dial in progress, or finished and not yet committed; None: ask the dials table."""

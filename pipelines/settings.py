@@ -307,6 +307,9 @@ class Settings(BaseSettings):
     console_host: Annotated[str, AfterValidator(_host)] = setting(
         "127.0.0.1", "console: interface the console listens on (make run); 0.0.0.0 for every interface.")
     console_port: int = setting(8501, "console: port the console listens on (make run).", ge=1, le=65535)
+    console_session_h: float = setting(
+        12.0, "console: hours a console sign-in lasts across reloads and tabs (an opaque, revocable session id in "
+        "a cookie; the token stays in the console).", ge=1 / 12, le=24 * 30)
 
     @field_validator("crm_auth_header")
     @classmethod

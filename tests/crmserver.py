@@ -20,6 +20,7 @@ class Answer:
     delay: float = 0.0          # seconds before answering
     trickle: float = 0.0        # seconds between bytes of the body
     redirect_loop: bool = False
+    redirect_to: str = ""       # answer 302 to this URL
     reset: bool = False         # close the connection without answering
 
 
@@ -45,9 +46,9 @@ class FakeCrm:
                 params = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 crm.requests.append({"path": parts.path, **params, **{"header:" + k.lower(): v for k, v in self.headers.items()}})
                 answer = crm.answers.get(params.get("phone", ""), crm.default)
-                if answer.redirect_loop:
+                if answer.redirect_loop or answer.redirect_to:
                     self.send_response(302)
-                    self.send_header("Location", self.path)
+                    self.send_header("Location", answer.redirect_to or self.path)
                     self.end_headers()
                     return
                 if answer.reset:

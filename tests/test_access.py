@@ -28,6 +28,7 @@ MATRIX = {
     ("POST", "/api/events", "/api/events"): {ING},
     ("POST", "/api/dial", "/api/dial"): STAFF,
     ("GET", "/api/dials/{dial_id}", "/api/dials/d0"): STAFF,
+    ("POST", "/api/dials/{dial_id}/hangup", "/api/dials/d0/hangup"): STAFF,
     ("POST", "/api/dials/{dial_id}/events", "/api/dials/d0/events"): {ING},
     ("GET", "/api/contacts", "/api/contacts"): STAFF,
     ("POST", "/api/contacts/import", "/api/contacts/import?dry_run=true"): {SUPERVISOR},
@@ -35,6 +36,8 @@ MATRIX = {
     ("GET", "/api/pops/recent", "/api/pops/recent"): STAFF,
     ("GET", "/api/analytics", "/api/analytics"): STAFF,
     ("GET", "/api/analytics/{name}", "/api/analytics/kpis"): STAFF,
+    ("GET", "/api/crm/check", "/api/crm/check"): {SUPERVISOR},
+    ("POST", "/api/crm/check", "/api/crm/check"): {SUPERVISOR},
     # the sample CRM (demo and tests only: CALLPOP_SAMPLE_CRM) is a CRM: it has no tokens
     ("GET", "/crm/lookup", "/crm/lookup?phone=0722776772"): ANYONE,
     ("GET", "/crm/contacts/{contact_id}", "/crm/contacts/c1"): ANYONE,

@@ -1,9 +1,10 @@
 """Contacts: search, pick a row, Dial (click-to-call from the console); import contacts from CSV.
 
 The hub does the searching (``/api/contacts?q=``: name, company, email, or the number in any
-spelling), so the console and the sample CRM agree on who matches. A dial is ``POST /api/dial``
-with ``source: console``; its progress is polled from ``/api/dials/{id}`` by a fragment beside
-the grid until it is bridged or has failed.
+spelling), so the console and the sample CRM agree on who matches. A dial (a selected contact,
+or a number typed in) is ``POST /api/dial`` with ``source: console``; its progress is polled from
+``/api/dials/{id}`` by a fragment beside the grid until it has ended or failed, with a Hang up
+button (``POST /api/dials/{id}/hangup``) while it lasts, and the time it ended.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ STEPS = ("requested", "leg_a_ringing", "leg_a_answered", "leg_b_ringing", "bridg
 STEP_TEXT = {"requested": "Asking the phone system…", "leg_a_ringing": "Ringing your phone…",
              "leg_a_answered": "You answered", "leg_b_ringing": "Ringing {to}…", "bridged": "Connected to {to}",
              "ended": "Call ended", "failed": "Failed"}
-DONE = ("bridged", "ended", "failed")
+DONE = ("ended", "failed")  # polled through "bridged": the call ends later, maybe by Hang up
 # /api/dials/{id} gives the error code once a dial is over; these say it for people.
 FAILURE_TEXT = {
     "leg_a_no_answer": "your phone was not answered", "leg_a_busy": "your phone is busy",
     "leg_b_busy": "the number is busy", "leg_b_no_answer": "the number did not answer",
     "ended_before_bridge": "the call ended before the two phones were connected",
     "provider_error": "the phone system could not place the call", "rate_limited": "too many calls in a minute",
+    "hung_up": "you hung up before the call was connected",
 }
 
 
@@ -93,6 +95,25 @@ def leg_a_options(me: dict) -> dict[str, str]:
     return options
 
 
+def clock_time(iso: str | None, tz: str | None) -> str:
+    """HH:MM:SS of an ISO 8601 UTC time, in the browser's zone (UTC when unknown)."""
+    if not iso:
+        return ""
+    try:
+        at = pd.Timestamp(iso)
+        at = at.tz_localize("UTC") if at.tzinfo is None else at
+        return at.tz_convert(tz or "UTC").strftime("%H:%M:%S")
+    except (ValueError, TypeError):
+        return str(iso)[11:19]
+
+
+def _browser_tz() -> str | None:
+    try:
+        return st.context.timezone
+    except Exception:  # noqa: BLE001 - outside a browser session there is none
+        return None
+
+
 def start_dial(client: HubClient, contact: dict, leg_a: str) -> dict:
     """POST /api/dial for a contact; the dial record kept in the session (also when refused)."""
     dial = {"name": contact.get("name", ""), "to": contact.get("phone", ""), "leg_a": leg_a,
@@ -115,10 +136,27 @@ def poll_dial(client: HubClient, dial: dict) -> dict:
         if e.kind == "unreachable":
             return dial | {"note": e.message}
         return dial | {"state": "failed", "error": e.code, "reason": e.message}
+    return apply_answer(dial, answer)
+
+
+def hang_up(client: HubClient, dial: dict) -> dict:
+    """Ask the hub to end the dial; its answer is the dial's new state (or why it cannot)."""
+    try:
+        answer = client.hangup(dial["dial_id"])
+    except HubError as e:
+        if e.code == "dial_over":
+            return poll_dial(client, dial)
+        return dial | {"hangup_note": e.message}  # e.g. a provider that cannot: hang up on the phone
+    return apply_answer(dial, answer)
+
+
+def apply_answer(dial: dict, answer: dict) -> dict:
+    """A ``/api/dials/{id}`` answer folded into the session's dial record."""
     state = answer.get("state", dial["state"])
-    if state not in DONE and state in STEPS and STEPS.index(state) < STEPS.index(dial["state"]):
+    if state not in DONE and state in STEPS and dial["state"] in STEPS \
+            and STEPS.index(state) < STEPS.index(dial["state"]):
         state = dial["state"]
-    out = dial | {"state": state, "note": ""}
+    out = dial | {"state": state, "note": "", "ended_at": answer.get("ended_at")}
     if state == "bridged" and "to_bridge_s" not in dial:
         out["to_bridge_s"] = time.time() - dial["started"]  # as the operator waited for it
     if state == "failed":
@@ -131,11 +169,14 @@ def poll_dial(client: HubClient, dial: dict) -> dict:
 def dial_status(dial: dict) -> None:
     st.text(f"{dial.get('name') or 'Dial'}: {dial.get('to', '')}")
     state = dial.get("state", "requested")
+    ended = clock_time(dial.get("ended_at"), _browser_tz())
     if state == "failed":
         st.error(f"Failed: {session.md_escape(dial.get('reason') or dial.get('error') or 'the call could not be placed')}")
+        if ended:
+            st.caption(f"Ended at {ended}")
         return
     if state == "ended":
-        st.info("The call ended.")
+        st.info(f"The call ended at {ended}." if ended else "The call ended.")
         return
     step = STEPS.index(state) if state in STEPS else 0
     text = STEP_TEXT.get(state, state).format(to=session.md_escape(dial.get("to", "")))
@@ -143,6 +184,8 @@ def dial_status(dial: dict) -> None:
     if state == "bridged":
         waited = f" ({dial['to_bridge_s']:.0f} s to connect)" if "to_bridge_s" in dial else ""
         st.success(f"Connected: talk on your phone.{waited}")
+    if dial.get("hangup_note"):
+        st.warning(session.md_escape(dial["hangup_note"]))
     if dial.get("note"):
         st.caption(session.md_escape(dial["note"]))
 
@@ -153,7 +196,11 @@ def dial_progress() -> None:
     if not dial:
         return
     was = dial.get("state")
-    dial = poll_dial(session.client(), dial)
+    if dial.get("dial_id") and dial.get("state") not in DONE and \
+            st.button("Hang up", key="hangup_button", icon=":material/call_end:"):
+        dial = hang_up(session.client(), dial)
+    else:
+        dial = poll_dial(session.client(), dial)
     st.session_state["dial"] = dial
     dial_status(dial)
     if was not in DONE and dial.get("state") in DONE:
@@ -164,10 +211,14 @@ def dial_panel(frame: pd.DataFrame, me: dict, shown: tuple) -> None:
     st.subheader("Dial")
     contact = selected_row(frame, shown)
     if contact is None:
-        st.caption("Select a contact in the grid (the box at the start of its row), then Dial.")
+        st.caption("Select a contact in the grid (the box at the start of its row), or type a number, then Dial.")
     else:
         st.text(f"{contact['name']}" + (f" · {contact['company']}" if contact.get("company") else ""))
         st.text(contact["phone"])
+    typed = st.text_input("Number to call", key="dial_to", placeholder="or type a number, e.g. 03-555-1234",
+                          help="A number typed here is dialled instead of the selected contact.").strip()
+    if typed:
+        contact = {"name": "", "phone": typed}
     options = leg_a_options(me)
     choice = st.selectbox("Ring me first on", list(options), key="leg_a_choice",
                           help="Your phone rings first; when you answer, the contact's number is called.")

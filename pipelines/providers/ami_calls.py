@@ -202,6 +202,14 @@ class Correlator:
         self.pending[dial_id] = dial
         self._by_action[action_id] = dial
 
+    def channels_of(self, dial_id: str) -> list[str]:
+        """The names of a dial's live channels (leg A first), as AMI's Hangup action wants them."""
+        call = next((c for c in self.calls.values() if c.dial is not None and c.dial.dial_id == dial_id), None)
+        if call is None:
+            return []
+        uids = [*sorted(call.dial.leg_a), *sorted(call.dial.leg_b - call.dial.leg_a)]
+        return [self.chans[u].name for u in uids if u in self.chans and self.chans[u].alive]
+
     def cancel_originate(self, dial_id: str) -> None:
         """The Originate was refused at once: forget it (the caller reports the failure)."""
         dial = self.pending.pop(dial_id, None)

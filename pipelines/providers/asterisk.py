@@ -33,7 +33,7 @@ from ..settings import Settings, SettingsError
 from .ami import Malformed, Message, UnsafeAction
 from .ami_calls import Correlator, Output
 from .ami_client import AmiClient, AmiError
-from .base import Provider
+from .base import HangupUnsupported, Provider
 
 log = logging.getLogger("callpop.asterisk")
 _NOT_DIGITS = re.compile(r"\D")
@@ -215,4 +215,18 @@ class AsteriskProvider(Provider):
             self.correlator.cancel_originate(plan.dial_id)
             raise DialRefused("pbx_config", str(e)) from None
         log.info("originate %s queued: %s -> %s", plan.dial_id, action["Channel"], action["Exten"])
+
+    async def hangup(self, plan: DialPlan) -> None:
+        """AMI ``Hangup`` on each live channel of the dial (leg A's first; leg B follows it out of
+        the bridge). The hub records ``ended``; the Hangup events that follow find it over."""
+        channels = self.correlator.channels_of(plan.dial_id)
+        if not channels:
+            raise HangupUnsupported("Asterisk has not reported a channel for this dial yet; try again in a moment")
+        for channel in channels:
+            try:
+                await self.client.action({"Action": "Hangup", "Channel": channel, "Cause": 16})
+            except AmiError as e:  # already gone: nothing to end
+                log.info("Hangup %s for dial %s: %s", channel, plan.dial_id, e)
+            except (TimeoutError, ConnectionError, UnsafeAction) as e:
+                raise HangupUnsupported(f"Asterisk did not take the hang-up ({type(e).__name__})") from None
 

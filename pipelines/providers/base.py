@@ -16,6 +16,10 @@ from ..dial import DialPlan
 from ..events import CallEvent
 
 
+class HangupUnsupported(Exception):
+    """This provider (or this dial, as far as it knows) cannot be hung up from the hub: 409."""
+
+
 class ProviderHost(Protocol):
     """The hub as providers see it."""
 
@@ -45,6 +49,12 @@ class Provider(abc.ABC):
 
         Returns once the request is accepted; raise ``dial.DialRefused`` when the phone system
         refuses it at once. Later progress goes to ``host.dial_progress``."""
+
+    async def hangup(self, plan: DialPlan) -> None:
+        """Ask the phone system to end a dial (both legs); the hub then records it ``ended``.
+
+        Raise ``HangupUnsupported`` (with the reason, for people) when it cannot."""
+        raise HangupUnsupported(f"the {self.name} provider cannot hang up a dial; hang up on your phone")
 
     def status(self) -> dict[str, Any]:
         """For the console: {"name", "state": connected | connecting | down | n/a, "detail"}."""

@@ -44,6 +44,7 @@ class SimProvider(Provider):
         self.rnd = random.Random(seed or None)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
+        self._dials: dict[str, asyncio.Task] = {}  # dial id -> the task playing it (hangup cancels it)
         self.placed = 0
 
     async def start(self, host) -> None:
@@ -112,7 +113,14 @@ class SimProvider(Provider):
 
     # --- outbound (click-to-call)
     async def originate(self, plan: DialPlan) -> None:
-        self._spawn(self._dial(plan))
+        task = self._dials[plan.dial_id] = self._spawn(self._dial(plan))
+        task.add_done_callback(lambda _: self._dials.pop(plan.dial_id, None))
+
+    async def hangup(self, plan: DialPlan) -> None:
+        """Both simulated phones hang up at once: the dial's script stops where it is."""
+        task = self._dials.pop(plan.dial_id, None)
+        if task is not None:
+            task.cancel()
 
     async def _dial(self, plan: DialPlan) -> None:
         report = self.host.dial_progress

@@ -9,6 +9,9 @@ The dial POST is signed (docs/PROTOCOL.md): ``X-Callpop-Timestamp: <unix seconds
 ``X-Callpop-Signature: sha256=<hex HMAC-SHA256(CALLPOP_WEBHOOK_SECRET, timestamp + "." + body)>``,
 so the PBX can tell the hub's requests from anyone else's and refuse a replayed one. Without a
 secret (allowed only for a dial URL on this machine) it goes unsigned.
+
+The webhook contract has no hang-up request: ``hangup`` is refused (409), the agent hangs up on
+the phone and the PBX reports ``ended``.
 """
 
 from __future__ import annotations

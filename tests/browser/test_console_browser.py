@@ -244,3 +244,53 @@ def test_console_in_a_real_browser(browser, console_url, demo_hub):
     assert not errors, errors
     for name in ("live", "contacts", "analytics", "crm"):
         assert (OUT / f"{name}.png").stat().st_size > 10_000
+
+
+def _session_cookie(context) -> dict | None:
+    from console.signins import COOKIE
+    return next((c for c in context.cookies() if c["name"] == COOKIE), None)
+
+
+def test_a_sign_in_survives_a_reload_and_a_new_tab_and_sign_out_ends_it(browser, console_url):
+    from console.signins import COOKIE
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(console_url)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    asks = sidebar.get_by_role("textbox", name="Agent token")
+    asks.wait_for(timeout=30_000)
+    asks.fill(TOKENS["noa"])
+    sidebar.get_by_role("button", name="Sign in").click()
+    sidebar.get_by_text("Noa Levi").wait_for(timeout=30_000)
+    deadline = time.monotonic() + 10
+    while (cookie := _session_cookie(context)) is None:
+        assert time.monotonic() < deadline, "no session cookie was set"
+        page.wait_for_timeout(200)
+    # Only an opaque id reaches the browser: not the token, in no cookie, page or URL.
+    assert all(TOKENS["noa"] not in c["value"] for c in context.cookies())
+    assert cookie["sameSite"] == "Strict" and cookie["expires"] > time.time() + 11 * 3600
+    assert TOKENS["noa"] not in page.url and TOKENS["noa"] not in page.content()
+
+    page.reload()
+    sidebar.get_by_text("Noa Levi").wait_for(timeout=30_000)
+    other = context.new_page()  # a new tab of the same browser
+    other.goto(console_url)
+    other.locator('[data-testid="stSidebar"]').get_by_text("Noa Levi").wait_for(timeout=30_000)
+    other.close()
+
+    settled(page)
+    sidebar.get_by_role("button", name="Sign out").click()
+    asks.wait_for(timeout=30_000)
+    page.reload()
+    asks.wait_for(timeout=30_000)
+    settled(page)
+    assert sidebar.get_by_text("Noa Levi").count() == 0
+
+    # The revoked id, put back by hand, and a forged one: both ask for a sign-in.
+    for value in (cookie["value"], "forged-" + "x" * 40):
+        context.add_cookies([{"name": COOKIE, "value": value, "url": console_url}])
+        page.reload()
+        asks.wait_for(timeout=30_000)
+        settled(page)
+        assert sidebar.get_by_text("Noa Levi").count() == 0
+    context.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 
-from console.hubclient import HubClient, csv_chunks
+from console.hubclient import HubClient, HubError, csv_chunks
 from console.views import contacts
 from tests.support import TOKENS, wait_rows
 
@@ -184,3 +185,34 @@ def test_time_to_connect_is_measured_once():
     dial = contacts.poll_dial(ScriptedDials({"state": "bridged"}),
                               {"dial_id": "d2", "state": "leg_b_ringing", "started": time.time() - 4})
     assert dial["state"] == "bridged" and 3.5 < dial["to_bridge_s"] < 6
+
+
+def test_a_typed_number_is_dialled_hung_up_and_says_when_it_ended(hub, console):
+    at = console("contacts", token="noa")
+    assert at.button(key="dial_button").disabled  # nothing selected, nothing typed
+    at.text_input(key="dial_to").input("054-765-7777").run()  # the sim's always-connects test number
+    at.button(key="dial_button").click().run()
+    assert not at.exception
+    dials = wait_rows(hub, "SELECT source, leg_b, agent_id FROM dials", timeout=15)
+    assert dials.to_dict("records") == [{"source": "console", "leg_b": "054-765-7777", "agent_id": "noa"}]
+    at.button(key="hangup_button").click().run()  # still ringing noa's phone
+    assert not at.exception
+    assert at.session_state["dial"]["state"] == "failed"
+    assert at.error[0].value == "Failed: you hung up before the call was connected"
+    assert any(re.fullmatch(r"Ended at \d\d:\d\d:\d\d", c.value) for c in at.main.caption), at.main.caption
+    assert not [b for b in at.button if b.key == "hangup_button"]  # over: nothing left to hang up
+    assert wait_rows(hub, "SELECT error FROM dials WHERE ended_at IS NOT NULL", timeout=15).error[0] == "hung_up"
+
+
+class NoHangup(ScriptedDials):
+    def hangup(self, dial_id: str) -> dict:
+        raise HubError("refused", "the webhook provider cannot hang up a dial; hang up on your phone",
+                       "hangup_unsupported", 409)
+
+
+def test_a_provider_that_cannot_hang_up_is_said_and_the_dial_goes_on():
+    dial = {"dial_id": "d3", "state": "bridged", "started": time.time()}
+    dial = contacts.hang_up(NoHangup(), dial)
+    assert dial["state"] == "bridged" and "hang up on your phone" in dial["hangup_note"]
+    ended = contacts.apply_answer(dial, {"state": "ended", "outcome": "bridged", "ended_at": "2026-12-02T09:15:07.250Z"})
+    assert ended["state"] == "ended" and contacts.clock_time(ended["ended_at"], "Asia/Jerusalem") == "11:15:07"

@@ -1,32 +1,22 @@
-"""CRM check: the hub's own lookup path run against real CRMs on port 0, each rule judged."""
+"""CRM check: each rule of the contract judged (pure), and the console page, which asks the hub
+(``POST /api/crm/check``; the lookup itself and what it refuses: tests/test_hub_crm_check.py)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from console import crmcheck
 from console.views import crm as crm_page
 from pipelines import crm
-from pipelines import settings as settings_mod
-from tests.console.conftest import rendered
-from tests.crmserver import FakeCrm, contract
+from tests.console.conftest import open_console, rendered
+from tests.crmserver import FakeCrm
+from tests.support import ROOT
 
 SEED = {"STATUS": "OK", "URL": "http://www.yourdomain.com/contact_search.asp?user_phone=0722776772",
         "CLIENTNAME": "John Doe", "TOTAL": "1", "COMPANY": "Voicenter"}
-
-
-def settings(**overrides):
-    return settings_mod.load(env_file=None, **overrides)
-
-
-def verdicts(report) -> dict[str, bool | None]:
-    return {r.rule: r.passed for r in report.rules}
-
-
-def failed(report) -> set[str]:
-    return {r.rule for r in report.broken}
 
 
 # --- the rules, pure ------------------------------------------------------------------------------
@@ -77,58 +67,6 @@ def test_http_errors_and_encodings():
     assert slow["Answers within the deadline (1500 ms)"].passed is False
 
 
-# --- the lookup, as the hub runs it ---------------------------------------------------------------
-
-def test_a_good_crm_passes_and_the_number_goes_in_the_chosen_format():
-    with FakeCrm() as fake:
-        fake.respond("0722776772", SEED)
-        fake.respond("+972722776772", SEED)
-        report = crmcheck.check(settings(), fake.url, "072-277-6772", phone_format="national")
-        assert report.result.outcome == "found" and not report.broken
-        assert report.sent_as == "0722776772" and fake.requests[-1]["phone"] == "0722776772"
-        assert fake.requests[-1]["header:user-agent"] == "callpop"  # the hub's HTTP client
-        report = crmcheck.check(settings(), fake.url, "0722776772", phone_format="e164")
-        assert report.sent_as == "+972722776772" and report.result.name == "John Doe"
-    assert json.loads(report.body_text()) == SEED
-    assert report.request.startswith("GET http://127.0.0.1:") and "phone=%2B972722776772" in report.request
-
-
-def test_broken_crms_are_flagged():
-    with FakeCrm() as fake:
-        fake.respond("1", "<html>Server Error</html>", content_type="text/html")
-        fake.respond("2", "nope", status=500)
-        fake.respond("3", redirect_loop=True)
-        fake.respond("4", contract("Slow Sam"), delay=0.4)
-        fake.respond("5", "x" * 5000)
-        s = settings(crm_deadline_ms=200, crm_late_timeout_ms=2000, crm_max_bytes=1000)
-        html = crmcheck.check(s, fake.url, "1", phone_format="raw")
-        assert html.result.outcome == "bad_response" and failed(html) == {"Answer is a JSON object"}
-        assert "<html>Server Error</html>" in html.body_text()
-        assert failed(crmcheck.check(s, fake.url, "2", phone_format="raw")) == {"HTTP status is 2xx"}
-        loop = crmcheck.check(s, fake.url, "3", phone_format="raw")
-        assert loop.result.outcome == "http_error" and "redirect" in loop.rules[0].reason and loop.answer is None
-        slow = crmcheck.check(s, fake.url, "4", phone_format="raw")
-        assert slow.result.outcome == "found" and failed(slow) == {"Answers within the deadline (200 ms)"}
-        big = crmcheck.check(s, fake.url, "5", phone_format="raw")
-        assert big.result.outcome == "bad_response" and failed(big) == {"Answer is at most 1000 bytes"}
-        url = fake.url
-    refused = crmcheck.check(settings(), url, "0722776772")  # the server is gone: connection refused
-    assert refused.result.outcome == "http_error" and refused.rules[0].passed is False
-    assert "cannot connect" in refused.rules[0].reason
-
-
-def test_the_crm_credential_goes_only_to_the_configured_crm_and_is_never_shown():
-    secret = "Authorization: Bearer crm-secret-123"
-    with FakeCrm() as mine, FakeCrm() as other:
-        s = settings(crm_url=mine.url, crm_auth_header=secret)
-        report = crmcheck.check(s, mine.url + "?apikey=k-456", "0722776772")
-        assert mine.requests[-1]["header:authorization"] == "Bearer crm-secret-123" and report.auth_sent
-        assert mine.requests[-1]["apikey"] == "k-456"  # the URL's own query survives (as in the hub)
-        assert "k-456" not in report.request and "apikey=%2A%2A%2A" in report.request
-        crmcheck.check(s, other.url, "0722776772")
-        assert "header:authorization" not in other.requests[-1]
-
-
 # --- the page ------------------------------------------------------------------------------------
 
 def run_page(at, url: str, phone: str):
@@ -143,7 +81,7 @@ def run_button(at):
 
 
 def test_the_page_checks_the_sample_crm_by_default(hub, console):
-    at = console("crm", token="noa")
+    at = console("crm", token="dana")  # a supervisor
     assert at.text_input(key="crm_url").value == f"{hub.url}/crm/lookup"
     assert "Paste your CRM's lookup URL" in at.info[0].value
     run_button(at).click().run()
@@ -155,13 +93,23 @@ def test_the_page_checks_the_sample_crm_by_default(hub, console):
     assert parsed["Name"] == "John Doe" and parsed["Pop status (sent to the agent)"] == "found"
 
 
-def test_the_page_flags_a_broken_answer(console, monkeypatch):
-    monkeypatch.setenv("CALLPOP_CRM_AUTH_HEADER", "X-Api-Key: sekrit-789")
+@pytest.fixture
+def console_on(start_hub, monkeypatch):
+    """Open the CRM check of a hub started with these settings, as its supervisor."""
+    def open_page(**settings):
+        hub = start_hub(**settings)
+        monkeypatch.setenv("CALLPOP_HUB_URL", hub.url)
+        return open_console("crm", token="dana")
+    return open_page
+
+
+def test_the_page_flags_a_broken_answer(console_on):
     with FakeCrm() as fake:
         fake.respond("0527654000", {"status": "OK", "URL": "javascript:alert(1)", "CLIENTNAME": "<img src=x>",
                                     "TOTAL": "many"})
-        at = console("crm", token="noa")
+        at = console_on(crm_url=fake.url, crm_auth_header="X-Api-Key: sekrit-789")
         run_page(at, fake.url, "0527654000")
+        assert fake.requests[-1]["header:x-api-key"] == "sekrit-789"  # sent by the hub, to its CRM only
     assert not at.exception
     assert at.main.error[0].value.startswith("4 contract rules broken"), [e.value for e in at.error]
     rules = at.dataframe[0].value.set_index("Rule")
@@ -174,11 +122,10 @@ def test_the_page_flags_a_broken_answer(console, monkeypatch):
     assert "sekrit-789" not in rendered(at)
 
 
-def test_a_key_in_the_configured_crm_url_is_masked_on_the_page_but_still_sent(console, monkeypatch):
+def test_a_key_in_the_configured_crm_url_is_masked_on_the_page_but_still_sent(console_on):
     with FakeCrm() as fake:
         fake.respond("0722776772", SEED)
-        monkeypatch.setenv("CALLPOP_CRM_URL", fake.url + "?key=topsecret-42")
-        at = console("crm", token="noa")
+        at = console_on(crm_url=fake.url + "?key=topsecret-42")
         assert at.text_input(key="crm_url").value == fake.url + "?key=%2A%2A%2A"
         run_button(at).click().run()
         assert fake.requests[-1]["key"] == "topsecret-42" and fake.requests[-1]["phone"] == "0722776772"
@@ -186,13 +133,32 @@ def test_a_key_in_the_configured_crm_url_is_masked_on_the_page_but_still_sent(co
     assert "topsecret-42" not in rendered(at)
 
 
+def test_an_internal_address_is_refused_by_the_hub_and_said_on_the_page(console):
+    at = console("crm", token="dana")
+    run_page(at, "http://169.254.169.254/latest/meta-data/", "0722776772")
+    assert not at.exception
+    assert "refused" in at.main.error[0].value and "metadata" in at.main.error[0].value
+    assert not at.dataframe  # no report
+
+
 def test_the_page_needs_a_sign_in(console):
     at = console("crm", token=None)
     assert not at.main.text_input and "Sign in" in at.info[0].value
 
 
-def test_a_url_that_is_not_http_is_refused_before_any_request(console):
+def test_the_page_is_for_supervisors(console):
     at = console("crm", token="noa")
+    assert not at.main.text_input and "for supervisors" in at.info[0].value
+
+
+def test_a_url_that_is_not_http_is_refused_before_any_request(console):
+    at = console("crm", token="dana")
     run_page(at, "file:///etc/passwd", "0722776772")
     assert "must start with http" in at.main.error[0].value, [e.value for e in at.error]
-    assert crm_page.default_url(settings()).endswith("/crm/lookup")
+
+
+def test_the_page_imports_no_hub_code():
+    code = ("import sys, console.views.crm, console.session, console.sidebar; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pipelines'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

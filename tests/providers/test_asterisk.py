@@ -238,3 +238,25 @@ def test_an_originate_asterisk_never_answers_fails_within_the_deadline(asterisk_
     failed = noa.recv("dial", timeout=3)
     assert (failed["state"], failed["error"]) == ("failed", "pbx_unavailable")
     assert not hub.hub.provider.correlator.pending
+
+
+def test_hanging_up_a_click_to_call_sends_hangup_for_its_channels(asterisk_hub, ami):
+    connected, _ = until_hangup(transcript("originate-pjsip.raw"))
+    ami.originate_script = connected  # bridged; the hang-up is ours to ask
+    hub = asterisk_hub()
+    noa = Agent(hub, "tok-noa")
+    dial_id = api(hub, "POST", "/api/dial", "tok-noa", json={"to": "054-765-4321"}).json()["dial_id"]
+    noa.recv("dial", where=lambda m: m["state"] == "bridged")
+    assert api(hub, "POST", f"/api/dials/{dial_id}/hangup", "tok-avi").status_code == 404
+    r = api(hub, "POST", f"/api/dials/{dial_id}/hangup", "tok-noa")
+    assert r.status_code == 200 and r.json()["state"] == "ended" and r.json()["ended_at"], r.text
+    hangups = [a.get("Channel") for a in ami.actions if a.get("Action") == "Hangup"]
+    assert hangups and hangups[0] == "PJSIP/201-00000060"
+    assert noa.recv("dial")["state"] == "ended"
+
+
+def test_a_dial_asterisk_has_not_reported_yet_cannot_be_hung_up(asterisk_hub, ami):
+    hub = asterisk_hub()  # the Originate is queued, no channel comes
+    dial_id = api(hub, "POST", "/api/dial", "tok-noa", json={"to": "054-765-4321"}).json()["dial_id"]
+    r = api(hub, "POST", f"/api/dials/{dial_id}/hangup", "tok-noa")
+    assert r.status_code == 409 and r.json()["error"] == "hangup_unsupported" and "not reported" in r.json()["message"]
