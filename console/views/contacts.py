@@ -320,7 +320,8 @@ def render() -> None:
                          })
     with side:
         dial_panel(frame, me, data_key(q.strip()))
-    import_section()
+    if me.get("role") == "supervisor":  # the hub allows imports to supervisors only
+        import_section()
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; tests import it without rendering
