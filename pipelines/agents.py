@@ -1,8 +1,10 @@
 """Agents: who may sign in, with which token, and which phones are theirs.
 
 Loaded from a CSV (``id,name,token,extension,mobile,home`` plus optional ``role``,
-``expires_at``, ``disabled``). Tokens are compared in constant time and never appear in
-``repr``, logs or API answers: ``Agent.public()`` is what leaves the hub.
+``expires_at``, ``disabled``). The ``token`` column holds the token's SHA-256 digest
+(``sha256:<hex>``, written by ``python -m pipelines agents token``); a plaintext token still
+loads, with a warning. The hub keeps only digests and compares them in constant time; tokens
+never appear in ``repr``, logs or API answers: ``Agent.public()`` is what leaves the hub.
 """
 
 from __future__ import annotations
@@ -11,23 +13,46 @@ import csv
 import dataclasses
 import hashlib
 import hmac
+import logging
+import os
+import re
+import secrets
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+log = logging.getLogger("callpop.agents")
 REQUIRED = ("id", "name", "token", "extension", "mobile", "home")
+ROLES = ("agent", "supervisor")  # pipelines/access.py says what each may do
+DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+DEMO_PREFIX = "demo-"  # the demo's tokens are public (data/agents.csv): never on a reachable hub
+
+
+def digest_text(token: str) -> str:
+    """What the agents file holds for a token."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
 class Agent:
     id: str
     name: str
-    token: str = dataclasses.field(repr=False)
+    token: str = dataclasses.field(repr=False)  # as the file has it: sha256:<hex>, or plaintext
     extension: str = ""
     mobile: str = ""
     home: str = ""
-    role: str = "agent"  # agent | supervisor (a supervisor sees every live call)
+    role: str = "agent"  # one of ROLES
     expires_at: datetime | None = None
     disabled: bool = False
+
+    @property
+    def digest(self) -> bytes:
+        found = DIGEST.match(self.token)
+        return bytes.fromhex(found.group(1)) if found else _digest(self.token)
+
+    @property
+    def demo_token(self) -> bool:
+        return self.token.startswith(DEMO_PREFIX)
 
     def public(self) -> dict:
         return {"id": self.id, "name": self.name, "extension": self.extension,
@@ -55,7 +80,7 @@ class Agents:
 
     def __init__(self, agents: list[Agent]):
         self._by_id = {a.id: a for a in agents}
-        self._by_digest = {_digest(a.token): a for a in agents if a.token}
+        self._by_digest = {a.digest: a for a in agents if a.token}
         self._by_extension: dict[str, list[Agent]] = {}
         for a in agents:
             if a.extension:
@@ -67,6 +92,10 @@ class Agents:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def with_demo_tokens(self) -> list[str]:
+        """Ids of agents whose token is one of the demo's public ones."""
+        return [a.id for a in self if a.demo_token]
+
     def get(self, agent_id: str) -> Agent | None:
         return self._by_id.get(agent_id)
 
@@ -77,9 +106,10 @@ class Agents:
         """(agent, "") for a good token, else (None, reason). Reasons never echo the token."""
         if not token:
             return None, "missing token"
-        # Look up by digest so the dict comparison does not leak timing on the token itself.
-        agent = self._by_digest.get(_digest(token))
-        if agent is None or not hmac.compare_digest(_digest(agent.token), _digest(token)):
+        # Looked up by digest, so the dict comparison does not leak timing on the token itself.
+        given = _digest(token)
+        agent = self._by_digest.get(given)
+        if agent is None or not hmac.compare_digest(agent.digest, given):
             return None, "invalid token"
         problem = agent.usable(now or datetime.now(timezone.utc))
         return (None, problem) if problem else (agent, "")
@@ -92,14 +122,19 @@ class Agents:
             missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
             if missing:
                 raise AgentsError(f"{path}: missing columns {', '.join(missing)}")
-            agents, seen_tokens = [], set()
+            agents, seen_tokens, seen_ids, plaintext = [], set(), set(), 0
             for n, row in enumerate(reader, start=2):
                 row = {k: (v or "").strip() for k, v in row.items() if k}
                 if not row["id"] or not row["token"]:
                     raise AgentsError(f"{path} line {n}: id and token are required")
-                if row["token"] in seen_tokens:
+                if row["id"] in seen_ids:  # the second would silently replace the first
+                    raise AgentsError(f"{path} line {n}: agent id {row['id'][:40]!r} is already used")
+                seen_ids.add(row["id"])
+                key = row["token"] if DIGEST.match(row["token"]) else digest_text(row["token"])
+                if key in seen_tokens:
                     raise AgentsError(f"{path} line {n}: token shared with another agent")
-                seen_tokens.add(row["token"])
+                seen_tokens.add(key)
+                plaintext += not DIGEST.match(row["token"]) and not row["token"].startswith(DEMO_PREFIX)
                 expires = None
                 if row.get("expires_at"):
                     try:
@@ -108,10 +143,65 @@ class Agents:
                         raise AgentsError(f"{path} line {n}: expires_at is not an ISO date") from None
                     if expires.tzinfo is None:
                         expires = expires.replace(tzinfo=timezone.utc)
+                role = (row.get("role") or "agent").lower()
+                if role not in ROLES:  # a typo must not quietly make a supervisor an agent (or back)
+                    raise AgentsError(f"{path} line {n}: role {row['role'][:20]!r} is not one of {', '.join(ROLES)}")
                 agents.append(Agent(
                     id=row["id"], name=row["name"] or row["id"], token=row["token"],
                     extension=row["extension"], mobile=row["mobile"], home=row["home"],
-                    role=row.get("role") or "agent", expires_at=expires,
+                    role=role, expires_at=expires,
                     disabled=(row.get("disabled") or "").lower() in ("1", "true", "yes"),
                 ))
+        if plaintext:
+            log.warning("%s holds %d plaintext token(s): store digests instead with "
+                        "'python -m pipelines agents hash %s' (the tokens stay the same)", path, plaintext, path)
         return cls(agents)
+
+
+def _rewrite(path: Path, change) -> None:
+    """Rewrite the agents file row by row through ``change(row)``, atomically (a crash leaves
+    the old file or the new one, never half of one)."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], [change(dict(row)) for row in reader]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def issue_token(path: Path | str, agent_id: str) -> str:
+    """A new token for ``agent_id``: its digest replaces the old token in the file (the old one
+    stops working once the hub is restarted); the token itself is returned, to be shown once."""
+    path, token = Path(path), secrets.token_urlsafe(32)
+    if Agents.from_csv(path).get(agent_id) is None:  # also: never rewrite a file that does not load
+        raise AgentsError(f"{path}: no agent with id {agent_id!r}")
+
+    def change(row: dict) -> dict:
+        if (row.get("id") or "").strip() == agent_id:
+            row["token"] = digest_text(token)
+        return row
+    _rewrite(path, change)
+    return token
+
+
+def hash_tokens(path: Path | str) -> int:
+    """Replace every plaintext token of the file by its digest; returns how many were."""
+    path, changed = Path(path), []
+
+    def change(row: dict) -> dict:
+        token = (row.get("token") or "").strip()
+        if token and not DIGEST.match(token):
+            row["token"] = digest_text(token)
+            changed.append(row)
+        return row
+    Agents.from_csv(path)
+    _rewrite(path, change)
+    return len(changed)

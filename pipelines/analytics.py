@@ -894,11 +894,34 @@ def coverage(con, *, start, end, tz="UTC") -> pd.DataFrame:
 
 # --- answers as JSON (the hub's route and the reader's way back) --------------------------------
 
+# An agent's own rows, table by table: their calls are those they were popped for or answered.
+_OWN_CALLS = "SELECT call_id FROM {db}.main.pops WHERE agent_id = {a} UNION SELECT call_id FROM {db}.main.calls " \
+             "WHERE agent_id = {a}"
+AGENT_SCOPE = {
+    "pops": "agent_id = {a}", "dials": "agent_id = {a}", "calls": "call_id IN (" + _OWN_CALLS + ")",
+    "lookups": "call_id IN (" + _OWN_CALLS + ")", "events": "call_id IN (" + _OWN_CALLS + ")",
+    "rejects": "false",
+}
+
+
+def scope_to_agent(con: duckdb.DuckDBPyConnection, agent_id: str) -> None:
+    """Make every query on this cursor see only one agent's rows: temporary views of the same
+    names shadow the tables for this cursor alone, so each named query stays one SQL text."""
+    db = '"' + con.execute("SELECT current_database()").fetchone()[0].replace('"', '""') + '"'
+    a = "'" + agent_id.replace("'", "''") + "'"
+    for table, where in AGENT_SCOPE.items():
+        con.execute(f"CREATE TEMP VIEW {table} AS SELECT * FROM {db}.main.{table} WHERE "
+                    + where.format(db=db, a=a))
+
+
 def answer(con: duckdb.DuckDBPyConnection, query: NamedQuery, args: Mapping[str, Any],
-           timeout_s: float = 30.0) -> bytes:
+           timeout_s: float = 30.0, agent_id: str | None = None) -> bytes:
     """Run a validated query on a cursor of its own and return its JSON answer, encoded: the hub
     has the store run this in its process, so neither the query nor the encoding holds the hub's
-    GIL. A query running past ``timeout_s`` is interrupted (``duckdb.InterruptException``)."""
+    GIL. A query running past ``timeout_s`` is interrupted (``duckdb.InterruptException``).
+    With ``agent_id``, the query sees only that agent's calls, pops and dials."""
+    if agent_id is not None:
+        scope_to_agent(con, agent_id)
     timer = threading.Timer(timeout_s, con.interrupt)
     timer.start()
     try:

@@ -8,7 +8,6 @@ fault of ours. Refused input is logged and recorded in ``rejects`` (never with a
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import time
@@ -18,14 +17,15 @@ import duckdb
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import analytics, samplecrm
+from .access import INGEST, STAFF, SUPERVISOR, require_role, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
 from .dial import DialRefused
+from .errors import ApiError
 from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
 from .hub import EventRefused, Hub
 from .limits import Throttle
@@ -36,27 +36,29 @@ from .store import StoreUnavailable
 
 log = logging.getLogger("callpop.api")
 RETRY_AFTER_S = 5  # what a 503 tells the PBX to wait before retrying
-bearer = HTTPBearer(auto_error=False, description="An agent's token (or the ingest token for PBX routes).")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class Edge:
-    """ASGI middleware at the edge: bodies over ``limit`` bytes get 413 before a route reads
-    them, and every request is logged by path only (query strings may carry numbers or secrets)."""
+    """ASGI middleware at the edge: a Host the hub does not answer to gets 400 (a page on
+    another site cannot reach the hub through DNS rebinding), bodies over ``limit`` bytes get 413
+    before a route reads them, and every request is logged by path only (query strings may carry
+    numbers or secrets)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, hosts: frozenset[str]):
+        self.app, self.limit, self.hosts = app, limit, hosts
         self.logged = Throttle(60.0)
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = _host_name(headers.get(b"host", b"").decode("latin-1"))
+        if host not in self.hosts:
+            return await _answer(scope, send, 400, "bad_host", f"this hub does not answer to host {host[:60]!r}; "
+                                 "add it to CALLPOP_ALLOWED_HOSTS or CALLPOP_PUBLIC_URL")
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
         started, status = time.perf_counter(), [0]
@@ -85,10 +87,25 @@ class Edge:
                     (time.perf_counter() - started) * 1000, f" ({held} like it not logged)" if held else "")
 
     async def _refuse(self, send):
-        body = json.dumps({"error": "body_too_large", "message": f"request body over {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _answer({"type": "http"}, send, 413, "body_too_large", f"request body over {self.limit} bytes")
+
+
+def _host_name(header: str) -> str:
+    """The Host header's name without its port, lower case; IPv6 without brackets."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+async def _answer(scope, send, status: int, code: str, message: str) -> None:
+    """An error answered at the edge, in the routes' JSON shape; for a WebSocket handshake, as
+    ASGI's denial response (an HTTP answer instead of the upgrade)."""
+    kind = "websocket.http.response" if scope["type"] == "websocket" else "http.response"
+    body = json.dumps({"error": code, "message": message}).encode()
+    await send({"type": kind + ".start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": kind + ".body", "body": body})
 
 
 async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
@@ -140,32 +157,9 @@ class DialProgress(BaseModel):
     reason: str = Field(default="", max_length=300)
 
 
-Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
-
-async def agent_of(request: Request, creds: Creds) -> Agent:  # async: a sync dependency runs on a thread
-    hub: Hub = request.app.state.hub
-    agent, why = hub.agents.authenticate(creds.credentials if creds else None)
-    if agent is None:
-        hub.reject(request.url.path, "unauthorized", why)
-        raise ApiError(401, "unauthorized", why)
-    return agent
-
-
-async def ingest_allowed(request: Request, creds: Creds) -> None:
-    hub: Hub = request.app.state.hub
-    expected = hub.settings.ingest_token.get_secret_value()
-    if not expected:
-        hub.reject(request.url.path, "unauthorized", "ingest disabled")
-        raise ApiError(401, "unauthorized", "event ingest is disabled: set CALLPOP_INGEST_TOKEN")
-    given = creds.credentials if creds else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        hub.reject(request.url.path, "unauthorized", "bad ingest token" if given else "missing token")
-        raise ApiError(401, "unauthorized", "invalid ingest token" if given else "missing token")
-
-
-AgentDep = Annotated[Agent, Depends(agent_of)]
-IngestDep = Annotated[None, Depends(ingest_allowed)]
+AgentDep = Annotated[Agent, Depends(require_role(*STAFF))]       # an agent or a supervisor
+SupervisorDep = Annotated[Agent, Depends(require_role(SUPERVISOR))]
+IngestDep = Annotated[None, Depends(require_role(INGEST))]        # the PBX's token
 
 
 def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
@@ -182,7 +176,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app = FastAPI(title="callpop hub", version="0.1.0", lifespan=lifespan,
                   description="Screen pops and click-to-call between a PBX, a CRM and agents' browsers.")
     app.state.hub = hub
-    app.add_middleware(Edge, limit=settings.max_body_bytes)
+    app.add_middleware(Edge, limit=settings.max_body_bytes, hosts=settings.hosts())
 
     # --- errors: one shape for all
     @app.exception_handler(ApiError)
@@ -230,7 +224,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return JSONResponse(body, status_code=200 if store == "ok" else 503)
 
     @app.get("/api/status", tags=["hub"], summary="Hub, provider, sockets and store at a glance")
-    async def status(agent: AgentDep) -> dict:
+    async def status(agent: SupervisorDep) -> dict:
         return hub.status()
 
     @app.get("/api/me", tags=["agents"], summary="The signed-in agent")
@@ -290,7 +284,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return {"total": len(hub.contacts), "contacts": [c.public() for c in found]}
 
     @app.post("/api/contacts/import", tags=["contacts"], summary="Add contacts from CSV text (dry_run to preview)")
-    async def import_contacts(request: Request, agent: AgentDep, dry_run: bool = False) -> dict:
+    async def import_contacts(request: Request, agent: SupervisorDep, dry_run: bool = False) -> dict:
         raw = await request.body()
         try:
             text = raw.decode("utf-8-sig")
@@ -311,7 +305,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     @app.get("/api/pops/recent", tags=["calls"], summary="The latest pops with their lookup outcome and latency")
     async def recent_pops(agent: AgentDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict:
         feed = list(hub.popper.recent.values())[::-1]
-        if agent.role != "supervisor":
+        if not sees_everything(agent):
             feed = [p for p in feed if agent.id in p["agents"]]
         return {"pops": feed[:limit]}
 
@@ -344,12 +338,14 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             raise ApiError(422, "invalid_parameter", str(e)) from None
         async with analytics_slots:
             try:
-                body = await asyncio.to_thread(hub.store.run, analytics.answer, query, args)
+                body = await asyncio.to_thread(hub.store.run, analytics.answer, query, args,
+                                               agent_id=None if sees_everything(agent) else agent.id)
             except duckdb.InterruptException:
                 raise ApiError(503, "query_timeout", "the query ran too long; try a shorter range") from None
         return Response(body, media_type="application/json")
 
-    app.include_router(samplecrm.router(lambda request: hub.contacts))
+    if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
+        app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))
     if settings.provider == "voicenter":  # Voicenter's pop-up and CDR URLs (providers/voicenter.py)
         from .providers import voicenter
         app.include_router(voicenter.router(hub))

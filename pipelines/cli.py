@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 from . import settings as settings_mod
+from .agents import AgentsError, hash_tokens, issue_token
 
 ROOT = Path(__file__).resolve().parent.parent
 # The demo's own world: its database and history, the demo agents (their tokens are public), the
 # simulated PBX and the sample CRM. Nothing of it touches the settings ``serve`` uses.
 DEMO = {"agents_csv": ROOT / "data" / "agents.csv", "contacts_csv": ROOT / "data" / "contacts.csv",
-        "ingest_token": "demo-ingest-token", "provider": "sim", "crm_url": ""}
+        "ingest_token": "demo-ingest-token", "provider": "sim", "crm_url": "", "sample_crm": True}
 DEMO_DIR = ROOT / "var" / "demo"  # the demo's database lives here
 DEMO_HISTORY_DAYS = 30
 DEMO_CALLS_PER_DAY = 400
@@ -72,6 +73,23 @@ def cmd_settings(args: argparse.Namespace) -> int:
     width = max(len(env) for env, *_ in rows)
     for env, help_text, *_ in rows:
         print(f"{env:<{width}}  {values[env]:<24}  {help_text}")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    """Tokens in the agents file: a new one for an agent (shown once, its digest stored), or
+    every plaintext token replaced by its digest."""
+    path = Path(args.file) if args.file else settings_mod.load().agents_csv
+    if args.action == "token":
+        if not args.agent_id:
+            print("callpop agents token: which agent? python -m pipelines agents token <id>", file=sys.stderr)
+            return 2
+        token = issue_token(path, args.agent_id)
+        print(f"New token for {args.agent_id} (shown only now; {path} keeps its digest; restart the hub to use it):",
+              file=sys.stderr)
+        print(token)
+    else:
+        print(f"{path}: {hash_tokens(path)} plaintext token(s) replaced by their digests")
     return 0
 
 
@@ -233,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("settings", help="print every setting with its value and help")
     st.add_argument("--example", action="store_true", help="print .env.example")
     st.set_defaults(func=cmd_settings)
+    agents = sub.add_parser("agents", help="agents' tokens: issue a new one, or store digests instead of plaintext")
+    agents.add_argument("action", choices=("token", "hash"), help="token: a new token for one agent (printed once); "
+                        "hash: replace every plaintext token in the file by its digest")
+    agents.add_argument("agent_id", nargs="?", help="token: the agent's id")
+    agents.add_argument("--file", help="the agents file (default CALLPOP_AGENTS_CSV)")
+    agents.set_defaults(func=cmd_agents)
     seed = sub.add_parser("seed", help="fill a database with realistic generated history (stop the hub first)")
     seed.add_argument("--db", type=Path, help="database file (default CALLPOP_DB_PATH)")
     seed.add_argument("--days", type=int, default=30, help="days of history, ending yesterday (default 30)")
@@ -246,6 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except settings_mod.SettingsError as e:
+    except (settings_mod.SettingsError, AgentsError) as e:
         print(f"callpop: {e}", file=sys.stderr)
         return 2

@@ -52,13 +52,18 @@ class LookupResult:
         return self.outcome in ("found", "multiple", "not_found")
 
 
+_SHOWN = {"Cc": " ", "Zl": " ", "Zp": " ", "Cf": ""}  # what each such category becomes
+
+
 def clean_text(value: Any) -> str:
-    """A name or company as plain text: no control characters, one line, capped."""
+    """A name or company as plain text: no control characters, one line, capped, and no format
+    characters (Cf: bidi overrides and zero-width marks, which reverse or hide text to spoof a
+    name in a notification)."""
     if value is None or isinstance(value, (dict, list, bool)):
         return ""
     text = str(value)
     if not text.isprintable():  # the usual name has nothing to replace: no walk over its characters
-        text = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+        text = "".join(_SHOWN.get(unicodedata.category(ch), ch) for ch in text)
     text = _WS.sub(" ", text).strip()
     return text[:TEXT_CAP].rstrip() + ("…" if len(text) > TEXT_CAP else "")
 
@@ -69,9 +74,11 @@ def safe_url(value: Any) -> tuple[str, str | None]:
         return "", None
     text = str(value).strip()
     parts = urlsplit(text)
+    shown = text[:40] + ("…" if len(text) > 40 else "")
+    if "@" in parts.netloc:  # https://crm.example.com@evil.example/ goes to evil.example
+        return "", f"URL {shown!r} dropped: a URL with a user name or password before the host is not opened"
     if parts.scheme.lower() in ("http", "https") and parts.netloc and not any(c in text for c in "\r\n\t "):
         return text, None
-    shown = text[:40] + ("…" if len(text) > 40 else "")
     return "", f"URL {shown!r} dropped: only absolute http(s) URLs are opened"
 
 

@@ -22,7 +22,7 @@ from phonenumbers import PhoneNumberType
 
 from .agents import Agent
 from .events import DIAL_STATES, DialRequest, msg_dial, utcnow
-from .phone import NotAPhoneNumber, parse_diallable
+from .phone import NotAPhoneNumber, Phone, parse_diallable
 from .sessions import Sessions
 from .store import Store
 
@@ -54,21 +54,82 @@ class DialPlan:
     extension: str    # the agent's extension (providers that originate from a device need it)
 
 
+# Number types refused unless the rules opt in (CALLPOP_DIAL_ALLOWED_TYPES): they cost the caller
+# more than a call, or forward to wherever their owner likes (personal numbers, UAN).
+OPT_IN_TYPES = {PhoneNumberType.PREMIUM_RATE: "PREMIUM_RATE", PhoneNumberType.SHARED_COST: "SHARED_COST",
+                PhoneNumberType.PERSONAL_NUMBER: "PERSONAL_NUMBER", PhoneNumberType.UAN: "UAN"}
+TYPE_WORDS = {"PREMIUM_RATE": "a premium-rate", "SHARED_COST": "a shared-cost", "PERSONAL_NUMBER": "a personal",
+              "UAN": "a universal access (UAN)"}
+NON_GEOGRAPHIC = "NON_GEOGRAPHIC"  # region "001": satellite and international networks
+
+
 @dataclasses.dataclass(frozen=True)
 class DialRules:
+    """What may be rung, on either leg. Empty ``allowed_countries`` = the home region only; '*'
+    (in it or in ``leg_a_allowed``) = any."""
     region: str
     blocked_prefixes: tuple[str, ...] = ()
     allowed_countries: tuple[str, ...] = ()
+    allowed_types: tuple[str, ...] = ()     # names of OPT_IN_TYPES, or NON_GEOGRAPHIC
+    leg_a_allowed: tuple[str, ...] = ()     # E.164 numbers or prefixes an agent may type as leg A
+
+    @property
+    def countries(self) -> tuple[str, ...]:
+        return self.allowed_countries or (self.region,)
+
+
+def check_number(phone: Phone, rules: DialRules, whose: str = "") -> None:
+    """DialRefused if ``phone`` must not be rung; the same rules for leg A and leg B.
+
+    ``whose`` names leg A in the reason ("your mobile "); empty for leg B."""
+    shown = f"{whose}{phone.display}"
+    blocked = next((p for p in rules.blocked_prefixes if phone.e164.startswith(p.replace(" ", ""))), None)
+    if blocked:
+        raise DialRefused("blocked_prefix", f"{shown}: numbers starting {blocked} are blocked (premium rate / "
+                                            "toll fraud)")
+    # Against toll fraud wherever the prefix list has a gap: the number's type, from libphonenumber.
+    number_type = phonenumbers.number_type(phonenumbers.parse(phone.e164))
+    type_name = OPT_IN_TYPES.get(number_type)
+    if type_name and type_name not in rules.allowed_types:
+        code = "premium_rate" if type_name == "PREMIUM_RATE" else "number_type_not_allowed"
+        raise DialRefused(code, f"{shown} is {TYPE_WORDS[type_name]} number: blocked against toll fraud")
+    # Satellite and international networks (no country, "001") cost dollars a minute; their
+    # international freephone numbers (+800) are fine.
+    if phone.region == "001":
+        if number_type != PhoneNumberType.TOLL_FREE and NON_GEOGRAPHIC not in rules.allowed_types:
+            raise DialRefused("high_cost_network",
+                              f"{shown} is on a satellite or international network: blocked against toll fraud")
+        return
+    # Each Caribbean +1 country is its own region (DO, JM...): this rule also catches those.
+    if "*" not in rules.countries and phone.region not in rules.countries:
+        raise DialRefused("country_not_allowed", f"{shown} is in {phone.region}: calls there are not allowed; "
+                                                 f"allowed: {', '.join(rules.countries)}")
+
+
+def _own_numbers(agent: Agent, region: str) -> set[str]:
+    own = set()
+    for phone in (agent.mobile, agent.home):
+        try:
+            own.add(parse_diallable(phone, region).e164)
+        except NotAPhoneNumber:
+            pass
+    return own
 
 
 def plan_dial(agent: Agent, request: DialRequest, rules: DialRules, dial_id: str = "") -> DialPlan:
-    """The two legs of a click-to-call, or DialRefused with the reason."""
+    """The two legs of a click-to-call, or DialRefused with the reason.
+
+    Both legs pass ``check_number``: a PBX rings leg A first, so a premium number there costs the
+    same as one on leg B, and so does one in the agents' CSV. A number typed as leg A must also be
+    the agent's own or on the admin's list, or a token would be a free call anywhere."""
     try:
         b = parse_diallable(request.to, rules.region)
     except NotAPhoneNumber as e:
         raise DialRefused("not_a_number", str(e)) from None
     kind = request.leg_a if request.leg_a in OWN_PHONES else "number"
-    if kind == "extension":
+    own = _own_numbers(agent, rules.region)
+    a: Phone | None = None
+    if kind == "extension":  # a desk phone on the PBX: dialled as is, never out of the building
         if not agent.extension:
             raise DialRefused("no_leg_a", "you have no extension on file; choose mobile, home or a number")
         leg_a = agent.extension
@@ -77,31 +138,19 @@ def plan_dial(agent: Agent, request: DialRequest, rules: DialRules, dial_id: str
         if not text:
             raise DialRefused("no_leg_a", f"you have no {kind} number on file; choose another phone to ring first")
         try:
-            leg_a = parse_diallable(text, rules.region).e164
+            a = parse_diallable(text, rules.region)
         except NotAPhoneNumber as e:
             raise DialRefused("bad_leg_a", f"your phone to ring first is not diallable: {e}") from None
-    own = {leg_a}
-    for phone in (agent.mobile, agent.home):
-        try:
-            own.add(parse_diallable(phone, rules.region).e164)
-        except NotAPhoneNumber:
-            pass
-    if b.e164 in own:
+        leg_a = a.e164
+    if b.e164 in own | {leg_a}:
         raise DialRefused("own_number", f"{b.display} is your own phone; pick the number of the person to call")
-    blocked = next((p for p in rules.blocked_prefixes if b.e164.startswith(p.replace(" ", ""))), None)
-    if blocked:
-        raise DialRefused("blocked_prefix", f"numbers starting {blocked} are blocked (premium rate / toll fraud)")
-    # Against toll fraud wherever the prefix list has a gap: premium-rate numbers of any country,
-    # and satellite / international networks (no country, "001"), which cost dollars a minute.
-    number_type = phonenumbers.number_type(phonenumbers.parse(b.e164))
-    if number_type == PhoneNumberType.PREMIUM_RATE:
-        raise DialRefused("premium_rate", f"{b.display} is a premium-rate number: blocked against toll fraud")
-    if b.region == "001" and number_type != PhoneNumberType.TOLL_FREE:
-        raise DialRefused("high_cost_network",
-                          f"{b.display} is on a satellite or international network: blocked against toll fraud")
-    if rules.allowed_countries and b.region not in rules.allowed_countries:
-        raise DialRefused("country_not_allowed",
-                          f"calls to {b.region} are not allowed; allowed: {', '.join(rules.allowed_countries)}")
+    if a is not None:
+        check_number(a, rules, f"your {'phone to ring first' if kind == 'number' else kind} ")
+        if kind == "number" and a.e164 not in own and not any(
+                p == "*" or a.e164.startswith(p) for p in rules.leg_a_allowed):
+            raise DialRefused("leg_a_not_allowed", f"{a.display} is not one of your phones: ring your extension, "
+                                                   "mobile or home first (an admin can allow other numbers)")
+    check_number(b, rules)
     return DialPlan(dial_id or new_dial_id(), agent.id, request.source, leg_a, kind, b.e164, b.display,
                     agent.extension)
 
@@ -125,28 +174,35 @@ class _Dial:
 
 
 class RateLimiter:
-    """At most ``per_minute`` events per key in any sliding minute."""
+    """At most ``limit`` events per key in any sliding window of ``window_s`` seconds."""
 
-    def __init__(self, per_minute: int, clock=time.monotonic):
-        self.per_minute, self.clock = per_minute, clock
+    def __init__(self, limit: int, window_s: float = 60, clock=time.monotonic):
+        self.limit, self.window_s, self.clock = limit, window_s, clock
         self._seen: dict[str, collections.deque[float]] = {}
 
-    def allow(self, key: str) -> bool:
-        now = self.clock()
+    def used(self, key: str) -> int:
         q = self._seen.setdefault(key, collections.deque())
-        while q and now - q[0] >= 60:
+        now = self.clock()
+        while q and now - q[0] >= self.window_s:
             q.popleft()
-        if len(q) >= self.per_minute:
+        return len(q)
+
+    def allow(self, key: str) -> bool:
+        if self.used(key) >= self.limit:
             return False
-        q.append(now)
+        self._seen[key].append(self.clock())
         return True
 
 
 class Dialer:
     def __init__(self, provider: "Provider", store: Store, sessions: Sessions, rules: DialRules,
-                 rate_per_minute: int):
+                 rate_per_minute: int, budget_per_hour: int = 600, clock=time.monotonic):
         self.provider, self.store, self.sessions, self.rules = provider, store, sessions, rules
-        self.limiter = RateLimiter(rate_per_minute)
+        self.limiter = RateLimiter(rate_per_minute, 60, clock)
+        # Every agent's dials together: what a stolen token (or many) can cost in an hour. Only
+        # dials placed count, so refused probes cannot use it up for everyone.
+        self.budget = RateLimiter(budget_per_hour, 3600, clock)
+        self._budget_warned = False
         # Dials in progress, and finished ones until their last row is committed: until then
         # ``get`` answers from here, after that the dials table does.
         self.active: dict[str, _Dial] = {}
@@ -158,8 +214,9 @@ class Dialer:
         try:
             if not self.limiter.allow(agent.id):
                 raise DialRefused("rate_limited",
-                                  f"more than {self.limiter.per_minute} calls in a minute; wait a moment", 429)
+                                  f"more than {self.limiter.limit} calls in a minute; wait a moment", 429)
             plan = plan_dial(agent, request, self.rules)
+            self._take_budget()
         except DialRefused as refused:
             self.store.insert("dials", {"dial_id": new_dial_id(), "agent_id": agent.id, "source": request.source,
                                         "leg_a_kind": request.leg_a if request.leg_a in OWN_PHONES else "number",
@@ -177,6 +234,22 @@ class Dialer:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return plan
+
+    def _take_budget(self) -> None:
+        if self.budget.allow("all"):
+            self._budget_warned = False  # the next exhaustion is news again
+            return
+        if not self._budget_warned:  # one line when it is hit, not one per refused dial
+            self._budget_warned = True
+            log.warning("dial budget exhausted: %d click-to-calls in the last hour (CALLPOP_DIAL_BUDGET_PER_HOUR); "
+                        "dials are refused until the oldest age out", self.budget.limit)
+        raise DialRefused("dial_budget_exhausted", f"the hub has placed its {self.budget.limit} calls for this hour; "
+                                                   "try again later or ask an admin", 429)
+
+    def status(self) -> dict:
+        """The ``dial`` section of ``/api/status``."""
+        used = self.budget.used("all")
+        return {"budget_per_hour": self.budget.limit, "used_last_hour": used, "exhausted": used >= self.budget.limit}
 
     async def _originate(self, plan: DialPlan) -> None:
         try:

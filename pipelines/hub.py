@@ -17,6 +17,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from .access import sees_everything
 from .agents import Agent, Agents
 from .calls import CallBook
 from .contacts import Contacts
@@ -28,7 +29,7 @@ from .limits import Rejects
 from .pops import Popper
 from .providers.base import Provider
 from .sessions import Session, Sessions
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .store import Store, StoreUnavailable, is_duplicate
 
 log = logging.getLogger("callpop.hub")
@@ -52,7 +53,7 @@ def make_provider(settings: Settings, hub: "Hub") -> Provider:
                            seed=settings.sim_seed, speed=settings.sim_speed)
     if name == "webhook":
         from .providers.webhook import WebhookProvider
-        return WebhookProvider(hub.http, settings.webhook_dial_url, settings.base_url)
+        return WebhookProvider(hub.http, settings.webhook_dial_url, settings.base_url, secret=settings.webhook_secret)
     if name == "voicenter":
         from .providers.voicenter import VoicenterProvider
         return VoicenterProvider(hub, settings)
@@ -62,10 +63,27 @@ def make_provider(settings: Settings, hub: "Hub") -> Provider:
     raise ValueError(f"provider {name!r} is not available in this build")
 
 
+def refuse_unsafe(settings: Settings, agents: Agents) -> None:
+    """SettingsError for a hub that must not start as configured."""
+    if not settings.crm_url and not settings.sample_crm:
+        raise SettingsError("no CRM: set CALLPOP_CRM_URL to your CRM's lookup URL (docs/crm-contract.md), or "
+                            "CALLPOP_SAMPLE_CRM=true to try the sample CRM")
+    if settings.loopback_only:
+        return
+    if demo := agents.with_demo_tokens():
+        raise SettingsError(f"{settings.agents_csv} holds the demo's public tokens ({', '.join(demo[:5])}) and "
+                            f"CALLPOP_HOST={settings.host} is reachable from other machines: give each agent a "
+                            "token of its own (python -m pipelines agents token <id>)")
+    if settings.sample_crm:
+        raise SettingsError(f"CALLPOP_SAMPLE_CRM answers anyone without a token; it is refused on "
+                            f"CALLPOP_HOST={settings.host} (use 127.0.0.1, or set CALLPOP_CRM_URL)")
+
+
 class Hub:
     def __init__(self, settings: Settings, provider: Provider | None = None):
         self.settings = settings
         self.agents = Agents.from_csv(settings.agents_csv)
+        refuse_unsafe(settings, self.agents)
         self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
         self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
                            queue_max=settings.store_queue_max)
@@ -87,12 +105,14 @@ class Hub:
         s = self.settings
         await asyncio.to_thread(self.store.open)
         self.http = http_client.client(s)
-        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup")
+        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup")  # sample CRM: on us
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_format=s.crm_phone_format, context_params=s.crm_context_params)
         self.provider = self._provider or make_provider(s, self)
-        rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries))
-        self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute)
+        rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
+                          tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
+        self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
+                             s.dial_budget_per_hour)
         await self.provider.start(self)
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects())]
@@ -238,7 +258,7 @@ class Hub:
     def live_calls(self, agent: Agent) -> list[dict[str, Any]]:
         now = utcnow()
         calls = self.book.live()
-        if agent.role != "supervisor":
+        if not sees_everything(agent):
             calls = [c for c in calls if agent.id in c.popped or c.agent_id == agent.id]
         return [c.public(now, self.agents) for c in sorted(calls, key=lambda c: c.started_at, reverse=True)]
 
@@ -255,6 +275,7 @@ class Hub:
                     "deadline_ms": self.settings.crm_deadline_ms, "failing": self.crm.failing,
                     "first_error": self.crm.first_error},
             "store": self.store_status(),
+            "dial": self.dialer.status(),
         }
 
     def store_status(self) -> dict[str, Any]:

@@ -8,14 +8,42 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 from functools import lru_cache
+from urllib.parse import unquote
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
-# What a person may type around a number: digits, spaces, dots, dashes, brackets, a leading +.
-_DIALLABLE = re.compile(r"^\+?[\d\s().\-/]{3,40}$")
-_NOT_DIGITS = re.compile(r"\D")
+# What a person may type around a number: digits, spaces, dots, dashes, brackets, a leading +
+# (ASCII only: ``ascii_digits`` has folded every other spelling by then).
+_DIALLABLE = re.compile(r"^\+?[0-9 ().\-/]{3,40}$")
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+
+def ascii_digits(text: str) -> str:
+    """``text`` with every spelling of a digit, space, plus and dash folded to ASCII.
+
+    A number pasted from a web page or a phone's contact card may use any script's digits
+    (Arabic-Indic ٠-٩, Extended Arabic-Indic ۰-۹, Devanagari ०-९, fullwidth ０-９...), NBSP or
+    thin spaces, fullwidth ＋, Unicode dashes, and invisible bidi marks (Hebrew and Arabic pages).
+    Folding first means every check after it sees the one number the phone system will dial.
+    (Not NFKC: that would also read ¼ or ① as digits.)"""
+    out = []
+    for ch in text or "":
+        if ch.isascii():
+            out.append(ch)
+        elif ch.isdecimal():  # a decimal digit of any script, fullwidth ones included
+            out.append(str(unicodedata.decimal(ch)))
+        elif ch.isspace() or unicodedata.category(ch) == "Zs":  # NBSP, thin and narrow spaces
+            out.append(" ")
+        elif "\uff01" <= ch <= "\uff5e":  # fullwidth ＋ （ ） ． ／ －
+            out.append(chr(ord(ch) - 0xFEE0))
+        elif unicodedata.category(ch) == "Pd" or ch in "\u2212\ufe62":  # dashes, minus, small plus
+            out.append("+" if ch == "\ufe62" else "-")
+        elif unicodedata.category(ch) != "Cf":  # bidi marks and zero-width joiners vanish
+            out.append(ch)
+    return "".join(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +73,7 @@ class NotAPhoneNumber(ValueError):
 @lru_cache(maxsize=8192)
 def normalise(raw: str, region: str = "IL") -> Phone:
     """Parse what the network or a person gave us. Never raises: invalid numbers keep their digits."""
-    text = (raw or "").strip()
+    text = ascii_digits(raw).strip()
     digits = _NOT_DIGITS.sub("", text)
     try:
         number = phonenumbers.parse(text, region)
@@ -55,6 +83,12 @@ def normalise(raw: str, region: str = "IL") -> Phone:
         # Networks deliver international numbers without '+', e.g. Voicenter's "972722776772".
         if number is not None and not text.startswith("+") and len(digits) > 10:
             retry = normalise("+" + digits, region)
+            if retry.valid:
+                return dataclasses.replace(retry, raw=text, digits=digits)
+        # 00 is the international prefix of most of the world, also where the home region's is
+        # another (011 in the US): "00 1 900..." is +1 900 wherever the hub is.
+        if text.startswith("00") and len(digits) > 4:
+            retry = normalise("+" + text[2:], region)
             if retry.valid:
                 return dataclasses.replace(retry, raw=text, digits=digits)
         return Phone(text, None, digits or text, digits or text, None, digits, region)
@@ -71,9 +105,9 @@ def normalise(raw: str, region: str = "IL") -> Phone:
 
 def parse_diallable(text: str, region: str) -> Phone:
     """A number a person asked to dial; raises NotAPhoneNumber with the reason if it is not one."""
-    text = (text or "").strip()
-    if text.lower().startswith(("tel:", "callto:")):
-        text = text.split(":", 1)[1].split(";", 1)[0]
+    text = ascii_digits(text).strip()
+    if text.lower().startswith(("tel:", "callto:")):  # a link on a web page (RFC 3966: params after ';')
+        text = ascii_digits(unquote(text.split(":", 1)[1].split(";", 1)[0])).strip()
     if not text:
         raise NotAPhoneNumber("no number given")
     if not _DIALLABLE.match(text):
@@ -105,7 +139,7 @@ def match_key(raw: str, region: str) -> str:
 
 def search_keys(text: str, region: str) -> set[str]:
     """Keys a search box entry may match on: its digits, its E.164 and its national digits."""
-    digits = _NOT_DIGITS.sub("", text)
+    digits = _NOT_DIGITS.sub("", ascii_digits(text))
     keys = {digits} if len(digits) >= 3 else set()
     phone = normalise(text, region)
     if phone.valid:

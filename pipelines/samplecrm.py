@@ -45,13 +45,14 @@ def _card(c: Contact) -> str:
     return f"<table>{rows}</table>"
 
 
-def router(contacts_of) -> APIRouter:
-    """``contacts_of(request)`` gives the Contacts to serve (the hub's, so imports show up)."""
+def router(contacts_of, base_url: str) -> APIRouter:
+    """``contacts_of(request)`` gives the Contacts to serve (the hub's, so imports show up);
+    ``base_url`` is the hub's from its settings (never the request's Host, which a caller picks)."""
     r = APIRouter(prefix="/crm", tags=["sample CRM"])
 
     @r.get("/lookup", summary="CRM lookup (the contract)")
     async def lookup(request: Request, phone: str = Query(..., max_length=64)) -> dict:
-        return lookup_answer(contacts_of(request), phone, str(request.base_url).rstrip("/"))
+        return lookup_answer(contacts_of(request), phone, base_url)
 
     @r.get("/contacts/{contact_id}", response_class=HTMLResponse, include_in_schema=False)
     async def contact(request: Request, contact_id: str):

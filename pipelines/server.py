@@ -198,6 +198,21 @@ def _accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
+class _NoFrameText(logging.Filter):
+    """websockets logs every frame's text at DEBUG on uvicorn's logger, and a hello frame holds
+    the agent's token: those lines are dropped, at any level the hub is run with."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.DEBUG and record.msg in ("< %s", "> %s")
+                    and "websockets" in record.pathname)
+
+
+def _quiet_frames() -> None:
+    frames = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoFrameText) for f in frames.filters):
+        frames.addFilter(_NoFrameText())
+
+
 class _Server(uvicorn.Server):
     own_process = False  # set by serve(): the garbage collector's settings are ours to tune
 
@@ -244,6 +259,7 @@ def bind(settings: Settings) -> tuple[socket.socket, Settings]:
 
 
 def make_server(settings: Settings, hub: Hub | None = None) -> tuple[uvicorn.Server, socket.socket, Settings]:
+    _quiet_frames()
     sock, settings = bind(settings)
     app = create_app(settings, hub)
     limit = open_files_limit()
@@ -252,9 +268,12 @@ def make_server(settings: Settings, hub: Hub | None = None) -> tuple[uvicorn.Ser
         "warn_fd_at": limit - min(64, limit // 10)})  # the last files are the database's and the CRM's
     _throttle_uvicorn_warnings()
     # httptools parses HTTP in C; frames are small JSON, so per-message compression would cost
-    # CPU and ~64 KB of zlib state per socket for nothing. limit_concurrency counts WebSockets too:
-    # past it a request gets 503 and its connection is closed.
+    # CPU and ~64 KB of zlib state per socket for nothing. proxy_headers off: uvicorn would
+    # otherwise believe X-Forwarded-For from any local process (its default trusts 127.0.0.1);
+    # the hub reads that header itself, from CALLPOP_TRUSTED_PROXIES only (providers/peers.py).
+    # limit_concurrency counts WebSockets too: past it a request gets 503 and its connection is closed.
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", http=protocol,
+                            proxy_headers=False,
                             ws="websockets-sansio", ws_max_size=65536, ws_ping_interval=20, ws_ping_timeout=20,
                             ws_per_message_deflate=False, timeout_graceful_shutdown=5, server_header=False,
                             limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_s)

@@ -10,11 +10,14 @@ values in force). Secrets are ``SecretStr``: nothing prints them, not even ``rep
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import re
 import typing
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, field_validator,
@@ -28,6 +31,17 @@ log = logging.getLogger("callpop.settings")
 
 class SettingsError(ValueError):
     pass
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _split(value: Any) -> Any:
@@ -69,7 +83,49 @@ def _host(value: str) -> str:
     return value
 
 
+# Number types a dial refuses unless CALLPOP_DIAL_ALLOWED_TYPES opts in (NON_GEOGRAPHIC is not a
+# libphonenumber type: it names the networks of region "001").
+DIAL_OPT_IN_TYPES = ("PREMIUM_RATE", "SHARED_COST", "PERSONAL_NUMBER", "UAN", "NON_GEOGRAPHIC")
+
+
+def _countries(values: list[str]) -> list[str]:
+    values = [v.upper() for v in values]
+    bad = [v for v in values if v != "*" and not re.fullmatch(r"[A-Z]{2}", v)]
+    if bad:
+        raise ValueError(f"{bad[0][:20]!r} is not a two-letter country code (or '*' for every country)")
+    return values
+
+
+def _dial_types(values: list[str]) -> list[str]:
+    values = [v.upper() for v in values]
+    bad = [v for v in values if v not in DIAL_OPT_IN_TYPES]
+    if bad:
+        raise ValueError(f"{bad[0][:30]!r} is not one of {', '.join(DIAL_OPT_IN_TYPES)}")
+    return values
+
+
+def _e164_prefixes(values: list[str]) -> list[str]:
+    out = [re.sub(r"[\s\-().]", "", v) for v in values]
+    bad = [v for v in out if v != "*" and not re.fullmatch(r"\+[1-9]\d{0,14}", v)]
+    if bad:
+        raise ValueError(f"{bad[0][:20]!r} is not an E.164 number or prefix (+ then digits) or '*'")
+    return out
+
+
+def _networks(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value[:60]!r} is not an IP address or network (e.g. 203.0.113.7, 10.0.0.0/8)") \
+                from None
+    return values
+
+
+# A shared secret an outsider must not guess by trying: 16 characters at least (openssl rand -hex 24).
+MIN_SHARED_SECRET = 16
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
+Networks = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_networks)]
 Upper = Annotated[str, BeforeValidator(_upper)]
 OneLine = Annotated[str, AfterValidator(_one_line)]
 HttpUrl = Annotated[str, AfterValidator(_one_line), AfterValidator(_http_url)]
@@ -93,7 +149,12 @@ class Settings(BaseSettings):
         "127.0.0.1", "Interface the hub listens on (HTTP API and WebSocket on one port).")
     port: int = setting(8765, "Port the hub listens on; 0 picks a free port (the hub logs which).", ge=0, le=65535)
     public_url: HttpUrl = setting(
-        "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy).")
+        "", "Base URL browsers use to reach the hub, if not http://HOST:PORT (behind a proxy). Its host is one "
+        "the hub answers to (see CALLPOP_ALLOWED_HOSTS).")
+    allowed_hosts: CsvList = setting(
+        [], "Host names the hub answers to besides CALLPOP_PUBLIC_URL's, CALLPOP_HOST and loopback names, "
+        "comma-separated (e.g. the name or address the PBX uses). Other Host headers get 400: a web page "
+        "cannot reach the hub through DNS rebinding.")
     log_level: LogLevel = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
     db_path: Path = setting(Path("data/callpop.duckdb"), "DuckDB file the hub owns (only the hub opens it while it runs).")
     store_commit_ms: float = setting(
@@ -140,9 +201,18 @@ class Settings(BaseSettings):
     sim_seed: OneLine = setting("", "sim: random seed for a repeatable run (empty = different every run).")
     sim_speed: float = setting(1.0, "sim: time scale of simulated rings and talk (2 = twice as fast).", gt=0, le=1000)
     webhook_dial_url: HttpUrl = setting("", "webhook: URL the hub POSTs {dial_id, leg_a, leg_b} to for click-to-call.")
+    webhook_secret: SecretStr = setting(
+        SecretStr(""), "webhook: key the hub signs each dial POST with (HMAC-SHA256 in X-Callpop-Signature, see "
+        "docs/PROTOCOL.md), 16+ characters; required unless CALLPOP_WEBHOOK_DIAL_URL is on this machine.")
     voicenter_secret: SecretStr = setting(
-        SecretStr(""), "voicenter: if set, every /voicenter/* request must carry ?key=<this> (put it in the URLs "
-        "you paste into Voicenter).")
+        SecretStr(""), "voicenter: every /voicenter/* request must carry ?key=<this> (put it in the URLs you paste "
+        "into Voicenter), 16+ characters; required unless CALLPOP_HOST is loopback.")
+    voicenter_allowed_ips: Networks = setting(
+        [], "voicenter: if set, only these addresses or networks (comma-separated, e.g. '203.0.113.0/24') may "
+        "call /voicenter/*; others get 403.")
+    trusted_proxies: Networks = setting(
+        [], "Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the real client "
+        "for CALLPOP_VOICENTER_ALLOWED_IPS; empty = the connecting address is the client.")
     voicenter_code: SecretStr = setting(
         SecretStr(""), "voicenter: the account's Click2Call API token ('code', from Voicenter's back office).")
     voicenter_click2call_url: HttpUrl = setting("https://api.voicenter.com/ForwardDialer/click2call.aspx",
@@ -155,7 +225,11 @@ class Settings(BaseSettings):
         "127.0.0.1", "asterisk: host of the Asterisk Manager Interface (AMI).")
     ami_port: int = setting(5038, "asterisk: AMI port (manager.conf [general] port).", ge=1, le=65535)
     ami_username: OneLine = setting("callpop", "asterisk: AMI user (a [section] of manager.conf).")
-    ami_secret: SecretStr = setting(SecretStr(""), "asterisk: that user's secret.")
+    ami_secret: SecretStr = setting(SecretStr(""), "asterisk: that user's secret (sent as an MD5 challenge "
+                                                   "response when Asterisk offers one).")
+    ami_tls: bool = setting(False, "asterisk: connect over TLS (manager.conf tlsenable, usually port 5039); the "
+                                   "certificate must name CALLPOP_AMI_HOST and come from a CA the system or "
+                                   "CALLPOP_CA_BUNDLE trusts.")
     ami_timeout_s: float = setting(5.0, "asterisk: deadline for connecting, logging in and each AMI action.", gt=0,
                                 le=120)
     ami_ping_s: float = setting(20.0, "asterisk: seconds of silence after which the hub pings Asterisk (a dead link "
@@ -182,7 +256,11 @@ class Settings(BaseSettings):
         '"{to}" <{extension}>', "asterisk: caller ID leg A's phone shows ({to}, {extension}); FreePBX picks the "
         "outbound caller ID from its number part.")
     # --- CRM lookup (see docs/crm-contract.md)
-    crm_url: HttpUrl = setting("", "The customer's lookup URL (GET ?phone=...); empty = the built-in sample CRM.")
+    crm_url: HttpUrl = setting("", "The customer's lookup URL (GET ?phone=...); empty = the sample CRM (needs "
+                                   "CALLPOP_SAMPLE_CRM).")
+    sample_crm: bool = setting(
+        False, "Serve the built-in sample CRM at /crm/* over CALLPOP_CONTACTS_CSV (the demo turns it on). It answers "
+        "anyone without a token: never on a hub others can reach.")
     crm_phone_param: Annotated[str, Field(pattern=r"^[\w.\-]+$")] = setting(
         "phone", "Query parameter that carries the number to the CRM.")
     crm_phone_format: Literal["raw", "national", "e164", "digits"] = setting(
@@ -207,14 +285,29 @@ class Settings(BaseSettings):
                                          "deadline).", ge=1, le=10_000)
     ca_bundle: Annotated[Path | None, BeforeValidator(_none_if_empty)] = setting(
         None, "PEM file of the certificate authorities trusted for outgoing HTTPS (CRM, webhook, Voicenter), e.g. "
-        "a private CA; empty = the system's (SSL_CERT_FILE honoured). Proxies come from HTTPS_PROXY / NO_PROXY.")
+        "a private CA; also for AMI over TLS. Empty = the system's (SSL_CERT_FILE honoured). Proxies come from "
+        "HTTPS_PROXY / NO_PROXY.")
     # --- click-to-call
     dial_blocked_prefixes: CsvList = setting(
         ["+1900", "+1976", "+44871", "+44872", "+44873", "+449", "+9721900", "+9721901", "+9721919"],
-        "E.164 prefixes never dialled (premium rate, toll fraud), comma-separated.")
-    dial_allowed_countries: Annotated[list[Region], NoDecode, BeforeValidator(_split)] = setting(
-        [], "If set, only these country codes may be dialled (e.g. 'IL,US,GB').")
+        "E.164 prefixes never dialled on either leg (premium rate, toll fraud), comma-separated.")
+    dial_allowed_countries: Annotated[list[str], NoDecode, BeforeValidator(_split),
+                                      AfterValidator(_countries)] = setting(
+        [], "Countries (ISO codes) either leg of a click-to-call may ring, comma-separated (e.g. 'IL,US,GB'); empty "
+        "= only CALLPOP_DEFAULT_REGION; '*' = every country. Agents' own mobiles and home phones count too.")
+    dial_allowed_types: Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_dial_types)] = setting(
+        [], "Number types refused against toll fraud that may be dialled anyway, comma-separated: PREMIUM_RATE, "
+        "SHARED_COST, PERSONAL_NUMBER, UAN (libphonenumber's types), NON_GEOGRAPHIC (satellite and international "
+        "networks: +870 Inmarsat, +881 Iridium, +882, +883). Empty = none.")
+    dial_leg_a_allowed: Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_e164_prefixes)] = \
+        setting([], "Numbers an agent may type as the phone to ring first (leg A), besides their own mobile and home: "
+                "E.164 numbers or prefixes, comma-separated (e.g. '+97235550100,+9727227'); '*' = any number the "
+                "dial rules allow; empty = only their own.")
     dial_rate_per_minute: int = setting(10, "Click-to-calls one agent may start per minute.", ge=1, le=1_000_000)
+    dial_budget_per_hour: int = setting(
+        600, "Click-to-calls the whole hub may place in any hour, all agents together (refused ones do not count); "
+        "past it every dial is refused with 429 until the hour's oldest age out. Caps what a stolen token or a "
+        "runaway script can cost.", ge=1, le=1_000_000)
     # --- WebSocket sessions
     ws_heartbeat_s: float = setting(15.0, "Seconds of silence on a socket before the hub sends a heartbeat (a MV3 "
                                        "worker needs a message every <30 s).", ge=1, le=25)
@@ -247,10 +340,51 @@ class Settings(BaseSettings):
                              f"CALLPOP_CRM_DEADLINE_MS ({self.crm_deadline_ms})")
         return self
 
+    @model_validator(mode="after")
+    def _provider_links_authenticated(self) -> "Settings":
+        # Whoever reaches these links can pop screens, read the CRM through the pop-up answer and
+        # forge call records or dials: off this machine they need a shared secret.
+        if self.provider == "voicenter":
+            secret = self.voicenter_secret.get_secret_value()
+            if not secret and not is_loopback(self.host):
+                raise ValueError(
+                    f"CALLPOP_VOICENTER_SECRET is required when the hub listens beyond this machine "
+                    f"(CALLPOP_HOST={self.host}): set CALLPOP_VOICENTER_SECRET to a long random value "
+                    f"(openssl rand -hex 24) and add ?key=<it> to the URLs in Voicenter's back office")
+            if secret and len(secret) < MIN_SHARED_SECRET:
+                raise ValueError(f"CALLPOP_VOICENTER_SECRET must be at least {MIN_SHARED_SECRET} characters "
+                                 f"(openssl rand -hex 24)")
+        if self.provider == "webhook" and self.webhook_dial_url:
+            secret = self.webhook_secret.get_secret_value()
+            host = urlsplit(self.webhook_dial_url).hostname or ""
+            if not secret and not is_loopback(host):
+                raise ValueError(
+                    f"CALLPOP_WEBHOOK_SECRET is required when CALLPOP_WEBHOOK_DIAL_URL is on another machine "
+                    f"({host}): set it to a long random value (openssl rand -hex 24) and have the PBX check "
+                    f"X-Callpop-Signature with it (docs/PROTOCOL.md)")
+            if secret and len(secret) < MIN_SHARED_SECRET:
+                raise ValueError(f"CALLPOP_WEBHOOK_SECRET must be at least {MIN_SHARED_SECRET} characters "
+                                 f"(openssl rand -hex 24)")
+        return self
+
     # --- derived values
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def loopback_only(self) -> bool:
+        """The hub listens on a loopback address only: nothing off this machine reaches it."""
+        return is_loopback(self.host)
+
+    def hosts(self) -> frozenset[str]:
+        """Host names (lower case, no port, IPv6 without brackets) the hub answers to."""
+        named = {"localhost", "127.0.0.1", "::1", *(h.lower() for h in self.allowed_hosts)}
+        if self.public_url:
+            named.add((urlsplit(self.public_url).hostname or "").lower())
+        if self.host not in ("0.0.0.0", "::"):
+            named.add(self.host.strip("[]").lower())
+        return frozenset(named)
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some values changed (validated like the rest)."""

@@ -110,7 +110,7 @@ def hub_env(db_path: Path, agents_csv: Path, crm_url: str = "", **settings) -> d
     simulated PBX silent and the ingest token ``INGEST``; ``settings`` are more ``CALLPOP_*``."""
     env = {"CALLPOP_PORT": "0", "CALLPOP_HOST": "127.0.0.1", "CALLPOP_DB_PATH": str(db_path),
            "CALLPOP_AGENTS_CSV": str(agents_csv), "CALLPOP_INGEST_TOKEN": INGEST, "CALLPOP_PROVIDER": "sim",
-           "CALLPOP_SIM_CALLS_PER_MINUTE": "0", "CALLPOP_CRM_URL": crm_url, "PYTHONASYNCIODEBUG": ""}
+           "CALLPOP_SIM_CALLS_PER_MINUTE": "0", "CALLPOP_CRM_URL": crm_url, "CALLPOP_SAMPLE_CRM": str(not crm_url).lower(), "PYTHONASYNCIODEBUG": ""}
     env.update({f"CALLPOP_{k.upper()}": str(v) for k, v in settings.items()})
     env["CALLPOP_LOG_LEVEL"] = "INFO"  # the "listening on" line we wait for is logged at INFO
     return env

@@ -23,7 +23,7 @@ TOKENS = {"noa": "demo-token-noa", "avi": "demo-token-avi", "sarah": "demo-token
 def hub_settings(tmp_path: Path, **overrides: Any) -> settings_mod.Settings:
     base = dict(port=0, db_path=str(tmp_path / "callpop.duckdb"), ingest_token=INGEST,
                 sim_calls_per_minute=0.0, sim_speed=20.0, agents_csv=str(ROOT / "data" / "agents.csv"),
-                contacts_csv=str(ROOT / "data" / "contacts.csv"), log_level="WARNING")
+                contacts_csv=str(ROOT / "data" / "contacts.csv"), log_level="WARNING", sample_crm=True)
     return settings_mod.load(env_file=None, **{**base, **overrides})
 
 

@@ -79,7 +79,7 @@ def test_the_demo_runs_apart_and_sigterm_stops_all_it_started(tmp_path):
                 break
         assert any("demo-token-noa" in line for line in lines), "".join(lines)
         status = httpx.get(f"http://127.0.0.1:{hub_port}/api/status", timeout=5,
-                           headers={"Authorization": "Bearer demo-token-noa"}).json()
+                           headers={"Authorization": "Bearer demo-token-dana"}).json()
         assert status["provider"]["name"] == "sim"
         # The demo's own database with its history; the user's .env token and database untouched.
         assert (tmp_path / "demo" / "callpop.duckdb").exists() and not (tmp_path / "mine.duckdb").exists()

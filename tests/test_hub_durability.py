@@ -36,7 +36,7 @@ def test_a_full_disk_is_503_never_a_lost_202_and_everything_lands_once_space_ret
         health = httpx.get(f"{hub.url}/healthz", timeout=5)
         assert health.status_code == 503 and health.json()["store"] == "degraded"
         assert "No space left" in health.json()["reason"] and str(tmp_path) not in health.text
-        status = httpx.get(f"{hub.url}/api/status", headers={"Authorization": f"Bearer {TOKENS['noa']}"}, timeout=5)
+        status = httpx.get(f"{hub.url}/api/status", headers={"Authorization": f"Bearer {TOKENS['dana']}"}, timeout=5)
         assert status.json()["store"]["state"] == "degraded"
         # The PBX retries: a copy of an event not yet committed is never acknowledged as a duplicate.
         assert post_event(hub, **event(held, f"full-{held}")).status_code == 503

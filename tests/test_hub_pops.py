@@ -238,7 +238,7 @@ def test_live_calls_and_pop_feed(hub):
     assert {c["call_id"] for c in everyone} == {"live-1", "live-2"}
     feed = api(hub, "GET", "/api/pops/recent", TOKENS["noa"]).json()["pops"]
     assert feed[0]["call_id"] == "live-1" and feed[0]["status"] == "found" and feed[0]["lookup_ms"] > 0
-    status = api(hub, "GET", "/api/status", TOKENS["noa"]).json()
+    status = api(hub, "GET", "/api/status", TOKENS["dana"]).json()
     assert status["calls_ringing"] == 2 and status["agents_online"] == 1 and status["provider"]["name"] == "sim"
     assert "token" not in httpx.get(f"{hub.url}/api/me", headers={"Authorization": f"Bearer {TOKENS['noa']}"}).text
 

@@ -40,3 +40,18 @@ def test_tel_links_are_diallable():
 
 def test_search_keys_cover_national_and_international_spellings():
     assert {"0722776772", "972722776772"} <= search_keys("+972 72 277 6772", "IL")
+
+
+@pytest.mark.parametrize("text", [
+    "+972 72 277 6772", "00972 72 277 6772", "\u200e+972\u00a072\u2009277\u202f6772",  # bidi mark, NBSP, thin
+    "+٩٧٢ ٧٢ ٢٧٧ ٦٧٧٢", "+۹۷۲ ۷۲ ۲۷۷ ۶۷۷۲", "＋９７２ ７２ ２７７ ６７７２", "+९७२ ७२ २७७ ६७७२",  # four scripts
+    "tel:+972-72-277-6772", "tel:%2B972%2072%20277%206772", "072\u2013277\u20136772",
+])
+def test_every_script_and_spacing_of_a_number_is_one_number(text):
+    phone = parse_diallable(text, "IL")
+    assert phone.e164 == "+972722776772" and phone.digits.isascii()
+
+
+def test_00_is_an_international_prefix_wherever_the_hub_is():
+    assert parse_diallable("00 44 20 7946 0321", "US").e164 == "+442079460321"
+    assert parse_diallable("011 44 20 7946 0321", "US").e164 == "+442079460321"

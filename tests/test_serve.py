@@ -15,7 +15,7 @@ from tests.support import INGEST, ROOT
 def test_serve_on_a_free_port_then_sigterm_checkpoints(tmp_path):
     db = tmp_path / "hub.duckdb"
     env = {**os.environ, "CALLPOP_PORT": "0", "CALLPOP_DB_PATH": str(db), "CALLPOP_INGEST_TOKEN": INGEST,
-           "CALLPOP_SIM_CALLS_PER_MINUTE": "0"}
+           "CALLPOP_SIM_CALLS_PER_MINUTE": "0", "CALLPOP_SAMPLE_CRM": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines", "serve"], cwd=ROOT, env=env,
                             stderr=subprocess.PIPE, text=True)
     try:

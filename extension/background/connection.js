@@ -7,6 +7,8 @@
  * it again and `ensure()` reconnects.
  */
 
+import { displayText } from "./text.js";
+
 export const CLOSE_UNAUTHORIZED = 4401;
 export const BASE_DELAY_MS = 500;
 export const MAX_DELAY_MS = 30000;
@@ -82,9 +84,9 @@ export class HubConnection {
     }
     let url;
     try {
-      url = this.wsUrl(this.hubUrl);
+      url = this.wsUrl(this.hubUrl); // refuses ws:// to another machine (a setting from an older version)
     } catch (e) {
-      this.setState("signed_out", `bad hub address ${this.hubUrl}`);
+      this.setState("signed_out", e.message || `bad hub address ${this.hubUrl}`);
       return;
     }
     this.setState("connecting", url);
@@ -123,7 +125,7 @@ export class HubConnection {
     this.attempt = 0;
     this.agent = message.agent || null;
     this.timers.clearTimeout(this.welcomeTimer);
-    const name = (this.agent && this.agent.name) || "agent";
+    const name = displayText(this.agent && this.agent.name) || "agent";
     this.setState("connected", name);
     this.timers.clearInterval(this.pingTimer);
     this.pingTimer = this.timers.setInterval(() => this.tick(), PING_EVERY_MS);

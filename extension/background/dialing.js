@@ -2,7 +2,9 @@
  * dial that follows the hub's `dial` messages: your phone is about to ring, it rings, you
  * answered, the other side rings, connected, or failed and why. */
 
-import { apiUrl, legAParam, loadSettings } from "./settings.js";
+import { apiUrl, legAParam } from "./settings.js";
+import { loadSettings } from "./storage.js";
+import { displayText } from "./text.js";
 
 export const DIAL_PREFIX = "dial:";
 const ORDER = ["requested", "leg_a_ringing", "leg_a_answered", "leg_b_ringing", "bridged", "ended", "failed"];
@@ -17,7 +19,7 @@ function capitalise(text) {
 
 /* "your mobile (054-812-4567)": which of the agent's phones rings first. */
 export function whichPhone(kind, legA, country) {
-  const shown = legA && legA.startsWith("+") ? phone().formatForPeople(legA, country) : legA || "";
+  const shown = displayText(typeof legA === "string" && legA.startsWith("+") ? phone().formatForPeople(legA, country) : legA);
   switch (kind) {
     case "extension":
       return shown ? `your extension ${shown}` : "your extension";
@@ -30,9 +32,9 @@ export function whichPhone(kind, legA, country) {
   }
 }
 
-/* {title, message} of the dial bubble in a given state. */
+/* {title, message} of the dial bubble in a given state (the hub's words through displayText). */
 export function dialBubble(dial, state, country) {
-  const to = dial.to || "the number";
+  const to = displayText(dial.to) || "the number";
   const mine = whichPhone(dial.leg_a_kind, dial.leg_a, country);
   switch (state) {
     case "requested":
@@ -48,8 +50,9 @@ export function dialBubble(dial, state, country) {
     case "ended":
       return { title: `Call with ${to} ended`, message: "The call is over." };
     case "failed": {
-      const reason = capitalise(dial.reason || "the call could not be placed");
-      return { title: `Call to ${to} failed`, message: dial.error ? `${reason} (${dial.error}).` : `${reason}.` };
+      const reason = capitalise(displayText(dial.reason) || "the call could not be placed");
+      const error = displayText(dial.error);
+      return { title: `Call to ${to} failed`, message: error ? `${reason} (${error}).` : `${reason}.` };
     }
     default:
       return { title: `Calling ${to}`, message: state };
@@ -77,10 +80,17 @@ export class Dialing {
       await this.notice(`Could not call ${to}`, "Sign in first: open the callpop options and enter your agent token.");
       return null;
     }
+    let url;
+    try {
+      url = apiUrl(s.hubUrl, "/api/dial"); // refuses http:// to another machine: the token would travel in clear
+    } catch (e) {
+      await this.notice(`Could not call ${to}`, `${e.message}. Open the callpop options to change the hub's address.`);
+      return null;
+    }
     let response;
     let body = {};
     try {
-      response = await this.fetch(apiUrl(s.hubUrl, "/api/dial"), {
+      response = await this.fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", Authorization: `Bearer ${s.token}` },
         body: JSON.stringify({ to: e164, leg_a: legAParam(s), source: "extension" }),
@@ -92,8 +102,9 @@ export class Dialing {
       return null;
     }
     if (response.status !== 202 || !body.dial_id) {
-      const why = body.message || `the hub answered ${response.status}`;
-      await this.notice(`Could not call ${to}`, `${capitalise(why)}${body.error ? ` (${body.error})` : ""}.`);
+      const why = displayText(body.message) || `the hub answered ${response.status}`;
+      const error = displayText(body.error);
+      await this.notice(`Could not call ${to}`, `${capitalise(why)}${error ? ` (${error})` : ""}.`);
       return null;
     }
     // The hub's own `requested` message may have arrived first; either way one bubble shows it.

@@ -3,6 +3,8 @@
  * CRM page (http/https only) and closing it is reported back, so the hub can tell whether agents
  * use their pops: `ack shown`, `ack clicked`, `ack closed`. */
 
+import { displayText } from "./text.js";
+
 export const POP_PREFIX = "pop:";
 const CLEARING_STATES = new Set(["answered_elsewhere", "ended", "missed"]);
 
@@ -17,12 +19,13 @@ export function safeUrl(url) {
   }
 }
 
-/* chrome.notifications options for a `pop` message. */
+/* chrome.notifications options for a `pop` message (every field from the hub through displayText). */
 export function popBubble(pop, { popBehaviour = "stay", iconUrl = "" } = {}) {
-  const phone = pop.phone || (pop.raw ? String(pop.raw) : "");
+  const phone = displayText(pop.phone) || displayText(pop.raw);
   const number = phone || "Number withheld";
-  const name = pop.name || "";
-  const company = pop.company || "";
+  const name = displayText(pop.name);
+  const company = displayText(pop.company);
+  const extension = displayText(pop.extension);
   const total = Number(pop.total) || 0;
   let title;
   let message;
@@ -48,7 +51,7 @@ export function popBubble(pop, { popBehaviour = "stay", iconUrl = "" } = {}) {
     iconUrl,
     title,
     message,
-    contextMessage: pop.extension ? `Incoming call · extension ${pop.extension}` : "Incoming call",
+    contextMessage: extension ? `Incoming call · extension ${extension}` : "Incoming call",
     priority: 2,
     requireInteraction: popBehaviour !== "fade",
     isClickable: Boolean(safeUrl(pop.url)),

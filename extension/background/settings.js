@@ -1,5 +1,5 @@
-/* The agent's settings, kept in chrome.storage.sync: defaults, validation, and the URLs and
- * dial parameters derived from them. Shared by the service worker and the options page. */
+/* The agent's settings: defaults, validation, and the URLs and dial parameters derived from them.
+ * Shared by the service worker and the options page; where each is kept is storage.js. */
 
 export const DEFAULTS = Object.freeze({
   hubUrl: "http://127.0.0.1:8765",
@@ -17,9 +17,11 @@ export const POP_BEHAVIOURS = Object.freeze(["stay", "fade"]);
 
 const lib = () => globalThis.libphonenumber;
 
-export async function loadSettings(storage = chrome.storage.sync) {
-  return { ...DEFAULTS, ...(await storage.get(DEFAULTS)) };
-}
+/* Hosts that are this machine: only these may be reached over plain http:// (ws://). */
+export const LOOPBACK_HOSTS = Object.freeze(["127.0.0.1", "localhost", "[::1]"]);
+
+export const NEEDS_HTTPS = "A hub on another machine needs https:// (over http:// your agent token would cross the network in clear); " +
+  "http:// is only for a hub on this machine (127.0.0.1, localhost, [::1])";
 
 /* "https://www.example.com/x", "*.example.com", "EXAMPLE.com:8080" -> "example.com"-style host. */
 export function normaliseSite(text) {
@@ -40,7 +42,9 @@ export function siteIsOff(host, sites) {
   return (sites || []).some((site) => host === site || host.endsWith("." + site));
 }
 
-/* The hub's base URL as typed, checked: http(s), a host, no query; without a trailing slash. */
+/* The hub's base URL as typed, checked: https, or http to this machine only; a host, no query;
+ * without a trailing slash. The URL parser has normalised the host first (127.1, 0x7f.0.0.1 and
+ * LOCALHOST are 127.0.0.1 and localhost), so look-alikes such as localhost.example.com are refused. */
 export function normaliseHubUrl(text) {
   const raw = String(text || "").trim();
   let url;
@@ -52,6 +56,7 @@ export function normaliseHubUrl(text) {
   if (url.protocol !== "http:" && url.protocol !== "https:") return { error: "The hub's address starts with http:// or https://" };
   if (url.username || url.password) return { error: "Leave user names and passwords out of the address; the token signs you in" };
   if (url.search || url.hash) return { error: "The hub's address has no ?query or #fragment" };
+  if (url.protocol === "http:" && !LOOPBACK_HOSTS.includes(url.hostname)) return { error: NEEDS_HTTPS };
   return { value: url.origin + url.pathname.replace(/\/+$/, "") };
 }
 
@@ -105,8 +110,20 @@ export function validateSettings(input) {
   return Object.keys(errors).length ? { errors } : { settings: out };
 }
 
+/* Thrown for a hub address the extension will not send the token to (e.g. one stored by an older
+ * version that accepted http:// to any host). */
+export class HubRefused extends Error {}
+
+function checkedHub(hubUrl) {
+  const hub = normaliseHubUrl(hubUrl);
+  if (hub.error) throw new HubRefused(`Not connecting to ${String(hubUrl || "").trim() || "an empty address"}: ${hub.error}`);
+  return hub.value;
+}
+
+/* The hub's /ws URL (wss:// for https://). Checks the address again: every way the token leaves
+ * goes through here or apiUrl. */
 export function wsUrl(hubUrl) {
-  const url = new URL(hubUrl);
+  const url = new URL(checkedHub(hubUrl));
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   url.pathname = url.pathname.replace(/\/+$/, "") + "/ws";
   url.search = "";
@@ -115,7 +132,7 @@ export function wsUrl(hubUrl) {
 }
 
 export function apiUrl(hubUrl, path) {
-  return String(hubUrl).replace(/\/+$/, "") + path;
+  return checkedHub(hubUrl) + path;
 }
 
 /* What POST /api/dial expects as leg_a. */

@@ -11,7 +11,8 @@ import { installMenu, Menu, MENU_ID } from "./menus.js";
 import { Popups } from "./popups.js";
 import { dispatch } from "./protocol.js";
 import { Records } from "./records.js";
-import { loadSettings, wsUrl } from "./settings.js";
+import { wsUrl } from "./settings.js";
+import { loadSettings, lockSecrets, migrateSecrets } from "./storage.js";
 
 const KEEPALIVE_ALARM = "callpop-keepalive";
 const KEEPALIVE_MINUTES = 0.5; // the shortest period Chrome allows a packed extension
@@ -78,13 +79,21 @@ chrome.notifications.onClicked.addListener((id) => app.popups.clicked(id));
 chrome.notifications.onClosed.addListener((id, byUser) => app.popups.closed(id, byUser));
 chrome.action.onClicked.addListener(() => chrome.runtime.openOptionsPage());
 chrome.storage.onChanged.addListener((changes, area) => {
-  if (area !== "sync") return;
-  settings().then((s) => connection.configure(s));
+  if (area !== "sync" && area !== "local") return; // preferences, or the token
+  started.then(settings).then((s) => connection.configure(s));
 });
 
 // --- start (every time the worker starts, e.g. woken by the alarm)
 keepAlarm();
-settings().then((s) => connection.configure(s));
+// Close local storage to content scripts before anything reads the token, then move an older
+// version's token out of sync; only then connect. A failure is logged, never fatal: a Chrome
+// without setAccessLevel for local still gets the token out of sync.
+const started = lockSecrets()
+  .catch((e) => console.warn("callpop: could not close local storage to content scripts:", e))
+  .then(() => migrateSecrets())
+  .then((moved) => moved && console.info("callpop: moved the agent token from sync to local storage"))
+  .catch((e) => console.warn("callpop: token migration", e));
+started.then(settings).then((s) => connection.configure(s));
 
 // For the options page and tests: handlers callable from outside (e.g. through worker.evaluate).
-self.callpop = { app, connection, onMenuClicked, settings, notifications: apis.notifications };
+self.callpop = { app, connection, onMenuClicked, settings, started, notifications: apis.notifications };

@@ -1,7 +1,9 @@
-/* The options page: read the form, validate it, ask Chrome for access to a hub that is not on
- * this machine, save to chrome.storage.sync; "Test connection" asks the hub who the token is. */
+/* The options page: read the form, validate it (a hub on another machine must be https://), ask
+ * Chrome for access to a hub that is not on this machine, save (the token to local storage, the
+ * rest to sync: storage.js); "Test connection" asks the hub who the token is. */
 
-import { apiUrl, loadSettings, normaliseHubUrl, validateSettings } from "../background/settings.js";
+import { apiUrl, normaliseHubUrl, validateSettings } from "../background/settings.js";
+import { loadSettings, saveSettings } from "../background/storage.js";
 
 const form = document.getElementById("form");
 const $ = (id) => document.getElementById(id);
@@ -54,12 +56,9 @@ function say(el, text, ok) {
 /* Chrome must allow requests to the hub; a hub elsewhere than this machine needs the user's yes.
  * Called first thing in a click handler: the request needs the click's user gesture. */
 function askForHub(hubUrl) {
-  let url;
-  try {
-    url = new URL(hubUrl);
-  } catch {
-    return Promise.resolve(true); // validation reports the bad address
-  }
+  const hub = normaliseHubUrl(hubUrl);
+  if (hub.error) return Promise.resolve(true); // refused anyway (e.g. http:// elsewhere): no prompt, the check says why
+  const url = new URL(hub.value);
   if (LOCAL_HOSTS.has(url.hostname)) return Promise.resolve(true);
   return chrome.permissions.request({ origins: [`${url.protocol}//${url.hostname}/*`] }).catch(() => false);
 }
@@ -127,7 +126,7 @@ form.addEventListener("submit", (event) => {
   if (checked.errors) return say($("saved"), "Not saved: fix the fields marked above.", false);
   askForHub(checked.settings.hubUrl).then(async (ok) => {
     if (!ok) return say($("saved"), "Not saved: callpop needs permission to contact your hub.", false);
-    await chrome.storage.sync.set(checked.settings);
+    await saveSettings(checked.settings);
     writeForm(checked.settings);
     say($("saved"), "Saved.", true);
   });

@@ -79,6 +79,29 @@ test("no token or no hub: signed out without trying", () => {
   assert.equal(FakeSocket.all.length, 0);
 });
 
+test("an http:// hub on another machine is refused: no socket, the reason shown, nothing sent", () => {
+  const { c, states, timers, socket } = connect();
+  c.configure({ hubUrl: "http://pbx.example.com:8765", token: "demo-token-noa" }); // stored by an older version
+  assert.equal(FakeSocket.all.length, 0, "the token never leaves over ws://");
+  const [state, detail] = states.at(-1);
+  assert.equal(state, "signed_out");
+  assert.match(detail, /^Not connecting to http:\/\/pbx\.example\.com:8765: .*https:\/\/.*in clear/);
+  assert.match(badgeFor(state, detail).title, /in clear/, "the badge's title says why");
+  assert.deepEqual(timers.pending(), [], "and does not retry by itself");
+  c.ensure(); // the keep-alive alarm: still refused
+  assert.equal(FakeSocket.all.length, 0);
+  c.configure({ hubUrl: "https://pbx.example.com", token: "demo-token-noa" });
+  assert.equal(socket().url, "wss://pbx.example.com/ws");
+});
+
+test("the agent's name from the hub is shown without bidi or zero-width characters", () => {
+  const { c, socket, states } = connect();
+  c.configure({ hubUrl: "http://127.0.0.1:8765", token: "t" });
+  socket().open();
+  socket().receive({ type: "welcome", agent: { name: "Noa\u202E Levi\u200B" } });
+  assert.deepEqual(states.at(-1), ["connected", "Noa Levi"]);
+});
+
 test("pings every 20 s; a hub silent for too long is dropped and redialled", () => {
   const { c, socket, timers, states } = connect();
   c.configure({ hubUrl: "http://127.0.0.1:8765", token: "t" });

@@ -32,6 +32,15 @@ test("POST /api/dial with the number, the agent's leg A and source extension", a
   assert.equal(b.message, "Your mobile (054-812-4567) is about to ring. Answer it and you will be connected to 054-555-7777.");
 });
 
+test("a stored http:// hub on another machine is refused before any request: the token stays here", async () => {
+  const { requests, dialing, notifications } = setup(() => [202, { dial_id: "d9" }], { hubUrl: "http://pbx.example.com:8765" });
+  assert.equal(await dialing.call("+972545557777"), null);
+  assert.deepEqual(requests, []);
+  const [notice] = notifications.shown.values();
+  assert.equal(notice.title, "Could not call 054-555-7777");
+  assert.match(notice.message, /Not connecting to http:\/\/pbx\.example\.com:8765: .*in clear.*Open the callpop options/);
+});
+
 test("another number typed in as leg A is sent as that number", async () => {
   const { requests, dialing } = setup(() => [202, { dial_id: "d2", leg_a: "+972501234567", leg_a_kind: "number", to: "x" }],
     { legA: "other", legANumber: "+972501234567" });

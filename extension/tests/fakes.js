@@ -25,15 +25,31 @@ export class FakeNotifications {
   }
 }
 
+/* A chrome.storage area: get(key | [keys] | {key: default} | null), set, remove, setAccessLevel. */
 export class FakeArea {
-  constructor() {
-    this.data = {};
+  constructor(data = {}) {
+    this.data = structuredClone(data);
+    this.accessLevel = null;
   }
-  async get(key) {
-    return key in this.data ? { [key]: structuredClone(this.data[key]) } : {};
+  async get(keys) {
+    if (keys === null || keys === undefined) return structuredClone(this.data);
+    const defaults = typeof keys === "string" ? { [keys]: undefined }
+      : Array.isArray(keys) ? Object.fromEntries(keys.map((k) => [k, undefined])) : keys;
+    const out = {};
+    for (const [k, fallback] of Object.entries(defaults)) {
+      if (k in this.data) out[k] = structuredClone(this.data[k]);
+      else if (fallback !== undefined) out[k] = structuredClone(fallback);
+    }
+    return out;
   }
   async set(items) {
     Object.assign(this.data, structuredClone(items));
+  }
+  async remove(keys) {
+    for (const k of [].concat(keys)) delete this.data[k];
+  }
+  async setAccessLevel({ accessLevel }) {
+    this.accessLevel = accessLevel;
   }
 }
 

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { Records } from "../background/records.js";
 import { dispatch, HUB_HANDLERS } from "../background/protocol.js";
 import { popBubble, Popups, safeUrl } from "../background/popups.js";
+import { displayText } from "../background/text.js";
 import { FakeArea, FakeNotifications, FakeTabs } from "./fakes.js";
 import { EXTENSION } from "./load-content-scripts.js";
 
@@ -96,9 +97,14 @@ test("a click opens only http(s) URLs in a new tab and acks clicked; closing ack
   assert.equal(notifications.shown.size, 0);
 
   const other = setup();
-  await dispatch({ ...POP, call_id: "c2", url: "javascript:alert(1)" }, other.app);
-  await other.popups.clicked("pop:c2");
+  for (const [i, url] of ["file:///etc/passwd", "data:text/html,<script>x</script>", "chrome://settings", "javascript:alert(1)"].entries()) {
+    const id = i === 3 ? "c2" : `bad${i}`;
+    await dispatch({ ...POP, call_id: id, url }, other.app);
+    assert.equal(other.notifications.shown.get(`pop:${id}`).isClickable, false, url);
+    await other.popups.clicked(`pop:${id}`);
+  }
   assert.deepEqual(other.tabs.opened, [], "nothing but http(s) is opened");
+  other.sent.splice(0, 6); // the acks of the bad0..bad2 bubbles
   await other.popups.closed("pop:c2", true);
   assert.deepEqual(other.sent.map((m) => m.event), ["shown", "clicked", "closed"]);
 
@@ -108,6 +114,26 @@ test("a click opens only http(s) URLs in a new tab and acks clicked; closing ack
   await third.popups.closed("pop:c3", true);
   await third.popups.closed("pop:c3", true);
   assert.deepEqual(third.sent.map((m) => m.event), ["shown", "closed"]);
+});
+
+test("names from the CRM lose bidi overrides and zero-width characters; no line of their own", () => {
+  const spoofed = { ...POP, name: "John\u202E\u2066 Doe\u200B\u2069", company: "Voice\u200Dcenter\u00AD\nFraud dept",
+    phone: "\u200E072-277-6772\u200F", extension: "201\uFEFF" };
+  const b = popBubble(spoofed);
+  assert.equal(b.title, "John Doe");
+  assert.equal(b.message, "Voicecenter Fraud dept\n072-277-6772");
+  assert.equal(b.contextMessage, "Incoming call · extension 201");
+  assert.equal(popBubble({ ...spoofed, status: "multiple", total: 2 }).message, "072-277-6772\nFirst: John Doe (Voicecenter Fraud dept)");
+  assert.equal(popBubble({ ...POP, status: "not_found", phone: "\u200B", raw: "" }).message, "Number withheld");
+});
+
+test("displayText drops every format character (Cf) and turns control characters into spaces", () => {
+  assert.equal(displayText("a\u202Ab\u202Bc\u202Cd\u202De\u202Ef\u2066g\u2067h\u2068i\u2069j\u200Bk\u200Cl\u200Dm\u2060n\uFEFFo\u061Cp\u200Eq\u200Fr"),
+    "abcdefghijklmnopqr");
+  assert.equal(displayText(" line\r\nbreak\ttab\u0000 "), "line break tab");
+  assert.equal(displayText("יוחנן כהן"), "יוחנן כהן", "right-to-left names are left alone");
+  assert.equal(displayText(972722776772), "972722776772");
+  for (const v of [null, undefined, {}, ["x"]]) assert.equal(displayText(v), "");
 });
 
 test("safeUrl keeps absolute http(s) only", () => {

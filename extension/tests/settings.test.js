@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import "./fakes.js";
-import { apiUrl, DEFAULTS, legAParam, normaliseHubUrl, normaliseSite, siteIsOff, validateSettings, wsUrl } from "../background/settings.js";
+import { apiUrl, DEFAULTS, HubRefused, legAParam, normaliseHubUrl, normaliseSite, siteIsOff, validateSettings, wsUrl } from "../background/settings.js";
 
 const GOOD = { ...DEFAULTS, token: "demo-token-noa", detectionOffSites: "" };
 
@@ -26,6 +26,59 @@ test("each bad field says what is wrong", () => {
   assert.match(validateSettings({ ...GOOD, legA: "other", legANumber: "" }).errors.legANumber, /Type the number/);
   assert.match(normaliseHubUrl("http://u:p@hub").error, /passwords/);
   assert.match(normaliseHubUrl("http://hub/?x=1").error, /query/);
+});
+
+// The token goes to the hub in every request: over plain http only to this machine.
+const HUB_ADDRESSES = [
+  // [typed, saved as, or null: refused]
+  ["http://127.0.0.1:8765", "http://127.0.0.1:8765"],
+  ["http://localhost:8765/", "http://localhost:8765"],
+  ["http://LOCALHOST", "http://localhost"],
+  ["http://[::1]:8765", "http://[::1]:8765"],
+  ["http://127.1:8765", "http://127.0.0.1:8765"], // the URL parser's spelling of 127.0.0.1
+  ["https://callpop.example.com", "https://callpop.example.com"],
+  ["https://10.0.0.5:8443/callpop/", "https://10.0.0.5:8443/callpop"],
+  ["https://localhost:8765", "https://localhost:8765"],
+  ["http://callpop.example.com", null],
+  ["http://10.0.0.5:8765", null],
+  ["http://192.168.1.20", null],
+  ["http://127.0.0.1.nip.io:8765", null],
+  ["http://localhost.example.com", null],
+  ["http://[::ffff:7f00:1]", null],
+  ["http://0.0.0.0:8765", null],
+  ["ws://127.0.0.1:8765", null],
+  ["wss://callpop.example.com", null],
+  ["file:///etc/passwd", null],
+  ["javascript:alert(1)", null],
+];
+
+test("a hub on another machine must be https; http only to 127.0.0.1, localhost, [::1]", () => {
+  for (const [typed, saved] of HUB_ADDRESSES) {
+    const hub = normaliseHubUrl(typed);
+    if (saved) {
+      assert.deepEqual(hub, { value: saved }, typed);
+      assert.equal(validateSettings({ ...GOOD, hubUrl: typed }).settings.hubUrl, saved, typed);
+    } else {
+      assert.ok(hub.error, `${typed} is refused`);
+      assert.ok(validateSettings({ ...GOOD, hubUrl: typed }).errors.hubUrl, typed);
+    }
+  }
+  const why = normaliseHubUrl("http://callpop.example.com").error;
+  assert.match(why, /https:\/\//);
+  assert.match(why, /token would cross the network in clear/);
+});
+
+test("the socket and API URLs refuse such a hub too (a setting saved by an older version)", () => {
+  for (const [typed, saved] of HUB_ADDRESSES) {
+    if (saved) {
+      assert.match(wsUrl(typed), saved.startsWith("https:") ? /^wss:\/\// : /^ws:\/\//, typed);
+      assert.ok(apiUrl(typed, "/api/me").startsWith(saved + "/api/me"), typed);
+    } else {
+      assert.throws(() => wsUrl(typed), HubRefused, typed);
+      assert.throws(() => apiUrl(typed, "/api/me"), HubRefused, typed);
+    }
+  }
+  assert.throws(() => wsUrl("http://pbx.example.com:8765"), /Not connecting to http:\/\/pbx\.example\.com:8765: .*in clear/);
 });
 
 test("hub addresses give the WebSocket and API URLs, behind a path too", () => {

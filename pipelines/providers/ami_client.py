@@ -11,17 +11,24 @@ from the connection is small and exact, and is easier to own than to bend a libr
 - A hook after each login, used to reconcile calls that ended while the connection was down.
 - The same pure parser (``ami.py``) for the live stream and for the recorded transcripts the
   tests replay, so what is tested is what runs.
+- The secret never crosses the wire when Asterisk offers the MD5 challenge (``Challenge`` then
+  ``Login`` with ``Key: md5(challenge + secret)``); a plaintext ``Secret`` only when it refuses the
+  challenge, said once at WARNING, and never again to a PBX that took MD5 before (a refusal then
+  looks like someone in the middle asking for the secret). TLS (Asterisk's ``tlsenable``) with
+  the caller's ``ssl.SSLContext``, which checks the certificate and the host name.
 
-The whole client is ~200 lines on ``asyncio`` streams with no dependency.
+The whole client is ~250 lines on ``asyncio`` streams with no dependency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import random
+import ssl
 from typing import Awaitable, Callable, Mapping
 
 from .ami import Malformed, Message, Parser, encode_action
@@ -41,9 +48,13 @@ class AmiClient:
     def __init__(self, host: str, port: int, username: str, secret: str, *,
                  on_event: Callable[[Message | Malformed], None],
                  on_login: Callable[[], Awaitable[None]] | None = None,
-                 timeout_s: float = 5.0, ping_s: float = 20.0,
+                 timeout_s: float = 5.0, ping_s: float = 20.0, tls: ssl.SSLContext | None = None,
                  backoff_min_s: float = 0.25, backoff_max_s: float = 30.0, rng: Callable[[], float] = random.random):
         self.host, self.port, self.username, self.secret = host, port, username, secret
+        self.tls = tls
+        self.auth = ""  # how the last login went: md5 | plain
+        self._md5_before = False
+        self._warned_plain = False
         self.on_event, self.on_login = on_event, on_login
         self.timeout_s, self.ping_s = timeout_s, ping_s
         self.backoff_min_s, self.backoff_max_s, self.rng = backoff_min_s, backoff_max_s, rng
@@ -73,6 +84,13 @@ class AmiClient:
             except LoginFailed as e:
                 why = f"login refused ({e}); check CALLPOP_AMI_USERNAME / CALLPOP_AMI_SECRET and manager.conf"
                 attempt = max(attempt, 16)  # a wrong secret will not fix itself soon
+            except ssl.SSLCertVerificationError as e:
+                why = (f"TLS: {self.host}'s certificate is not trusted ({e.verify_message}); it must name "
+                       f"CALLPOP_AMI_HOST and come from a CA of the system or CALLPOP_CA_BUNDLE")
+                attempt = max(attempt, 16)
+            except ssl.SSLError as e:
+                why = (f"TLS handshake failed ({e.reason or type(e).__name__}); is CALLPOP_AMI_PORT Asterisk's TLS "
+                       f"port (manager.conf tlsbindaddr, usually 5039)?")
             except (OSError, TimeoutError, ConnectionError, AmiError) as e:
                 why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             except Exception as e:  # noqa: BLE001 - a bug must not end the connection for good
@@ -102,19 +120,18 @@ class AmiClient:
     async def _session(self) -> None:
         self._was_connected = False
         async with asyncio.timeout(self.timeout_s):
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+            # With ssl, asyncio checks the certificate against the context and the name against host.
+            reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
         self._writer = writer
         parser = Parser()
         reading = asyncio.get_running_loop().create_task(self._read(reader, parser))
         try:
-            try:
-                await self.action({"Action": "Login", "Username": self.username, "Secret": self.secret})
-            except AmiError as e:
-                raise LoginFailed(str(e) or "authentication failed") from None
+            await self._login()
             self.banner = parser.banner
             self._was_connected = True
             self.connects += 1
-            self._set("connected", f"{self.host}:{self.port} ({self.banner or 'Asterisk'})")
+            how = ("TLS, " if self.tls else "") + ("MD5 login" if self.auth == "md5" else "plaintext login")
+            self._set("connected", f"{self.host}:{self.port} ({self.banner or 'Asterisk'}; {how})")
             if self.on_login is not None:
                 await self.on_login()
             while not reading.done():
@@ -133,6 +150,31 @@ class AmiClient:
                     fut.set_exception(ConnectionError("AMI connection closed"))
             self._pending.clear()
             self._lists.clear()
+
+    async def _login(self) -> None:
+        try:
+            answer = await self.action({"Action": "Challenge", "AuthType": "MD5"})
+            challenge = answer.get("Challenge")
+        except AmiError:
+            challenge = ""
+        if challenge:
+            key = hashlib.md5((challenge + self.secret).encode("utf-8")).hexdigest()
+            login = {"Action": "Login", "Username": self.username, "AuthType": "MD5", "Key": key}
+        elif self._md5_before:
+            raise LoginFailed("Asterisk refused the MD5 challenge it answered before; the secret is not sent "
+                              "in plain text")
+        else:
+            if not self._warned_plain:
+                self._warned_plain = True
+                log.warning("AMI at %s:%s refused the MD5 challenge: logging in with the secret in plain text%s",
+                            self.host, self.port, "" if self.tls else " over an unencrypted link (CALLPOP_AMI_TLS)")
+            login = {"Action": "Login", "Username": self.username, "Secret": self.secret}
+        try:
+            await self.action(login)
+        except AmiError as e:
+            raise LoginFailed(str(e) or "authentication failed") from None
+        self.auth = "md5" if challenge else "plain"
+        self._md5_before = self._md5_before or bool(challenge)
 
     async def _read(self, reader: asyncio.StreamReader, parser: Parser) -> None:
         while True:

@@ -12,6 +12,8 @@ Click-to-call is one ``Originate`` (``Async: true``): leg A is a channel made fr
 or any number), which once answered runs the dialplan at ``CALLPOP_AMI_CONTEXT`` / leg B's
 number. The channel gets ``ChannelId: callpop-<dial id>`` so its events are tied to the dial
 exactly (Asterisk 12+); older versions are matched by channel name.
+
+Login uses Asterisk's MD5 challenge when offered; ``CALLPOP_AMI_TLS`` puts the link in TLS.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 import time
 from typing import Any
 
@@ -77,6 +80,17 @@ def originate_action(plan: DialPlan, s: Settings) -> dict[str, Any]:
     return action
 
 
+def ami_tls(s: Settings) -> ssl.SSLContext | None:
+    """The TLS context for AMI when CALLPOP_AMI_TLS is on: the system's CAs or CALLPOP_CA_BUNDLE,
+    the certificate and host name checked (the defaults of ``create_default_context``)."""
+    if not s.ami_tls:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(s.ca_bundle) if s.ca_bundle else None)
+    except (OSError, ssl.SSLError) as e:
+        raise SettingsError(f"CALLPOP_CA_BUNDLE could not be read as PEM certificates ({e})") from None
+
+
 class AsteriskProvider(Provider):
     name = "asterisk"
 
@@ -88,7 +102,7 @@ class AsteriskProvider(Provider):
             raise SettingsError(f"CALLPOP_AMI_EXTENSION_PATTERN is not a regular expression: {e}") from None
         self.client = AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret.get_secret_value(),
                                 on_event=self._on_event, on_login=self._on_login, timeout_s=s.ami_timeout_s,
-                                ping_s=s.ami_ping_s, backoff_max_s=s.ami_reconnect_max_s)
+                                ping_s=s.ami_ping_s, backoff_max_s=s.ami_reconnect_max_s, tls=ami_tls(s))
         self._queue: asyncio.Queue[Output] | None = None
         self._tasks: set[asyncio.Task] = set()
         self.events = 0      # AMI events read

@@ -14,6 +14,10 @@
 - Click-to-call goes through Voicenter's Click2Call API (``code`` token, ``format=json``);
   ERRORCODE 1-4 become dial failures an agent can act on.
 
+Every route checks the source address against ``CALLPOP_VOICENTER_ALLOWED_IPS`` if set (403),
+then ``?key=`` against ``CALLPOP_VOICENTER_SECRET`` (401); the settings refuse a hub reachable from
+outside this machine without that secret.
+
 Unknown fields, a missing ``extenUser`` and bad bodies are logged and recorded in ``rejects``
 (each unknown field name once) and never stop the answer Voicenter is waiting for.
 """
@@ -43,6 +47,7 @@ from ..crm import LookupResult
 from ..dial import DialPlan, DialRefused
 from ..events import DIAL_STATES, CallEvent, utcnow
 from ..phone import normalise
+from . import peers
 from .base import Provider
 
 if TYPE_CHECKING:
@@ -463,11 +468,28 @@ def _plus(start: datetime, seconds: int) -> datetime:
 
 
 # --- the routes
+def _source_ok(hub: "Hub", request: Request, allowed: tuple[peers.Network, ...],
+               trusted: tuple[peers.Network, ...]) -> JSONResponse | None:
+    """None when CALLPOP_VOICENTER_ALLOWED_IPS is empty or holds the client's address, else the 403."""
+    if not allowed:
+        return None
+    peer = request.client.host if request.client else ""
+    client = peers.client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
+    if client is not None and peers.within(client, allowed):
+        return None
+    via = f" via {peer}" if client is None or str(client) != peer else ""
+    hub.reject(request.url.path, "forbidden",
+               f"{client or 'an unreadable address'}{via} is not in CALLPOP_VOICENTER_ALLOWED_IPS")
+    return JSONResponse({"error": "forbidden", "message": "this address may not call the Voicenter URLs "
+                                                         "(CALLPOP_VOICENTER_ALLOWED_IPS)"}, status_code=403)
+
+
 def _key_ok(hub: "Hub", request: Request) -> JSONResponse | None:
     secret = hub.settings.voicenter_secret.get_secret_value()
     if not secret:
-        return None
+        return None  # only on loopback: settings refuse a hub reachable from outside without one
     given = request.query_params.get("key", "")
+    # Constant time: the comparison must not tell an attacker how much of a guess was right.
     if hmac.compare_digest(given.encode(), secret.encode()):
         return None
     hub.reject(request.url.path, "unauthorized", "bad key" if given else "missing key")
@@ -496,13 +518,19 @@ def router(hub: "Hub") -> APIRouter:
     """``/voicenter/popup`` and ``/voicenter/cdr``; mounted when CALLPOP_PROVIDER=voicenter."""
     r = APIRouter(tags=["voicenter"])
     cors = {"Access-Control-Allow-Origin": VOICENTER_EXTENSION_ORIGIN, "Vary": "Origin"}
+    allowed = peers.networks(hub.settings.voicenter_allowed_ips)
+    trusted = peers.networks(hub.settings.trusted_proxies)
+
+    def guard(request: Request) -> JSONResponse | None:
+        """The source address first (it needs no secret to check), then the key."""
+        return _source_ok(hub, request, allowed, trusted) or _key_ok(hub, request)
 
     def provider() -> VoicenterProvider:
         return hub.provider  # type: ignore[return-value]
 
     @r.get("/voicenter/popup", summary="Voicenter pop-up screen request (GET, statusCall)")
     async def popup_get(request: Request):
-        refused = _key_ok(hub, request)
+        refused = guard(request)
         if refused:
             return refused
         fields = {k: v for k, v in request.query_params.items() if k != "key"}
@@ -510,7 +538,7 @@ def router(hub: "Hub") -> APIRouter:
 
     @r.post("/voicenter/popup", summary="Voicenter pop-up screen request (POST form with status, or POST JSON)")
     async def popup_post(request: Request):
-        refused = _key_ok(hub, request)
+        refused = guard(request)
         if refused:
             return refused
         fields, shape = await _fields(request)
@@ -521,13 +549,16 @@ def router(hub: "Hub") -> APIRouter:
         return JSONResponse(await provider().popup(fields, f"POST {shape}"), headers=cors)
 
     @r.options("/voicenter/popup", include_in_schema=False)
-    async def popup_preflight():
+    async def popup_preflight(request: Request):
+        refused = _source_ok(hub, request, allowed, trusted)  # a preflight carries no key
+        if refused:
+            return refused
         return JSONResponse({}, headers={**cors, "Access-Control-Allow-Methods": "GET, POST",
                                          "Access-Control-Allow-Headers": "Content-Type"})
 
     @r.post("/voicenter/cdr", summary="Voicenter CDR notification (POST JSON after each call)")
     async def cdr(request: Request):
-        refused = _key_ok(hub, request)
+        refused = guard(request)
         if refused:
             return refused
         raw = await request.body()

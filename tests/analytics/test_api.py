@@ -26,7 +26,7 @@ def hub(start_hub, tmp_path):
     return start_hub()
 
 
-def get(hub, name, token=TOKENS["avi"], **params):
+def get(hub, name, token=TOKENS["dana"], **params):  # a supervisor: the whole team
     return api(hub, "GET", f"/api/analytics/{name}", token, params={**RANGE, **params})
 
 

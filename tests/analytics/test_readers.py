@@ -21,12 +21,12 @@ def db(tmp_path):
 
 def test_through_the_hub_while_it_runs_and_from_the_file_once_it_stopped(start_hub, db):
     hub = start_hub()
-    with open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["noa"]) as reader:
+    with open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["dana"]) as reader:
         assert reader.mode == "hub"
         running = reader.query("lookup_outcomes", ds.START, ds.END, bucket="hour")
         assert running.loc[running.bucket == ds.at(10), "hit_rate"].item() == 0.7
     hub.stop()
-    with open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["noa"]) as reader:
+    with open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["dana"]) as reader:
         assert reader.mode == "file"
         stopped = reader.query("lookup_outcomes", ds.START, ds.END, bucket="hour")
     pd.testing.assert_frame_equal(running, stopped)
@@ -34,7 +34,7 @@ def test_through_the_hub_while_it_runs_and_from_the_file_once_it_stopped(start_h
 
 def test_a_reader_follows_the_hub_stopping_between_two_queries(start_hub, db):
     hub = start_hub()
-    reader = open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["noa"])
+    reader = open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["dana"])
     first = reader.query("kpis", ds.START, ds.END)
     assert reader.mode == "hub"
     hub.stop()
@@ -70,7 +70,7 @@ def test_a_file_locked_by_another_process_is_reported(db):
 
 def test_bad_parameters_are_refused_the_same_way_both_ways(start_hub, db):
     hub = start_hub()
-    with open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["noa"]) as reader:
+    with open_analytics(db_path=db, hub_url=hub.url, token=TOKENS["dana"]) as reader:
         with pytest.raises(analytics.InvalidParameter) as through_hub:
             reader.query("lookup_outcomes", ds.START, ds.END, bucket="fortnight")
     hub.stop()

@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 from pipelines.server import BackgroundHub
 
+SECRET_KEYS = ("token",)  # kept in chrome.storage.local, never in sync (extension/background/storage.js)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -90,8 +92,16 @@ class ExtensionBrowser:
         return self.worker.evaluate(script, arg)
 
     def configure(self, **settings: Any) -> None:
-        """Write the options (chrome.storage.sync) as the options page would."""
-        self.evaluate("s => chrome.storage.sync.set(s)", settings)
+        """Write the options as the options page would: the token to chrome.storage.local, the
+        rest to chrome.storage.sync."""
+        secrets = {k: settings.pop(k) for k in SECRET_KEYS if k in settings}
+        self.evaluate("([prefs, secrets]) => Promise.all([chrome.storage.local.set(secrets), chrome.storage.sync.set(prefs)])",
+                      [settings, secrets])
+
+    def stored(self) -> dict[str, dict]:
+        """Everything the extension keeps in chrome.storage.sync and .local."""
+        return self.evaluate("Promise.all([chrome.storage.sync.get(null), chrome.storage.local.get(null)])"
+                             ".then(([sync, local]) => ({sync, local}))")
 
     def sign_in(self, hub: BackgroundHub, token: str, **settings: Any) -> None:
         self.configure(hubUrl=hub.url, token=token, **settings)

@@ -1,11 +1,15 @@
 """The options page in chromium: "Test connection" names the agent or says exactly what failed;
-saving validates first, then the worker signs in with what was saved."""
+saving validates first (a hub on another machine must be https://), then the worker signs in with
+what was saved. The token is kept in chrome.storage.local, out of sync and out of the content
+scripts' reach."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tests.browser.extension_support import free_port
+from tests.browser.extension_support import free_port, wait_until
 from tests.support import TOKENS
 
 pytestmark = pytest.mark.browser
@@ -58,7 +62,8 @@ def test_saving_validates_and_the_worker_signs_in_with_the_saved_settings(option
     errors = {el.get_attribute("data-for"): el.inner_text() for el in options.locator(".error[data-for]").all()
               if el.inner_text()}
     assert set(errors) == {"hubUrl", "token", "legANumber", "detectionOffSites"}
-    assert extension_browser.evaluate("chrome.storage.sync.get('token')")["token"] == "", "nothing was saved"
+    stored = extension_browser.stored()
+    assert stored["local"]["token"] == "" and "token" not in stored["sync"], "nothing was saved"
 
     options.fill("#hubUrl", hub.url + "/")
     options.fill("#token", TOKENS["noa"])
@@ -68,14 +73,58 @@ def test_saving_validates_and_the_worker_signs_in_with_the_saved_settings(option
     options.check("input[name=popBehaviour][value=fade]")
     options.click("#save")
     options.locator("#saved", has_text="Saved.").wait_for()
-    saved = extension_browser.evaluate("chrome.storage.sync.get(null)")
-    assert {k: saved[k] for k in ("hubUrl", "token", "legA", "legANumber", "defaultCountry", "popBehaviour",
+    stored = extension_browser.stored()
+    saved = stored["sync"]
+    assert {k: saved[k] for k in ("hubUrl", "legA", "legANumber", "defaultCountry", "popBehaviour",
                                   "detectionOffSites")} == {
-        "hubUrl": hub.url, "token": TOKENS["noa"], "legA": "other", "legANumber": "+972507112200",
+        "hubUrl": hub.url, "legA": "other", "legANumber": "+972507112200",
         "defaultCountry": "GB", "popBehaviour": "fade", "detectionOffSites": ["mail.example.com"]}
+    assert stored["local"] == {"token": TOKENS["noa"]}, "the token is kept in this browser only"
+    assert "token" not in saved, "and never synced"
     extension_browser.wait_connected(hub)
     options.locator("#status.connected").wait_for()
     assert "Noa Levi" in options.locator("#status").inner_text()
+
+
+def test_an_http_hub_on_another_machine_is_refused_and_nothing_saved(options, extension_browser):
+    before = extension_browser.stored()
+    options.fill("#hubUrl", "http://callpop.example.com:8765")
+    options.fill("#token", TOKENS["noa"])
+    options.click("#save")
+    options.locator("#saved", has_text="Not saved").wait_for()
+    why = options.locator(".error[data-for=hubUrl]").inner_text()
+    assert "needs https://" in why and "token would cross the network in clear" in why, why
+    options.click("#test")  # refused the same way, without asking Chrome for access to that host
+    options.locator("#test-result", has_text="in clear").wait_for()
+    time.sleep(0.3)  # a save would have been written by now
+    assert extension_browser.stored() == before, "nothing was saved"
+
+
+def test_content_scripts_cannot_read_the_token(extension_browser, page_server):
+    """The content script's isolated world (found through CDP) reads its preferences from sync,
+    where the token is not, and is refused local storage, where it is."""
+    extension_browser.configure(token=TOKENS["noa"], detection=True)
+    page = extension_browser.ctx.new_page()
+    cdp = extension_browser.ctx.new_cdp_session(page)
+    worlds = []
+    cdp.on("Runtime.executionContextCreated", lambda e: worlds.append(e["context"]))
+    cdp.send("Runtime.enable")
+    page.goto(page_server.add("/token-probe", "<p>Call 072-277-6772</p>"))
+    manifest_name = extension_browser.evaluate("chrome.runtime.getManifest().name")
+    world = wait_until(lambda: next((w["id"] for w in worlds if w["name"] == manifest_name), None), 20,
+                       what="the content script's isolated world")
+
+    def in_content_script(expression: str):
+        reply = cdp.send("Runtime.evaluate", {"expression": expression, "contextId": world, "awaitPromise": True,
+                                              "returnByValue": True})
+        return reply["result"].get("value")
+
+    local = in_content_script("chrome.storage.local.get(null).then(v => JSON.stringify(v), e => 'refused: ' + e.message)")
+    assert local.startswith("refused: ") and TOKENS["noa"] not in local, local
+    synced = in_content_script("chrome.storage.sync.get(null).then(v => JSON.stringify(v))")
+    assert '"detection":true' in synced and TOKENS["noa"] not in synced and '"token"' not in synced, synced
+    cdp.detach()
+    page.close()
 
 
 def test_the_privacy_note_explains_the_warning(options):
@@ -83,6 +132,7 @@ def test_the_privacy_note_explains_the_warning(options):
     assert "Read and change all your data on all websites" in note
     assert "Page text stays in your browser" in note
     assert "Only the number you choose leaves it" in note
+    assert "Your agent token stays in this browser" in note
 
 
 def test_the_manifest_asks_for_the_fewest_permissions(extension_browser):

@@ -21,7 +21,7 @@ def with_traffic(hub) -> None:
         assert post_event(hub, call_id=call_id, type="ringing", caller=caller, callee="0722776773",
                           extension=ext).status_code == 202
     post_event(hub, call_id="a1", type="answered", caller="0722776772", extension="201")
-    assert api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": "+12125557777", "source": "console"}).status_code == 202
+    assert api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": "+97235557777", "source": "console"}).status_code == 202
     assert api(hub, "POST", "/api/dial", TOKENS["avi"], json={"to": "0722776772", "leg_a": "mobile"}).status_code == 202
     wait_rows(hub, "SELECT * FROM lookups", n=len(calls), timeout=15)
     wait_rows(hub, "SELECT * FROM dials", n=2, timeout=15)

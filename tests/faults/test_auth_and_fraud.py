@@ -94,9 +94,9 @@ def test_an_agent_cannot_ring_another_agents_extension_as_leg_a(hub):
 
 
 def test_the_ingest_token_cannot_act_as_an_agent_and_no_agent_can_post_events(hub):
-    assert api(hub, "POST", "/api/dial", INGEST, json={"to": "054-555-7777"}).status_code == 401
-    assert post_event(hub, token="tok-ok", call_id="x", type="hangup").status_code == 401
-    assert api(hub, "POST", "/api/dials/d1/events", "tok-ok", json={"state": "bridged"}).status_code == 401
+    assert api(hub, "POST", "/api/dial", INGEST, json={"to": "054-555-7777"}).status_code == 403
+    assert post_event(hub, token="tok-ok", call_id="x", type="hangup").status_code == 403
+    assert api(hub, "POST", "/api/dials/d1/events", "tok-ok", json={"state": "bridged"}).status_code == 403
 
 
 # --- toll fraud: premium-rate and high-cost destinations however they are written
@@ -116,14 +116,27 @@ def test_premium_and_high_cost_numbers_are_refused_however_written(start_hub, to
     hub = start_hub()
     r = api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": to})
     assert r.status_code == 422 and r.json()["error"] == code, r.text
-    assert wait_rows(hub, "SELECT error FROM dials WHERE outcome = 'refused'").error.tolist() == [code]
+    # The phone rung first as well: the PBX would pay for that leg just the same.
+    r = api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": "054-555-7777", "leg_a": to})
+    assert r.status_code == 422 and r.json()["error"] == code, r.text
+    assert wait_rows(hub, "SELECT error FROM dials WHERE outcome = 'refused'", n=2).error.tolist() == [code] * 2
+
+
+@pytest.mark.parametrize("to", ["+53 5 123 4567", "+252 61 1234567", "+682 71 234", "+688 901234",
+                                "+1 809 234 5678", "+1 876 210 1234", "+1 212 555 7777"])
+def test_only_the_default_region_is_dialled_unless_countries_are_listed(start_hub, to):
+    hub = start_hub()  # region IL, no countries listed
+    for body in ({"to": to}, {"to": "054-555-7777", "leg_a": to}):
+        r = api(hub, "POST", "/api/dial", TOKENS["noa"], json=body)
+        assert r.status_code == 422 and r.json()["error"] == "country_not_allowed", (body, r.text)
 
 
 def test_toll_free_and_ordinary_international_numbers_still_dial(start_hub):
-    hub = start_hub(dial_rate_per_minute=100)
+    hub = start_hub(dial_rate_per_minute=100, dial_allowed_countries="IL,US,GB,FR")
     for to in ("1-800-72-72-72", "+1 212 555 7777", "+44 20 7946 0321", "+33 1 42 68 53 00"):
         r = api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": to})
         assert r.status_code == 202, (to, r.text)
+    assert api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": "+1 876 210 1234"}).status_code == 422
 
 
 def test_refused_attempts_count_against_the_rate_limit(start_hub):

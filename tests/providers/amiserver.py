@@ -1,7 +1,9 @@
 """A small Asterisk for tests: an AMI server on a free port, on its own thread.
 
-It greets with the banner, answers Login (and refuses a wrong secret, then hangs up), Ping,
-CoreShowChannels and Originate as Asterisk does, and plays recorded transcripts
+It greets with the banner, answers Challenge (``AuthType: MD5``) and Login with either the
+challenge's ``Key`` (md5 of challenge + secret) or a plaintext ``Secret`` (refusing a wrong one,
+then hanging up), Ping, CoreShowChannels and Originate as Asterisk does; ``challenge=False``
+refuses Challenge as a server without it would, ``tls`` serves AMI over TLS. It plays recorded transcripts
 (``tests/fixtures/ami/*.raw``) to every connected client with ``\\r\\n`` line ends, cut into
 odd-sized TCP writes so the client's parser sees blocks split anywhere. An Originate plays
 ``originate_script`` if one is set: the transcript's own ``Action: Originate`` block is
@@ -11,7 +13,10 @@ skipped and its ActionID (and ChannelId, if it has one) are replaced by the clie
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import secrets
+import ssl
 import threading
 from pathlib import Path
 
@@ -32,8 +37,10 @@ def transcript(name: str) -> str:
 
 class AmiServer:
     def __init__(self, username: str = "callpop", secret: str = "s3cret",
-                 banner: str = "Asterisk Call Manager/5.0.1"):
+                 banner: str = "Asterisk Call Manager/5.0.1", challenge: bool = True, tls: ssl.SSLContext | None = None):
         self.username, self.secret, self.banner = username, secret, banner
+        self.challenge, self.tls = challenge, tls
+        self.login_auth: list[str] = []  # md5 | plain, for every accepted login
         self.originate_script: str | None = None
         self.originate_error = ""  # answer Originate with Response: Error and this message
         self.live_channels: list[dict[str, str]] = []
@@ -51,7 +58,7 @@ class AmiServer:
     # --- life cycle
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self.tls))
         self.port = self.server.sockets[0].getsockname()[1]
         self._ready.set()
         self.loop.run_forever()
@@ -115,6 +122,7 @@ class AmiServer:
         self.connections += 1
         writer.write(f"{self.banner}\r\n".encode())
         parser = Parser(banner=False)
+        issued = {"challenge": ""}  # this connection's challenge, as Asterisk keeps one per session
         try:
             while True:
                 data = await reader.read(4096)
@@ -123,23 +131,35 @@ class AmiServer:
                 for action in parser.feed(data):
                     if isinstance(action, Message):
                         self.actions.append(action)
-                        if not await self._answer(action, writer):
+                        if not await self._answer(action, writer, issued):
                             writer.close()
                             return
-        except ConnectionError:
+        except (ConnectionError, ssl.SSLError):
             pass
         finally:
             self._writers.discard(writer)
 
-    async def _answer(self, action: Message, w: asyncio.StreamWriter) -> bool:
+    async def _answer(self, action: Message, w: asyncio.StreamWriter, issued: dict[str, str]) -> bool:
         aid = action.action_id
         name = action.get("Action").lower()
         if name in self.ignore:
             return True
-        if name == "login":
-            if action.get("Username") != self.username or action.get("Secret") != self.secret:
+        if name == "challenge" and self.challenge:
+            if action.get("AuthType").lower() != "md5":
+                await self._send(w, f"Response: Error\r\nActionID: {aid}\r\nMessage: Must specify AuthType\r\n\r\n".encode())
+                return True
+            issued["challenge"] = str(secrets.randbelow(10**9))
+            await self._send(w, f"Response: Success\r\nActionID: {aid}\r\nChallenge: {issued['challenge']}\r\n\r\n".encode())
+        elif name == "login":
+            if action.get("AuthType").lower() == "md5":
+                expected = hashlib.md5((issued["challenge"] + self.secret).encode()).hexdigest()
+                ok, auth = bool(issued["challenge"]) and action.get("Key") == expected, "md5"
+            else:
+                ok, auth = action.get("Secret") == self.secret, "plain"
+            if action.get("Username") != self.username or not ok:
                 await self._send(w, f"Response: Error\r\nActionID: {aid}\r\nMessage: Authentication failed\r\n\r\n".encode())
                 return False
+            self.login_auth.append(auth)
             self.logins += 1
             self._writers.add(w)
             await self._send(w, (f"Response: Success\r\nActionID: {aid}\r\nMessage: Authentication accepted\r\n\r\n"

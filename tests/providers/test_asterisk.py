@@ -83,7 +83,7 @@ def test_inbound_trunk_call_pops_john_doe_then_answers_and_ends(asterisk_hub, am
     assert [c["state"] for c in calls + [noa.recv("call")]] == ["answered", "ended"]
     row = wait_rows(hub, "SELECT * FROM calls WHERE call_id = ? AND status = 'ended'", ["1770890000.101"]).iloc[0]
     assert (row.provider, row.answered_by, row.agent_id, row.hangup_cause) == ("asterisk", "201", "noa", "Normal Clearing")
-    status = api(hub, "GET", "/api/status", "tok-noa").json()["provider"]
+    status = api(hub, "GET", "/api/status", "tok-boss").json()["provider"]
     assert status["name"] == "asterisk" and status["state"] == "connected"
     assert "Asterisk Call Manager/5.0.1" in status["detail"]
 

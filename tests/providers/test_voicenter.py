@@ -2,24 +2,29 @@
 shape, the CDR sample, every Click2Call ERRORCODE (a local server speaking the documented API)."""
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pipelines import settings as settings_mod
 from pipelines.dial import DialPlan, DialRefused
+from pipelines.providers import peers
 from pipelines.providers.voicenter import (EMPTY_ANSWER, click2call_request, parse_cdr, parse_click2call,
                                            parse_popup)
 from tests.crmserver import FakeCrm, contract
 from tests.providers.voicenterapi import Click2CallApi
-from tests.support import Agent, api, wait_rows
+from tests.support import ROOT, Agent, api, wait_rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "voicenter"
 AGENTS = """id,name,token,extension,mobile,home,role,voicenter_user
 noa,Noa Levi,tok-noa,201,054-812-4567,,agent,SIPSIP
 avi,Avi Cohen,tok-avi,202,,,agent,KGpK4iWq
 sarah,Sarah Miller,tok-sarah,203,,,agent,
+dana,Dana Katz,tok-dana,205,,,supervisor,
 """
 # Voicenter's documented JSON pop-up (Ringing phase), as its cloud sends it.
 RINGING_JSON = {
@@ -188,13 +193,13 @@ def test_unknown_status_bad_bodies_and_a_missing_ivrid_are_refused_softly(voicen
 
 
 def test_the_shared_secret_guards_every_voicenter_url(voicenter_hub):
-    hub = voicenter_hub(voicenter_secret="s3cr3t-key")
+    hub = voicenter_hub(voicenter_secret="s3cr3t-key-0123456789")
     assert popup_get(hub, phone="0722776772", ivrid="k-1", extenUser="SIPSIP", statusCall="Ringing").status_code == 401
     assert popup_json(hub, RINGING_JSON, key="wrong").status_code == 401
     assert cdr(hub, FIXTURES.joinpath("cdr-incoming-answered.json").read_text()).status_code == 401
-    assert popup_json(hub, RINGING_JSON, key="s3cr3t-key").json()["CLIENTNAME"] == "John Doe"
+    assert popup_json(hub, RINGING_JSON, key="s3cr3t-key-0123456789").json()["CLIENTNAME"] == "John Doe"
     assert popup_get(hub, phone="0722776772", ivrid="k-2", extenUser="SIPSIP", statusCall="Ringing",
-                     key="s3cr3t-key").json()["CLIENTNAME"] == "John Doe"
+                     key="s3cr3t-key-0123456789").json()["CLIENTNAME"] == "John Doe"
     assert hub.hub.book.get("k-1") is None
     rejects = wait_rows(hub, "SELECT * FROM rejects WHERE reason = 'unauthorized'", n=3)
     assert not rejects.detail.str.contains("s3cr3t").any() and not rejects.detail.str.contains("wrong").any()
@@ -207,6 +212,89 @@ def test_voicenter_s_chrome_extension_may_call_the_popup_url(voicenter_hub):
     pre = httpx.options(f"{hub.url}/voicenter/popup", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == origin
     assert popup_json(hub, RINGING_JSON).headers["access-control-allow-origin"] == origin
+
+
+# --- who may call the Voicenter URLs
+def test_a_hub_reachable_from_outside_refuses_to_start_without_a_secret(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "CALLPOP_PROVIDER": "voicenter",
+           "CALLPOP_HOST": "0.0.0.0", "CALLPOP_PORT": "0", "CALLPOP_DB_PATH": str(tmp_path / "x.duckdb")}
+    done = subprocess.run([sys.executable, "-m", "pipelines", "serve"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "set CALLPOP_VOICENTER_SECRET to a long random value" in done.stderr and "?key=" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_secret_is_required_off_loopback_and_must_be_long():
+    with pytest.raises(settings_mod.SettingsError, match="CALLPOP_VOICENTER_SECRET is required"):
+        settings_mod.load(env_file=None, provider="voicenter", host="::")
+    with pytest.raises(settings_mod.SettingsError, match="at least 16 characters"):
+        settings_mod.load(env_file=None, provider="voicenter", host="0.0.0.0", voicenter_secret="short")
+    assert settings_mod.load(env_file=None, provider="voicenter", host="0.0.0.0", voicenter_secret="k" * 24)
+    for host in ("127.0.0.1", "::1", "localhost"):  # only this machine can reach it: the key stays optional
+        assert settings_mod.load(env_file=None, provider="voicenter", host=host).host == host
+    assert settings_mod.load(env_file=None, host="0.0.0.0").provider == "sim"  # no Voicenter URLs to guard
+    with pytest.raises(settings_mod.SettingsError, match="CALLPOP_VOICENTER_ALLOWED_IPS.*'10.0.0.300'"):
+        settings_mod.load(env_file=None, voicenter_allowed_ips="203.0.113.0/24,10.0.0.300")
+
+
+def from_address(source: str) -> httpx.Client:
+    """A client whose requests leave from ``source`` (any 127.x address is this machine's on Linux)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
+
+
+def test_the_allow_list_refuses_other_addresses_with_403(voicenter_hub):
+    hub = voicenter_hub(voicenter_allowed_ips="127.0.0.2, 203.0.113.0/24")
+    with from_address("127.0.0.1") as outsider:
+        refused = outsider.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON)
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+        assert "CALLPOP_VOICENTER_ALLOWED_IPS" in refused.json()["message"]
+        assert outsider.post(f"{hub.url}/voicenter/cdr", content=FIXTURES.joinpath(
+            "cdr-incoming-answered.json").read_bytes(), headers={"Content-Type": "application/json"}).status_code == 403
+        assert outsider.get(f"{hub.url}/voicenter/popup", params={"ivrid": "x-1", "statusCall": "Ringing"}).status_code == 403
+    with from_address("127.0.0.2") as voicenter:
+        assert voicenter.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON).json()["CLIENTNAME"] == "John Doe"
+    assert hub.hub.book.get("x-1") is None
+    rejects = wait_rows(hub, "SELECT detail FROM rejects WHERE reason = 'forbidden'", n=3)
+    assert rejects.detail.str.contains("127.0.0.1 is not in CALLPOP_VOICENTER_ALLOWED_IPS").all()
+
+
+def test_the_allow_list_comes_before_the_key_and_both_apply(voicenter_hub):
+    key = "k3y-0123456789abcdef"
+    hub = voicenter_hub(voicenter_allowed_ips="127.0.0.2", voicenter_secret=key)
+    with from_address("127.0.0.1") as outsider:  # even with the right key
+        assert outsider.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON, params={"key": key}).status_code == 403
+    with from_address("127.0.0.2") as voicenter:
+        assert voicenter.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON).status_code == 401
+        assert voicenter.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON, params={"key": key}).status_code == 200
+
+
+def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(voicenter_hub):
+    # 127.0.0.2 plays the reverse proxy; Voicenter's address (203.0.113.7) is what it forwards.
+    hub = voicenter_hub(voicenter_allowed_ips="203.0.113.7", trusted_proxies="127.0.0.2")
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    with from_address("127.0.0.2") as proxy:
+        assert proxy.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON, headers=forwarded).status_code == 200
+        # The proxy appends who connected to it: a forged address to its left does not count.
+        forged = {"X-Forwarded-For": "203.0.113.7, 198.51.100.9"}
+        assert proxy.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON, headers=forged).status_code == 403
+        assert proxy.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON).status_code == 403  # the proxy itself
+    with from_address("127.0.0.1") as direct:  # not a proxy of ours: its header is anybody's to write
+        assert direct.post(f"{hub.url}/voicenter/popup", json=RINGING_JSON, headers=forwarded).status_code == 403
+    rejects = wait_rows(hub, "SELECT detail FROM rejects WHERE reason = 'forbidden'", n=3).detail
+    assert rejects.str.contains("198.51.100.9 via 127.0.0.2").any() and rejects.str.contains("^127.0.0.1 is").any()
+
+
+def test_the_client_address_behind_proxies():
+    trusted = peers.networks(["10.0.0.0/8", "::1"])
+    assert str(peers.client_address("10.1.2.3", ["203.0.113.7, 10.0.0.5"], trusted)) == "203.0.113.7"
+    assert str(peers.client_address("10.1.2.3", ["1.1.1.1, 203.0.113.7", "10.0.0.9"], trusted)) == "203.0.113.7"
+    assert str(peers.client_address("10.1.2.3", [], trusted)) == "10.1.2.3"
+    assert str(peers.client_address("198.51.100.1", ["203.0.113.7"], trusted)) == "198.51.100.1"
+    assert peers.client_address("10.1.2.3", ["203.0.113.7, junk"], trusted) is None
+    assert str(peers.client_address("::1", ["[2001:db8::1]:443"], trusted)) == "2001:db8::1"
+    assert str(peers.client_address("::ffff:203.0.113.7", [], trusted)) == "203.0.113.7"
+    assert str(peers.client_address("10.1.2.3", ["203.0.113.7:5060"], trusted)) == "203.0.113.7"
 
 
 # --- CDRs
@@ -320,7 +408,7 @@ def test_click2call_without_a_code_is_refused_with_the_setting_to_fix(voicenter_
     noa.recv("dial")
     failed = noa.recv("dial")
     assert failed["error"] == "click2call_not_configured" and "CALLPOP_VOICENTER_CODE" in failed["reason"]
-    assert "click-to-call off" in api(hub, "GET", "/api/status", "tok-noa").json()["provider"]["detail"]
+    assert "click-to-call off" in api(hub, "GET", "/api/status", "tok-dana").json()["provider"]["detail"]
 
 
 def test_a_leg_b_cdr_that_was_not_answered_fails_the_dial(voicenter_hub, click2call):

@@ -1,0 +1,42 @@
+"""Text that reaches an agent's screen or the database, against the real hub: a CRM's names
+without bidi or zero-width tricks, its URLs without a user name before the host, and event
+fields only as a PBX sends them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.crmserver import FakeCrm, contract
+from tests.support import TOKENS, Agent, post_event, wait_rows
+
+
+@pytest.fixture
+def crm():
+    with FakeCrm() as server:
+        yield server
+
+
+def test_a_name_cannot_reverse_or_hide_text_in_the_bubble(start_hub, crm):
+    # U+202E turns the rest around on screen ("Bank of Evil" shown as "liv..."), U+200B/U+2066
+    # hide or isolate parts; newlines would add lines to the bubble.
+    crm.respond("0545550123", contract(name="John\u202e\u200b Doe\u2066\nOK", company="Acme\u200d Ltd"))
+    hub = start_hub(crm_url=crm.url)
+    noa = Agent(hub, TOKENS["noa"])
+    assert post_event(hub, call_id="bidi-1", type="ringing", caller="0545550123", extension="201").status_code == 202
+    pop = noa.recv("pop")
+    assert pop["name"] == "John Doe OK" and pop["company"] == "Acme Ltd"
+    row = wait_rows(hub, "SELECT client_name FROM lookups WHERE call_id = 'bidi-1'").iloc[0]
+    assert row.client_name == "John Doe OK"
+
+
+@pytest.mark.parametrize("url", ["https://crm.example.com@evil.example/c/1", "https://user:pw@crm.example.com/c/1",
+                                 "javascript:alert(1)", "file:///etc/passwd"])
+def test_a_pop_never_carries_a_url_with_userinfo_or_another_scheme(start_hub, crm, url):
+    crm.respond("0545550124", contract(name="Jane Roe", url=url))
+    hub = start_hub(crm_url=crm.url)
+    noa = Agent(hub, TOKENS["noa"])
+    assert post_event(hub, call_id="url-1", type="ringing", caller="0545550124", extension="201").status_code == 202
+    pop = noa.recv("pop")
+    assert pop["name"] == "Jane Roe" and not pop.get("url")
+    row = wait_rows(hub, "SELECT url, contract_faults FROM lookups WHERE call_id = 'url-1'").iloc[0]
+    assert not row.url and "dropped" in row.contract_faults
