@@ -107,5 +107,6 @@ CREATE TABLE IF NOT EXISTS rejects (
     logged_at TIMESTAMP NOT NULL,
     source VARCHAR,                    -- route or provider
     reason VARCHAR,
-    detail VARCHAR
+    detail VARCHAR,
+    count INTEGER NOT NULL DEFAULT 1   -- refusals this row stands for (pipelines/limits.py): sum it
 );

@@ -28,6 +28,7 @@ from .dial import FINAL_STATES, DialRefused, iso_utc
 from .errors import ApiError
 from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
 from .hub import EventRefused, Hub
+from .limits import Throttle
 from .phone import normalise
 from .providers.base import HangupUnsupported
 from .sessions import CLOSE_UNAUTHORIZED, Session
@@ -46,6 +47,7 @@ class Edge:
 
     def __init__(self, app, limit: int, hosts: frozenset[str]):
         self.app, self.limit, self.hosts = app, limit, hosts
+        self.logged = Throttle(60.0)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -77,8 +79,13 @@ class Edge:
         try:
             await self.app(scope, app_receive, sending)
         finally:
-            log.log(logging.INFO if status[0] >= 400 else logging.DEBUG, "%s %s -> %d (%.1f ms)",
-                    scope["method"], scope["path"], status[0], (time.perf_counter() - started) * 1000)
+            # Failures at INFO, but a flood of them (bad tokens, scans) one line a minute per status.
+            level, held = logging.DEBUG, 0
+            if status[0] >= 400:
+                allowed, held = self.logged.allow(status[0])
+                level = logging.INFO if allowed else logging.DEBUG
+            log.log(level, "%s %s -> %d (%.1f ms)%s", scope["method"], scope["path"], status[0],
+                    (time.perf_counter() - started) * 1000, f" ({held} like it not logged)" if held else "")
 
     async def _refuse(self, send):
         await _answer({"type": "http"}, send, 413, "body_too_large", f"request body over {self.limit} bytes")
@@ -193,6 +200,10 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's 400 for JSON nested past what json follows
+            message = "body is nested too deeply"
+            hub.reject(request.url.path, "invalid_request", message)
+            return JSONResponse({"error": "invalid_request", "message": message}, status_code=422)
         return JSONResponse({"error": "http_" + str(exc.status_code), "message": str(exc.detail)},
                             status_code=exc.status_code)
 

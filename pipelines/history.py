@@ -593,7 +593,7 @@ def _rejects(con: duckdb.DuckDBPyConnection, rng: np.random.Generator, days: lis
             at = _midnight_utc_us(day) + int(rng.uniform(7, 19) * 3600 * US)
             rows.append((np.datetime64(at, "us").astype(dt.datetime), source, reason, detail))
     if rows:
-        con.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO rejects (logged_at, source, reason, detail) VALUES (?, ?, ?, ?)", rows)
     return len(rows)
 
 

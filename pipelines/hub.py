@@ -25,6 +25,7 @@ from . import http_client
 from .crm import client_for as crm_client_for
 from .dial import Dialer, DialRules
 from .events import CallEvent, utcnow
+from .limits import Rejects
 from .pops import Popper
 from .providers.base import Provider
 from .sessions import Session, Sessions
@@ -86,7 +87,8 @@ class Hub:
         self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
         self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
                            queue_max=settings.store_queue_max)
-        self.sessions = Sessions()
+        self.sessions = Sessions(per_agent=settings.ws_per_agent)
+        self.rejects = Rejects(lambda row: self.store.insert("rejects", row), settings.rejects_window_s)
         self.book = CallBook(settings.default_region)
         self._provider = provider
         # Events acted on whose rows are not committed yet: a copy arriving meanwhile waits for
@@ -112,7 +114,8 @@ class Hub:
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
                              s.dial_budget_per_hour)
         await self.provider.start(self)
-        self._loops = [asyncio.get_running_loop().create_task(self._housekeeping())]
+        loop = asyncio.get_running_loop()
+        self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects())]
         log.info("hub started: provider %s, %d agents (%s), %d contacts, database %s, CRM %s", self.provider.name,
                  len(self.agents), s.agents_csv.resolve(), len(self.contacts), self.store.path.resolve(),
                  "sample" if not s.crm_url else "configured")
@@ -138,6 +141,7 @@ class Hub:
         await self.drain()
         for t in self._loops:
             t.cancel()
+        self.rejects.flush(everything=True)  # the counts still open go to the store before it closes
         await self.http.aclose()
         await asyncio.to_thread(self.store.close)
         log.info("hub stopped")
@@ -225,10 +229,9 @@ class Hub:
         return await self.dialer.progress(dial_id, state, error, reason)
 
     def reject(self, source: str, reason: str, detail: str = "") -> None:
-        """Record refused input (never a token) and log it."""
-        log.warning("rejected %s: %s %s", source, reason, detail[:200])
-        self.store.insert("rejects", {"logged_at": utcnow(), "source": source, "reason": reason,
-                                      "detail": detail[:500] or None})
+        """Record refused input (never a token) and log it: a kind of refusal seen again within
+        ``rejects_window_s`` is counted, not written again (see pipelines/limits.py)."""
+        self.rejects.add(source, reason, detail)
 
     # --- sockets
     def welcome(self, session: Session) -> None:
@@ -239,6 +242,11 @@ class Hub:
         for call in self.book.live():
             if call.status == "ringing" and session.agent.id in call.popped and call.pop:
                 session.offer_message(call.pop)
+
+    async def _count_rejects(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.rejects_window_s / 4))
+            self.rejects.flush()
 
     async def _housekeeping(self) -> None:
         while True:

@@ -23,6 +23,7 @@ log = logging.getLogger("callpop.sessions")
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4408
+CLOSE_REPLACED = 4409  # the agent opened more sockets than ws_per_agent: the oldest goes
 CLOSE_GOING_AWAY = 1001
 
 Sender = Callable[[str], Awaitable[None]]
@@ -71,11 +72,11 @@ class Session:
     def offer_message(self, message: dict[str, Any]) -> bool:
         return self.offer(dumps(message))
 
-    def drop(self, code: int, reason: str) -> None:
+    def drop(self, code: int, reason: str, level: int = logging.WARNING) -> None:
         """Close now, whatever is queued (a slow or misbehaving client)."""
         if self.closed:
             return
-        log.warning("dropping socket %s of agent %s: %s", self.id, self.agent.id, reason)
+        log.log(level, "dropping socket %s of agent %s: %s", self.id, self.agent.id, reason)
         self.closed, self.close_code = True, code
         if self._sender is not None:
             self._sender.cancel()
@@ -134,19 +135,29 @@ class Session:
 
 
 class Sessions:
-    """Every signed-in socket, by agent."""
+    """Every signed-in socket, by agent (in the order they signed in)."""
 
-    def __init__(self):
-        self._by_agent: dict[str, set[Session]] = {}
+    def __init__(self, per_agent: int | None = None):
+        # A dict as an ordered set: the first of an agent's sockets is the oldest.
+        self._by_agent: dict[str, dict[Session, None]] = {}
+        self.per_agent = per_agent
 
     def add(self, session: Session) -> None:
-        self._by_agent.setdefault(session.agent.id, set()).add(session)
+        """Keep ``session``; past ``per_agent`` sockets for its agent, close the oldest (a leaked
+        tab or a client reconnecting in a loop must not hold sockets without end)."""
+        peers = self._by_agent.setdefault(session.agent.id, {})
+        while self.per_agent is not None and len(peers) >= self.per_agent:
+            oldest = next(iter(peers))
+            peers.pop(oldest)
+            oldest.on_drop = None  # forgotten already (and an empty set must not be deleted under us)
+            oldest.drop(CLOSE_REPLACED, "replaced by a newer connection", level=logging.INFO)
+        peers[session] = None
         session.on_drop = lambda: self.remove(session)
 
     def remove(self, session: Session) -> None:
         peers = self._by_agent.get(session.agent.id)
         if peers is not None:
-            peers.discard(session)
+            peers.pop(session, None)
             if not peers:
                 del self._by_agent[session.agent.id]
 

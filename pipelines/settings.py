@@ -169,6 +169,21 @@ class Settings(BaseSettings):
         gt=0, le=24 * 366)
     max_body_bytes: int = setting(65536, "Largest HTTP request body accepted; larger ones get 413.", ge=1024,
                                le=64 << 20)
+    # --- limits at the door (what one client may hold of the hub)
+    max_connections: int = setting(
+        12_000, "Connections (HTTP and WebSocket together) the hub serves at once; a request beyond gets 503 and "
+        "its connection is closed. The hub raises its open-file limit to fit, up to the hard limit.",
+        ge=16, le=1_000_000)
+    max_header_bytes: int = setting(32768, "Largest request line and headers accepted; larger gets 431 and the "
+                                    "connection is closed.", ge=1024, le=1 << 20)
+    header_timeout_s: float = setting(
+        10.0, "Seconds a connection has to send a request's line and headers (from connecting, or from the last "
+        "answer on it); then it is closed (half-open and slowloris connections).", gt=0, le=300)
+    keep_alive_s: float = setting(5.0, "Seconds an idle HTTP connection is kept open after an answer.", gt=0,
+                                  le=300)
+    rejects_window_s: float = setting(
+        60.0, "Refused input of one kind (source, reason, detail) is recorded once and then counted for this "
+        "long, and logged at most once per source and reason (a flood must not fill the disk).", ge=1, le=3600)
     # --- who may connect
     agents_csv: Path = setting(Path("data/agents.csv"),
                             "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled].")
@@ -300,6 +315,8 @@ class Settings(BaseSettings):
                                      le=120)
     ws_send_queue: int = setting(256, "Messages queued for one browser before it is dropped as too slow.", ge=8,
                               le=100_000)
+    ws_per_agent: int = setting(10, "Sockets one agent may hold; one more closes the oldest (4409).", ge=1,
+                                le=1000)
     ws_send_timeout_s: float = setting(10.0, "Seconds one send may take before the socket is dropped as too slow.",
                                     gt=0, le=300)
     # --- the console

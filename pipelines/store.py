@@ -122,6 +122,9 @@ class Store:
         try:
             wanted.execute(ddl)
             want = _columns(wanted, types=True)
+            defaults = {(t, c): d for t, c, d in wanted.execute(
+                "SELECT table_name, column_name, column_default FROM duckdb_columns() WHERE column_default "
+                "IS NOT NULL").fetchall()}
         finally:
             wanted.close()
         con = self._con
@@ -132,7 +135,9 @@ class Store:
             for name, kind in columns:
                 if name not in dict(have[table]):
                     log.info("adding column %s.%s to an older database", table, name)
-                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
+                    default = defaults.get((table, name))  # older rows get it (rejects.count = 1)
+                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}'
+                                + (f" DEFAULT {default}" if default is not None else ""))
         if "events" in have and not con.execute("SELECT 1 FROM duckdb_indexes() WHERE index_name = "
                                                  "'events_event_id'").fetchone():
             doubled = con.execute("SELECT count(*) - count(DISTINCT event_id) FROM events").fetchone()[0]
