@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The demo's own world: its database and history, the demo agents (their tokens are public), the
 # simulated PBX and the sample CRM. Nothing of it touches the settings ``serve`` uses.
 DEMO = {"agents_csv": ROOT / "data" / "agents.csv", "contacts_csv": ROOT / "data" / "contacts.csv",
-        "ingest_token": "demo-ingest-token", "provider": "sim", "crm_url": "", "sample_crm": True}
+        "ingest_token": "demo-ingest-token", "provider": "sim", "crm_url": "", "sample_crm": True,
+        "dial_allowed_countries": ["IL", "US", "GB"]}  # the sample contacts' countries
 DEMO_DIR = ROOT / "var" / "demo"  # the demo's database lives here
 DEMO_HISTORY_DAYS = 30
 DEMO_CALLS_PER_DAY = 400

@@ -14,12 +14,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .phone import ascii_digits, fold_digits
+
 EVENT_TYPES = ("ringing", "answered", "hangup")
 DIRECTIONS = ("inbound", "outbound")
 
 # How PBXs spell a withheld caller; all become "".
 WITHHELD = ("anonymous", "unknown", "private", "withheld", "restricted", "unavailable", "<unknown>")
-NUMBER_TEXT = re.compile(r"^\+?[\d\s().\-/*#]*$")
+NUMBER_TEXT = re.compile(r"^\+?[0-9 ().\-/*#]*$")  # ASCII, once every digit form is folded
+PBX_TEXT = re.compile(r"^[\x20-\x7e]*$")  # what a PBX sends as an id or extension: printable ASCII
 
 # WebSocket message types, both ways.
 CLIENT_TYPES = ("hello", "ack", "ping")
@@ -66,16 +69,29 @@ class CallEvent(BaseModel):
         except (OverflowError, ValueError):
             raise ValueError("is outside the calendar once converted to UTC") from None
 
-    @field_validator("call_id", "extension")
+    @field_validator("call_id", "extension", "id")
     @classmethod
-    def _printable(cls, v: str) -> str:
-        if any(ord(ch) < 32 for ch in v):
-            raise ValueError("must not contain control characters")
+    def _pbx_text(cls, v: str | None) -> str | None:
+        # Stored and logged as is, and read back into CSVs and logs: printable ASCII only (no
+        # newline, DEL or C1 control to forge a line; no look-alike letters of other scripts).
+        if v is None:
+            return v
+        v = fold_digits(v)
+        if not PBX_TEXT.match(v):
+            raise ValueError("must be printable ASCII (letters, digits and punctuation as a PBX sends them)")
+        return v
+
+    @field_validator("cause")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if not v.isprintable():
+            raise ValueError("must be one line of text without control or format characters")
         return v
 
     @field_validator("caller", "callee")
     @classmethod
     def _number(cls, v: str) -> str:
+        v = ascii_digits(v).strip()
         if v.lower() in WITHHELD:
             return ""
         if not NUMBER_TEXT.match(v):

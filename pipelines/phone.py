@@ -21,6 +21,13 @@ _DIALLABLE = re.compile(r"^\+?[0-9 ().\-/]{3,40}$")
 _NOT_DIGITS = re.compile(r"[^0-9]")
 
 
+def fold_digits(text: str) -> str:
+    """``text`` with the decimal digits of every script as ASCII digits, and nothing else changed."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+
+
 def ascii_digits(text: str) -> str:
     """``text`` with every spelling of a digit, space, plus and dash folded to ASCII.
 

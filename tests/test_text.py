@@ -40,3 +40,27 @@ def test_a_pop_never_carries_a_url_with_userinfo_or_another_scheme(start_hub, cr
     assert pop["name"] == "Jane Roe" and not pop.get("url")
     row = wait_rows(hub, "SELECT url, contract_faults FROM lookups WHERE call_id = 'url-1'").iloc[0]
     assert not row.url and "dropped" in row.contract_faults
+
+
+@pytest.mark.parametrize("field, value", [
+    ("call_id", "abc\x7f"), ("call_id", "abc\x85def"), ("call_id", "line1\nline2"), ("call_id", "ＡＢＣ"),
+    ("call_id", "a\u202eb"), ("extension", "20\x001"), ("id", "e\x9b1"), ("caller", "054\n5550123"),
+    ("caller", "=HYPERLINK(1)"), ("cause", "NORMAL\r\nX-Forged: 1"),
+])
+def test_event_fields_take_only_what_a_pbx_sends(hub, field, value):
+    event = {"call_id": "text-1", "type": "ringing", "caller": "0545550123", "extension": "201", field: value}
+    r = post_event(hub, **event)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
+    assert field in r.json()["message"]
+    assert hub.hub.store.query("SELECT * FROM events WHERE call_id = 'text-1'").empty
+
+
+def test_digits_of_any_script_are_stored_as_ascii(hub):
+    noa = Agent(hub, TOKENS["noa"])
+    # Arabic-Indic caller, fullwidth extension, an NBSP: the number the network meant
+    r = post_event(hub, call_id="digits-1", type="ringing", caller="٠٧٢\u00a0٢٧٧٦٧٧٢", extension="２０１")
+    assert r.status_code == 202, r.text
+    pop = noa.recv("pop")
+    assert pop["name"] == "John Doe" and pop["extension"] == "201"
+    row = wait_rows(hub, "SELECT caller, extension FROM events WHERE call_id = 'digits-1'").iloc[0]
+    assert (row.caller, row.extension) == ("072 2776772", "201")
