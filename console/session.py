@@ -12,6 +12,7 @@ import re
 import time
 
 import httpx
+import pandas as pd
 import streamlit as st
 
 from console import signins
@@ -139,3 +140,23 @@ def require_agent() -> dict | None:
         st.info(SIGN_IN_HINT)
         return None
     return agent(report=True)
+
+
+def browser_tz() -> str | None:
+    """The browser's time zone, if there is a browser (AppTest runs have none)."""
+    try:
+        return st.context.timezone
+    except Exception:  # noqa: BLE001 - outside a browser session there is none
+        return None
+
+
+def clock_time(iso: str | None, tz: str | None) -> str:
+    """HH:MM:SS of an ISO 8601 UTC time, in the zone ``tz`` (UTC when unknown)."""
+    if not iso:
+        return ""
+    try:
+        at = pd.Timestamp(iso)
+        at = at.tz_localize("UTC") if at.tzinfo is None else at
+        return at.tz_convert(tz or "UTC").strftime("%H:%M:%S")
+    except (ValueError, TypeError):
+        return str(iso)[11:19]

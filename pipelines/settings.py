@@ -33,6 +33,16 @@ class SettingsError(ValueError):
     pass
 
 
+def _shared_secret(name: str, secret: SecretStr, host: str, why: str, then: str) -> None:
+    """A shared secret is required unless ``host`` is this machine, and never short."""
+    value = secret.get_secret_value()
+    if not value and not is_loopback(host):
+        raise ValueError(f"{name} is required when {why}: set {name} to a long random value "
+                         f"(openssl rand -hex 24) and {then}")
+    if value and len(value) < MIN_SHARED_SECRET:
+        raise ValueError(f"{name} must be at least {MIN_SHARED_SECRET} characters (openssl rand -hex 24)")
+
+
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
     host = host.strip().strip("[]").lower()
@@ -348,26 +358,14 @@ class Settings(BaseSettings):
         # Whoever reaches these links can pop screens, read the CRM through the pop-up answer and
         # forge call records or dials: off this machine they need a shared secret.
         if self.provider == "voicenter":
-            secret = self.voicenter_secret.get_secret_value()
-            if not secret and not is_loopback(self.host):
-                raise ValueError(
-                    f"CALLPOP_VOICENTER_SECRET is required when the hub listens beyond this machine "
-                    f"(CALLPOP_HOST={self.host}): set CALLPOP_VOICENTER_SECRET to a long random value "
-                    f"(openssl rand -hex 24) and add ?key=<it> to the URLs in Voicenter's back office")
-            if secret and len(secret) < MIN_SHARED_SECRET:
-                raise ValueError(f"CALLPOP_VOICENTER_SECRET must be at least {MIN_SHARED_SECRET} characters "
-                                 f"(openssl rand -hex 24)")
+            _shared_secret("CALLPOP_VOICENTER_SECRET", self.voicenter_secret, self.host,
+                           f"the hub listens beyond this machine (CALLPOP_HOST={self.host})",
+                           "add ?key=<it> to the URLs in Voicenter's back office")
         if self.provider == "webhook" and self.webhook_dial_url:
-            secret = self.webhook_secret.get_secret_value()
             host = urlsplit(self.webhook_dial_url).hostname or ""
-            if not secret and not is_loopback(host):
-                raise ValueError(
-                    f"CALLPOP_WEBHOOK_SECRET is required when CALLPOP_WEBHOOK_DIAL_URL is on another machine "
-                    f"({host}): set it to a long random value (openssl rand -hex 24) and have the PBX check "
-                    f"X-Callpop-Signature with it (docs/PROTOCOL.md)")
-            if secret and len(secret) < MIN_SHARED_SECRET:
-                raise ValueError(f"CALLPOP_WEBHOOK_SECRET must be at least {MIN_SHARED_SECRET} characters "
-                                 f"(openssl rand -hex 24)")
+            _shared_secret("CALLPOP_WEBHOOK_SECRET", self.webhook_secret, host,
+                           f"CALLPOP_WEBHOOK_DIAL_URL is on another machine ({host})",
+                           "have the PBX check X-Callpop-Signature with it (docs/PROTOCOL.md)")
         return self
 
     # --- derived values

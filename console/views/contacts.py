@@ -95,24 +95,6 @@ def leg_a_options(me: dict) -> dict[str, str]:
     return options
 
 
-def clock_time(iso: str | None, tz: str | None) -> str:
-    """HH:MM:SS of an ISO 8601 UTC time, in the browser's zone (UTC when unknown)."""
-    if not iso:
-        return ""
-    try:
-        at = pd.Timestamp(iso)
-        at = at.tz_localize("UTC") if at.tzinfo is None else at
-        return at.tz_convert(tz or "UTC").strftime("%H:%M:%S")
-    except (ValueError, TypeError):
-        return str(iso)[11:19]
-
-
-def _browser_tz() -> str | None:
-    try:
-        return st.context.timezone
-    except Exception:  # noqa: BLE001 - outside a browser session there is none
-        return None
-
 
 def start_dial(client: HubClient, contact: dict, leg_a: str) -> dict:
     """POST /api/dial for a contact; the dial record kept in the session (also when refused)."""
@@ -169,7 +151,7 @@ def apply_answer(dial: dict, answer: dict) -> dict:
 def dial_status(dial: dict) -> None:
     st.text(f"{dial.get('name') or 'Dial'}: {dial.get('to', '')}")
     state = dial.get("state", "requested")
-    ended = clock_time(dial.get("ended_at"), _browser_tz())
+    ended = session.clock_time(dial.get("ended_at"), session.browser_tz())
     if state == "failed":
         st.error(f"Failed: {session.md_escape(dial.get('reason') or dial.get('error') or 'the call could not be placed')}")
         if ended:

@@ -44,7 +44,7 @@ def calls_frame(calls: list[dict]) -> pd.DataFrame:
 
 def pops_frame(pops: list[dict], tz: str | None = None) -> pd.DataFrame:
     rows = [{
-        "At": _local_time(p.get("at"), tz),
+        "At": session.clock_time(p.get("at"), tz),
         "Caller": p.get("phone") or "withheld",
         "Name": p.get("name") or "",
         "Company": p.get("company") or "",
@@ -105,7 +105,7 @@ def live_panel() -> None:
                 "phone system reports them; with `make run` the simulated PBX places several calls a minute.")
     st.subheader("Latest pops")
     if pops:
-        st.dataframe(pops_frame(pops, _browser_tz()), hide_index=True, width="stretch", column_config={
+        st.dataframe(pops_frame(pops, session.browser_tz()), hide_index=True, width="stretch", column_config={
             "Latency (ms)": st.column_config.TextColumn("Latency (ms)", help="Time the CRM took to answer the "
                                                         "lookup (empty: nothing to look up, the number was withheld)"),
             "Cache": st.column_config.TextColumn("Cache", help="miss: asked the CRM; hit: answered from the cache"),
@@ -119,24 +119,6 @@ def render() -> None:
     if session.require_agent() is None:
         return
     st.fragment(run_every=EVERY_S)(live_panel)()
-
-
-def _browser_tz() -> str | None:
-    try:
-        return st.context.timezone
-    except Exception:  # noqa: BLE001 - outside a browser session (tests) there is none
-        return None
-
-
-def _local_time(iso: str | None, tz: str | None) -> str:
-    if not iso:
-        return ""
-    try:
-        at = pd.Timestamp(iso)
-        at = at.tz_localize("UTC") if at.tzinfo is None else at
-        return at.tz_convert(tz or "UTC").strftime("%H:%M:%S")
-    except (ValueError, TypeError):
-        return str(iso)[11:19]
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; tests import it without rendering

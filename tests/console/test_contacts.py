@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+from console import session
 from console.hubclient import HubClient, HubError, csv_chunks
 from console.views import contacts
 from tests.support import TOKENS, wait_rows
@@ -216,4 +217,4 @@ def test_a_provider_that_cannot_hang_up_is_said_and_the_dial_goes_on():
     dial = contacts.hang_up(NoHangup(), dial)
     assert dial["state"] == "bridged" and "hang up on your phone" in dial["hangup_note"]
     ended = contacts.apply_answer(dial, {"state": "ended", "outcome": "bridged", "ended_at": "2026-12-02T09:15:07.250Z"})
-    assert ended["state"] == "ended" and contacts.clock_time(ended["ended_at"], "Asia/Jerusalem") == "11:15:07"
+    assert ended["state"] == "ended" and session.clock_time(ended["ended_at"], "Asia/Jerusalem") == "11:15:07"
