@@ -354,26 +354,32 @@ class Store:
             return
         if size < self.checkpoint_bytes:
             return
-        try:
-            self._con.execute("CHECKPOINT")
-        except duckdb.Error as e:  # the rows stay in the log; a fatal error means reopening from it
-            log.error("checkpoint failed: %s", self._why(e))
-            if isinstance(e, duckdb.FatalException):
-                self.problem = self._why(e)
-                self._drop_connection()
-                self._reopen_until_done()
-
-    def _reopen_until_done(self) -> None:
+        # Retried while the disk refuses it, like a commit: the rows are safe in the log, but the
+        # store is degraded until the file takes them (a fatal failure means reopening from the
+        # log first). Writes that come meanwhile wait in the queue.
         wait = 0.1
-        while self._con is None:
+        while True:
             try:
-                self._usable()
-            except _Environment as e:
-                self.problem = str(e)
+                self._usable().execute("CHECKPOINT")
+            except (duckdb.Error, _Environment) as e:
+                if isinstance(e, duckdb.Error) and not _environmental(e):
+                    log.error("checkpoint failed: %s", self._why(e))  # not the disk: the next one may do
+                    return
+                if isinstance(e, duckdb.FatalException):
+                    self._drop_connection()
+                why = self._why(e) if isinstance(e, duckdb.Error) else str(e)
+                if not self.problem:
+                    log.error("checkpoint failed: %s; retrying", why)
+                self.problem = why
                 if self._stop_by is not None and time.monotonic() > self._stop_by:
                     return
                 time.sleep(wait)
                 wait = min(wait * 2, RETRY_MAX_S)
+                continue
+            if self.problem:
+                log.warning("the database checkpoints again after: %s", self.problem)
+                self.problem = ""
+            return
 
     def _apply(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
         inserts: dict[str, list[dict]] = {}

@@ -172,13 +172,14 @@ def test_a_checkpoint_that_fails_on_a_full_disk_loses_no_committed_row(tmp_path)
             i += 50
         assert wait_until(lambda: s.state == "degraded")
         disk.free()
-        assert wait_until(lambda: s.state == "ok", timeout=20)
+        assert wait_until(lambda: s.state == "ok", timeout=20)  # also with no write after the disk came back
         wait_all(batch, timeout=20)
+        s.close()
+        with duckdb.connect(str(path), read_only=True) as con:
+            stored = {r[0] for r in con.execute("SELECT event_id FROM events").fetchall()}
     finally:
         s.close()
-    with duckdb.connect(str(path), read_only=True) as con:
-        stored = {r[0] for r in con.execute("SELECT event_id FROM events").fetchall()}
-    disk.unmount()
+        disk.unmount()
     assert {f"e{n}" for n in committed} <= stored and len(stored) == i + 50
 
 
