@@ -396,9 +396,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
 
     if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
         app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))
-    if settings.provider == "voicenter":  # Voicenter's pop-up and CDR URLs (providers/voicenter.py)
-        from .providers import voicenter
-        app.include_router(voicenter.router(hub))
+    if (provider_routes := hub.provider.routes()) is not None:  # URLs the phone system calls, if any
+        app.include_router(provider_routes)
 
     # --- the WebSocket
     @app.websocket("/ws")

@@ -21,6 +21,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from .agents import Agent
+from .dialplan import DialPlan, DialRefused
 from .events import DIAL_STATES, DialRequest, msg_dial, utcnow
 from .phone import NotAPhoneNumber, Phone, parse_diallable
 from .sessions import Sessions
@@ -32,26 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("callpop.dial")
 OWN_PHONES = ("extension", "mobile", "home")
 FINAL_STATES = ("ended", "failed")
-
-
-class DialRefused(Exception):
-    """A dial that must not be placed; ``code`` is stable, ``reason`` is for people."""
-
-    def __init__(self, code: str, reason: str, status: int = 422):
-        super().__init__(reason)
-        self.code, self.reason, self.status = code, reason, status
-
-
-@dataclasses.dataclass(frozen=True)
-class DialPlan:
-    dial_id: str
-    agent_id: str
-    source: str
-    leg_a: str        # what the provider dials first: an extension as is, else E.164
-    leg_a_kind: str   # extension | mobile | home | number
-    leg_b: str        # E.164
-    leg_b_display: str
-    extension: str    # the agent's extension (providers that originate from a device need it)
 
 
 # Number types refused unless the rules opt in (CALLPOP_DIAL_ALLOWED_TYPES): they cost the caller

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .access import sees_everything
@@ -22,12 +22,14 @@ from .agents import Agent, Agents
 from .calls import CallBook
 from .contacts import Contacts
 from . import http_client
-from .crm import client_for as crm_client_for
+from .crm import LookupResult, client_for as crm_client_for
 from .dial import Dialer, DialRules
 from .events import CallEvent, utcnow
 from .limits import Rejects
 from .pops import Popper
-from .providers.base import Provider
+from .phone import normalise
+from .providers.base import CallRecord, DialRecord, Provider
+from .providers.registry import make_provider
 from .sessions import Session, Sessions
 from .settings import Settings, SettingsError
 from .store import Store, StoreUnavailable, is_duplicate
@@ -42,25 +44,6 @@ class EventRefused(ValueError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
-
-
-def make_provider(settings: Settings, hub: "Hub") -> Provider:
-    """The provider the settings name."""
-    name = settings.provider
-    if name == "sim":
-        from .providers.sim import SimProvider
-        return SimProvider(hub.agents, hub.contacts, calls_per_minute=settings.sim_calls_per_minute,
-                           seed=settings.sim_seed, speed=settings.sim_speed)
-    if name == "webhook":
-        from .providers.webhook import WebhookProvider
-        return WebhookProvider(hub.http, settings.webhook_dial_url, settings.base_url, secret=settings.webhook_secret)
-    if name == "voicenter":
-        from .providers.voicenter import VoicenterProvider
-        return VoicenterProvider(hub, settings)
-    if name == "asterisk":
-        from .providers.asterisk import AsteriskProvider
-        return AsteriskProvider(settings)
-    raise ValueError(f"provider {name!r} is not available in this build")
 
 
 def refuse_unsafe(settings: Settings, agents: Agents) -> None:
@@ -90,7 +73,8 @@ class Hub:
         self.sessions = Sessions(per_agent=settings.ws_per_agent)
         self.rejects = Rejects(lambda row: self.store.insert("rejects", row), settings.rejects_window_s)
         self.book = CallBook(settings.default_region)
-        self._provider = provider
+        # Made now, not at start: its routes are part of the app, which is built before it starts.
+        self.provider = provider or make_provider(settings, self)
         # Events acted on whose rows are not committed yet: a copy arriving meanwhile waits for
         # the first one's commit. Once committed, the database's unique key answers instead.
         self._pending: dict[str, asyncio.Future[str | BaseException]] = {}
@@ -108,7 +92,6 @@ class Hub:
         self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup")  # sample CRM: on us
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_format=s.crm_phone_format, context_params=s.crm_context_params)
-        self.provider = self._provider or make_provider(s, self)
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
@@ -225,8 +208,79 @@ class Hub:
         if step.ignored:
             log.debug("call %s %s: %s", event.call_id, event.type, step.ignored)
 
+    # --- what providers ask of the hub (providers.base.ProviderHost)
     async def dial_progress(self, dial_id: str, state: str, error: str = "", reason: str = "") -> bool:
         return await self.dialer.progress(dial_id, state, error, reason)
+
+    def dial_state(self, dial_id: str) -> str | None:
+        dial = self.dialer.get(dial_id)
+        return None if dial is None else dial.state
+
+    async def crm_answer(self, call_id: str, extension: str = "", ringing: bool = False) -> LookupResult | None:
+        call = self.book.get(call_id)
+        if call is None:
+            return None
+        if ringing:
+            return await self.popper.answer(call, extension)
+        pop = call.pop  # what the pops showed: the CRM's answer once it came
+        if not pop or pop.get("status") not in ("found", "multiple", "not_found"):
+            return None
+        return LookupResult(pop["status"], name=pop["name"], company=pop["company"], url=pop["url"],
+                            total=pop["total"])
+
+    async def complete_call(self, record: CallRecord, provider: str) -> None:
+        call = self.book.get(record.call_id)
+        if call is not None and call.status in ("ringing", "answered"):  # no hangup came: close it now
+            base = {"call_id": record.call_id, "direction": call.direction, "caller": call.caller,
+                    "callee": call.callee}
+            if record.answered and call.status == "ringing":
+                await self.ingest(CallEvent(**base, type="answered", extension=record.extension), provider)
+            await self.ingest(CallEvent(**base, type="hangup", cause=record.cause), provider)
+        values: dict[str, Any] = {"duration_s": record.duration_s, "ring_s": record.ring_s, "talk_s": record.talk_s,
+                                  "cdr_status": record.status or None, "recording_url": record.recording_url or None}
+        if record.answered and record.extension:
+            values["answered_by"] = record.extension
+        started = call.started_at if call is not None else await self._latest("calls", "call_id", record.call_id,
+                                                                             "started_at")
+        if started is not None:
+            self.store.update("calls", {"call_id": record.call_id, "started_at": started}, values)
+            return
+        # Nothing popped for this call (e.g. before the hub ran): the record is all there is.
+        agents = self.agents.by_extension(record.extension) if record.extension else []
+        start = record.started or utcnow()
+        end = record.started + timedelta(seconds=record.duration_s) \
+            if record.started and record.duration_s is not None else None
+        self.store.insert("calls", {
+            **values, "call_id": record.call_id, "direction": record.direction, "caller": record.customer,
+            "caller_e164": normalise(record.customer, self.settings.default_region).e164, "callee": record.callee,
+            "extension": record.extension or None, "agent_id": agents[0].id if agents else None,
+            "started_at": start, "answered_at": start + timedelta(seconds=record.ring_s or 0) if record.answered
+            else None, "ended_at": end, "status": "ended" if record.answered else "missed", "provider": provider,
+            "hangup_cause": record.cause or None})
+
+    async def record_dial(self, dial_id: str, record: DialRecord) -> None:
+        dial = self.dialer.get(dial_id)  # in progress or just over: no read needed
+        requested = dial.requested_at if dial is not None else \
+            await self._latest("dials", "dial_id", dial_id, "requested_at")
+        if requested is None:
+            return
+        values: dict[str, Any] = {"provider_call_id": record.provider_call_id}
+        if record.leg:
+            values[f"leg_{'a' if record.leg == 1 else 'b'}_status"] = record.leg_status or None
+        if record.leg == 2:
+            values |= {"duration_s": record.duration_s, "recording_url": record.recording_url or None}
+        self.store.update("dials", {"dial_id": dial_id, "requested_at": requested}, values)
+
+    async def dial_of(self, provider_call_id: str) -> str:
+        rows = await asyncio.to_thread(self.store.query, "SELECT dial_id FROM dials WHERE provider_call_id = ? "
+                                       "LIMIT 1", [provider_call_id])
+        return "" if rows.empty else str(rows.dial_id[0])
+
+    async def _latest(self, table: str, key: str, value: str, column: str) -> datetime | None:
+        """The newest ``column`` of the rows where ``key`` is ``value`` (the second half of their key)."""
+        rows = await asyncio.to_thread(self.store.query, f'SELECT "{column}" AS t FROM "{table}" WHERE "{key}" = ? '
+                                       f'ORDER BY "{column}" DESC LIMIT 1', [value])
+        return None if rows.empty else rows.t[0].to_pydatetime()
 
     def reject(self, source: str, reason: str, detail: str = "") -> None:
         """Record refused input (never a token) and log it: a kind of refusal seen again within

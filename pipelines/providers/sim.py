@@ -19,9 +19,9 @@ import random
 
 from ..agents import Agents
 from ..contacts import Contacts
-from ..dial import DialPlan
+from ..dialplan import DialPlan
 from ..events import CallEvent
-from .base import Provider
+from .base import Provider, ProviderHost
 
 log = logging.getLogger("callpop.sim")
 
@@ -162,3 +162,9 @@ class SimProvider(Provider):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("simulated call failed: %r", task.exception())
+
+
+def create(settings, host: ProviderHost) -> SimProvider:
+    """The entry point (``providers.registry``)."""
+    return SimProvider(host.agents, host.contacts, calls_per_minute=settings.sim_calls_per_minute,
+                       seed=settings.sim_seed, speed=settings.sim_speed)

@@ -26,8 +26,8 @@ from typing import Callable
 import httpx
 from pydantic import SecretStr
 
-from ..dial import DialPlan, DialRefused
-from .base import Provider
+from ..dialplan import DialPlan, DialRefused
+from .base import Provider, ProviderHost
 
 log = logging.getLogger("callpop.webhook")
 TIMESTAMP_HEADER = "X-Callpop-Timestamp"
@@ -43,9 +43,9 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 class WebhookProvider(Provider):
     name = "webhook"
 
-    def __init__(self, http: httpx.AsyncClient, dial_url: str, base_url: str, timeout_s: float = 5.0,
+    def __init__(self, dial_url: str, base_url: str, timeout_s: float = 5.0,
                  secret: SecretStr = SecretStr(""), clock: Callable[[], float] = time.time):
-        self.http, self.dial_url, self.base_url, self.timeout_s = http, dial_url, base_url, timeout_s
+        self.dial_url, self.base_url, self.timeout_s = dial_url, base_url, timeout_s
         self.secret, self.clock = secret, clock
         if dial_url and not secret.get_secret_value():
             log.warning("click-to-call POSTs to %s go unsigned (no CALLPOP_WEBHOOK_SECRET)", dial_url)
@@ -73,9 +73,14 @@ class WebhookProvider(Provider):
             headers |= {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, content)}
         try:
             # No redirects: a dial goes to the URL configured, not wherever an answer points.
-            resp = await self.http.post(self.dial_url, content=content, headers=headers, timeout=self.timeout_s,
+            resp = await self.host.http.post(self.dial_url, content=content, headers=headers, timeout=self.timeout_s,
                                         follow_redirects=False)
         except httpx.HTTPError as e:
             raise DialRefused("provider_unreachable", f"the PBX's dial URL did not answer ({type(e).__name__})")
         if resp.status_code >= 300:
             raise DialRefused("provider_refused", f"the PBX refused the dial (HTTP {resp.status_code})")
+
+
+def create(settings, host: ProviderHost) -> WebhookProvider:
+    """The entry point (``providers.registry``)."""
+    return WebhookProvider(settings.webhook_dial_url, settings.base_url, secret=settings.webhook_secret)

@@ -20,7 +20,7 @@ import ssl
 import threading
 from pathlib import Path
 
-from pipelines.providers.ami import Message, Parser
+from pipelines.providers.asterisk.ami import Message, Parser
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ami"
 

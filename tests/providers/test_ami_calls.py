@@ -15,8 +15,8 @@ The expectations below were written from the transcripts, not from the code's ou
   202 answers, 201 dialling out through the trunk, and an Asterisk 13 Async originate.
 """
 
-from pipelines.providers.ami import parse_blocks
-from pipelines.providers.ami_calls import Correlator, DialUpdate, channel_base, split_channel
+from pipelines.providers.asterisk.ami import parse_blocks
+from pipelines.providers.asterisk.correlator import Correlator, DialUpdate, channel_base, split_channel
 from tests.providers.amiserver import transcript
 
 

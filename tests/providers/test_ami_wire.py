@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipelines.providers.ami import Malformed, Message, Parser, UnsafeAction, encode_action, parse_blocks
+from pipelines.providers.asterisk.ami import Malformed, Message, Parser, UnsafeAction, encode_action, parse_blocks
 from tests.providers.amiserver import transcript, wire
 
 

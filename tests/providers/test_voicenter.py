@@ -13,8 +13,8 @@ import pytest
 from pipelines import settings as settings_mod
 from pipelines.dial import DialPlan, DialRefused
 from pipelines.providers import peers
-from pipelines.providers.voicenter import (EMPTY_ANSWER, click2call_request, parse_cdr, parse_click2call,
-                                           parse_popup)
+from pipelines.providers.voicenter.wire import (EMPTY_ANSWER, click2call_request, parse_cdr, parse_click2call,
+                                                parse_popup)
 from tests.crmserver import FakeCrm, contract
 from tests.providers.voicenterapi import Click2CallApi
 from tests.support import ROOT, Agent, api, wait_rows

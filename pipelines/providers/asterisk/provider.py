@@ -1,7 +1,7 @@
 """The Asterisk provider: FreePBX, or any Asterisk from 11 on, over the Manager Interface (AMI).
 
-The connection (``ami_client.AmiClient``) logs in and stays up; every event goes through the
-pure correlator (``ami_calls.Correlator``), and what it makes of the events (call events,
+The connection (``client.AmiClient``) logs in and stays up; every event goes through the
+pure correlator (``correlator.Correlator``), and what it makes of the events (call events,
 click-to-call progress) is handed to the hub in order by one task, so a slow disk never stalls
 the socket. Blocks that are not AMI are logged and recorded in ``rejects`` (at most one a
 second) and the stream goes on. After every reconnection the provider asks Asterisk which
@@ -27,13 +27,13 @@ from typing import Any
 
 import phonenumbers
 
-from ..dial import DialPlan, DialRefused
-from ..events import CallEvent
-from ..settings import Settings, SettingsError
+from ...dialplan import DialPlan, DialRefused
+from ...events import CallEvent
+from ...settings import Settings, SettingsError
+from ..base import HangupUnsupported, Provider, ProviderHost
 from .ami import Malformed, Message, UnsafeAction
-from .ami_calls import Correlator, Output
-from .ami_client import AmiClient, AmiError
-from .base import HangupUnsupported, Provider
+from .client import AmiClient, AmiError
+from .correlator import Correlator, Output
 
 log = logging.getLogger("callpop.asterisk")
 _NOT_DIGITS = re.compile(r"\D")
@@ -157,11 +157,7 @@ class AsteriskProvider(Provider):
         if self._unrecorded:
             detail, self._unrecorded = f"{detail} (and {self._unrecorded} more not recorded)", 0
         self._last_reject = now
-        reject = getattr(self.host, "reject", None)
-        if reject is not None:
-            reject("asterisk", reason, detail)
-        else:
-            log.warning("%s: %s", reason, detail)
+        self.host.reject("asterisk", reason, detail)
 
     async def _deliver(self) -> None:
         """Hand the outputs to the hub one by one, in the order the events came."""
@@ -230,3 +226,7 @@ class AsteriskProvider(Provider):
             except (TimeoutError, ConnectionError, UnsafeAction) as e:
                 raise HangupUnsupported(f"Asterisk did not take the hang-up ({type(e).__name__})") from None
 
+
+def create(settings: Settings, host: ProviderHost) -> AsteriskProvider:
+    """The entry point (``providers.registry``)."""
+    return AsteriskProvider(settings)

@@ -8,152 +8,33 @@ would write down:
 - ``CallEvent`` ``ringing`` when an extension's phone rings (DialState RINGING/PROGRESS or a
   Newstate Ringing on the dialled channel) with the caller's number and the number dialled
   (the DID); ``answered`` when one of the rung phones answers (Newstate Up, DialEnd ANSWER or
-  the phone entering a bridge); ``hangup`` when the last channel of the call is gone. A ring
-  group is one call ringing several extensions; the hub's call book clears the other bubbles
-  when one answers. An extension dialling out through a trunk is an ``outbound`` call.
+  the phone entering a bridge); ``hangup`` when the last channel of the call is gone
+  (``calls.Call``).
 - ``DialUpdate`` for a click-to-call this hub originated: leg A ringing and answered, leg B
-  ringing, bridged, ended, or failed with a reason code.
+  ringing, bridged, ended, or failed with a reason code (``clicktocall.Dial``).
 
-A channel is an extension's phone when its technology is not ``Local`` and its device name
-(``PJSIP/201-0000001b`` → ``201``) matches the extension pattern; anything else that is not a
-``Local`` channel is a trunk. Nothing here touches a socket or a clock it was not given.
+This module follows channels (``channels``) and routes each event to the state machine of its
+call. Nothing here touches a socket or a clock it was not given.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import re
 import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from ..events import NUMBER_TEXT, WITHHELD, CallEvent
+from ...events import CallEvent
 from .ami import Message
+from .calls import Call
+from .channels import Chan, channel_base, clean_number, split_channel
+from .clicktocall import Dial, DialUpdate
 
-DIAL_ORDER = ("requested", "leg_a_ringing", "leg_a_answered", "leg_b_ringing", "bridged", "ended")
+__all__ = ["Correlator", "DialUpdate", "Output", "channel_base", "split_channel"]
 KEEP_CALL_S = 6 * 3600  # a call with no hangup for this long is forgotten (missed events)
-_CHANNEL = re.compile(r"^(?P<tech>[^/]+)/(?P<res>.+?)(?:-[0-9a-fA-F]+)?(?:;[12])?(?:<[A-Z]+>)*$")
-
-# OriginateResponse Reason: the last control frame Asterisk saw on the originated channel.
-ORIGINATE_FAILURES = {
-    "0": ("leg_a_unreachable", "your phone could not be called (unknown device, or not registered)"),
-    "1": ("leg_a_rejected", "your phone hung up before answering"),
-    "3": ("leg_a_no_answer", "your phone was not answered"),
-    "5": ("leg_a_busy", "your phone is busy"),
-    "8": ("leg_a_unreachable", "your phone could not be reached (congestion)"),
-}
-# Q.850 causes of leg A's hangup before it answered.
-LEG_A_CAUSES = {"17": ("leg_a_busy", "your phone is busy"),
-                "18": ("leg_a_no_answer", "your phone was not answered"),
-                "19": ("leg_a_no_answer", "your phone was not answered"),
-                "21": ("leg_a_rejected", "your phone rejected the call")}
-# DialEnd DialStatus of leg B.
-LEG_B_STATUSES = {"BUSY": ("leg_b_busy", "{to} is busy"),
-                  "NOANSWER": ("leg_b_no_answer", "{to} did not answer"),
-                  "CHANUNAVAIL": ("leg_b_unreachable", "{to} could not be reached"),
-                  "CONGESTION": ("leg_b_unreachable", "{to} could not be reached (network congestion)"),
-                  "CANCEL": ("cancelled", "you hung up before {to} answered")}
-# Why an unanswered inbound call ended, from its last DialEnd.
-UNANSWERED = {"CANCEL": "caller hung up", "NOANSWER": "no answer", "BUSY": "busy",
-              "CHANUNAVAIL": "extension unavailable", "CONGESTION": "congestion"}
-
-
-@dataclasses.dataclass(frozen=True)
-class DialUpdate:
-    """Progress of a click-to-call, for ``ProviderHost.dial_progress``."""
-    dial_id: str
-    state: str
-    error: str = ""
-    reason: str = ""
-
 
 Output = CallEvent | DialUpdate
-
-
-def split_channel(name: str) -> tuple[str, str]:
-    """(technology, device) of a channel name: ``PJSIP/201-0000001b`` → (PJSIP, 201),
-    ``Local/259@default-00000000;1`` → (Local, 259@default)."""
-    m = _CHANNEL.match(name.strip())
-    return (m["tech"], m["res"]) if m else ("", name.strip())
-
-
-def channel_base(requested: str) -> str:
-    """What the channels of an Originate's ``Channel`` are called, without their suffix:
-    ``Local/259`` → ``local/259@default`` (Asterisk's default context), ``PJSIP/201`` → ``pjsip/201``."""
-    tech, _, rest = requested.strip().partition("/")
-    device = rest.split("/", 1)[0]
-    if tech.lower() == "local" and "@" not in device:
-        device += "@default"
-    return f"{tech.lower()}/{device}"
-
-
-def clean_number(value: str) -> str:
-    """A caller id number as the hub takes it: withheld spellings and non-numbers become ''."""
-    value = (value or "").strip()
-    if value.lower() in WITHHELD or not NUMBER_TEXT.match(value):
-        return ""
-    return value[:64]
-
-
-@dataclasses.dataclass
-class _Chan:
-    uid: str
-    name: str
-    call: str
-    caller: str = ""  # CallerIDNum
-    exten: str = ""   # Exten when created: the number dialled into the PBX
-    last_dialled: str = ""  # uid of the last channel this one dialled (Asterisk 11 DialEnd has no dest)
-    alive: bool = True
-
-    @property
-    def tech(self) -> str:
-        return split_channel(self.name)[0]
-
-    @property
-    def local(self) -> bool:
-        return self.tech.lower() == "local"
-
-
-@dataclasses.dataclass
-class _Dial:
-    dial_id: str
-    action_id: str
-    base: str
-    channel_id: str
-    to: str
-    deadline: float
-    call: str = ""
-    state: str = "requested"
-    leg_a: set = dataclasses.field(default_factory=set)
-    leg_b: set = dataclasses.field(default_factory=set)
-    b_status: str = ""
-    b_answered: bool = False
-    a_cause: str = ""
-    a_cause_txt: str = ""
-
-
-@dataclasses.dataclass
-class _Call:
-    key: str
-    origin: str
-    seen: float
-    channels: set = dataclasses.field(default_factory=set)  # uids of live channels
-    targets: dict = dataclasses.field(default_factory=dict)  # uid -> extension rung
-    rang: list = dataclasses.field(default_factory=list)     # extensions reported ringing
-    caller: str | None = None
-    did: str = ""
-    answered: bool = False
-    outbound: str = ""     # the extension that dialled out
-    outbound_to: str = ""
-    trunk_legs: set = dataclasses.field(default_factory=set)
-    emitted: bool = False
-    ignored: bool = False
-    last_status: str = ""
-    origin_cause: str = ""
-    first_cause: str = ""
-    dial: _Dial | None = None
-    bridges: dict = dataclasses.field(default_factory=dict)  # bridge id -> uids
 
 
 class Correlator:
@@ -164,10 +45,10 @@ class Correlator:
         self.extension = re.compile(extension_pattern)
         self.internal_calls = internal_calls
         self.clock = clock
-        self.chans: dict[str, _Chan] = {}
-        self.calls: dict[str, _Call] = {}
-        self.pending: dict[str, _Dial] = {}  # originates whose first channel has not appeared
-        self._by_action: dict[str, _Dial] = {}
+        self.chans: dict[str, Chan] = {}
+        self.calls: dict[str, Call] = {}
+        self.pending: dict[str, Dial] = {}  # originates whose first channel has not appeared
+        self._by_action: dict[str, Dial] = {}
         self.ids_honoured = False  # the PBX sets the ChannelId we ask for (Asterisk 12+)
         self._gone: collections.OrderedDict[str, None] = collections.OrderedDict()  # channels of ended calls
         self._stamp: datetime | None = None
@@ -198,7 +79,7 @@ class Correlator:
     def expect_originate(self, dial_id: str, action_id: str, channel: str, channel_id: str = "",
                          to: str = "the number", wait_s: float = 60.0) -> None:
         """An Originate is about to be sent: its channels belong to this dial."""
-        dial = _Dial(dial_id, action_id, channel_base(channel), channel_id, to, self.clock() + wait_s)
+        dial = Dial(dial_id, action_id, channel_base(channel), channel_id, to, self.clock() + wait_s)
         self.pending[dial_id] = dial
         self._by_action[action_id] = dial
 
@@ -252,7 +133,7 @@ class Correlator:
 
     # --- channels and calls
     def _chan(self, msg: Message, uid_key: str = "Uniqueid", name_key: str = "Channel",
-              link_key: str = "Linkedid", out: list | None = None) -> _Chan | None:
+              link_key: str = "Linkedid", out: list | None = None) -> Chan | None:
         uid = msg.get(uid_key)
         if not uid or uid == "<null>" or uid in self._gone:
             return None  # late events about a call already over make no new call
@@ -262,21 +143,21 @@ class Correlator:
         self.calls[chan.call].seen = self.clock()
         return chan
 
-    def _new_chan(self, uid: str, name: str, key: str, msg: Message, out: list | None) -> _Chan:
-        chan = _Chan(uid, name, key, caller=clean_number(msg.get("CallerIDNum")),
+    def _new_chan(self, uid: str, name: str, key: str, msg: Message, out: list | None) -> Chan:
+        chan = Chan(uid, name, key, caller=clean_number(msg.get("CallerIDNum")),
                      exten=clean_number(msg.get("Exten")))
         self.chans[uid] = chan
         call = self.calls.get(key)
         if call is None:
-            call = self.calls[key] = _Call(key, origin=key, seen=self.clock())
+            call = self.calls[key] = Call(key, origin=key, seen=self.clock())
         call.channels.add(uid)
         if call.dial is not None:
-            self._dial_join(call, chan, out)
+            call.dial.join(chan.uid)
         elif self.pending and uid == key:
             self._bind(call, chan)
         return chan
 
-    def _bind(self, call: _Call, chan: _Chan) -> None:
+    def _bind(self, call: Call, chan: Chan) -> None:
         dial = next((d for d in self.pending.values() if d.channel_id and d.channel_id == chan.uid), None)
         if dial is not None:
             self.ids_honoured = True
@@ -290,7 +171,7 @@ class Correlator:
         dial.call, call.dial = call.key, dial
         dial.leg_a.add(chan.uid)
 
-    def _join(self, child: _Chan, parent: _Chan, out: list) -> None:
+    def _join(self, child: Chan, parent: Chan, out: list) -> None:
         """Asterisk 11 has no Linkedid: a channel dialled (or Local-bridged) by another joins its call."""
         if child.call == parent.call:
             return
@@ -304,15 +185,15 @@ class Correlator:
             if chan.alive:
                 new.channels.add(chan.uid)
             if new.dial is not None:
-                self._dial_join(new, chan, out)
+                new.dial.join(chan.uid)
 
-    def _extension_of(self, chan: _Chan | None) -> str:
+    def _extension_of(self, chan: Chan | None) -> str:
         if chan is None or chan.local:
             return ""
         device = split_channel(chan.name)[1]
         return device if self.extension.match(device) else ""
 
-    def _is_trunk(self, chan: _Chan) -> bool:
+    def _is_trunk(self, chan: Chan) -> bool:
         return not chan.local and not self._extension_of(chan)
 
     # --- event handlers
@@ -410,11 +291,9 @@ class Correlator:
             return
         call.channels.discard(chan.uid)
         cause = msg.get("Cause-txt") or msg.get("Cause")
-        if chan.uid == call.origin:
-            call.origin_cause = cause
-        call.first_cause = call.first_cause or cause
-        if call.dial is not None and chan.uid in call.dial.leg_a and not call.dial.a_cause:
-            call.dial.a_cause, call.dial.a_cause_txt = msg.get("Cause"), msg.get("Cause-txt")
+        call.hung_up(chan.uid, cause)
+        if call.dial is not None:
+            call.dial.hung_up(chan.uid, msg.get("Cause"), msg.get("Cause-txt"))
         if not call.channels:
             self._end(call, out)
 
@@ -424,9 +303,7 @@ class Correlator:
             return
         if msg.get("Response").lower() != "success":
             self.pending.pop(dial.dial_id, None)
-            error, reason = ORIGINATE_FAILURES.get(msg.get("Reason"), (
-                "leg_a_unreachable", f"your phone could not be called (Asterisk reason {msg.get('Reason') or '?'})"))
-            self._dial_final(dial, "failed", error, reason, out)
+            dial.originate_failed(msg.get("Reason"), out)
             return
         if dial.dial_id in self.pending:  # answered before we could tie a channel to it
             uid = msg.get("Uniqueid")
@@ -437,17 +314,15 @@ class Correlator:
                 dial.leg_a.add(uid)
         if not dial.call:
             return
-        self._advance(dial, "leg_a_answered", out)
+        dial.advance("leg_a_answered", out)
 
-    # --- what the events mean: inbound and outbound calls
-    def _dial_started(self, src: _Chan | None, dest: _Chan, caller: str, out: list) -> None:
+    # --- what the events mean: to the call's state machine, or its dial's
+    def _dial_started(self, src: Chan | None, dest: Chan, caller: str, out: list) -> None:
         call = self.calls[dest.call]
         if src is not None:
             src.last_dialled = dest.uid
         if call.dial is not None:
-            self._dial_join(call, dest, out)
-            if dest.uid in call.dial.leg_b:
-                self._advance(call.dial, "leg_b_ringing", out)
+            call.dial.dialled(dest.uid, out)
             return
         if call.ignored or src is None:  # a channel originated by someone else: nobody is calling
             return
@@ -458,89 +333,47 @@ class Correlator:
             if origin_ext and self.internal_calls == "ignore":
                 call.ignored = True
                 return
-            call.targets[dest.uid] = ext
-            if call.caller is None:
-                call.caller = clean_number(caller) or (origin.caller if origin else "")
-                call.did = origin.exten if origin else ""
+            call.rings_extension(dest.uid, ext, clean_number(caller) or (origin.caller if origin else ""),
+                                 origin.exten if origin else "")
         elif self._is_trunk(dest) and origin_ext and not call.targets:
-            call.trunk_legs.add(dest.uid)
-            if not call.outbound:
-                call.outbound = origin_ext
-                call.outbound_to = origin.exten if origin else ""
-                call.caller = origin.caller if origin else ""
-                self._emit(call, "ringing", origin_ext, out)
+            call.dials_out(dest.uid, origin_ext, origin.exten if origin else "", origin.caller if origin else "",
+                           out, self._stamp)
 
-    def _ringing(self, call: _Call, uid: str, out: list) -> None:
+    def _ringing(self, call: Call, uid: str, out: list) -> None:
         if call.dial is not None:
-            leg = "leg_a_ringing" if uid in call.dial.leg_a else "leg_b_ringing" if uid in call.dial.leg_b else ""
-            if leg:
-                self._advance(call.dial, leg, out)
-            return
-        ext = call.targets.get(uid)
-        if ext and ext not in call.rang and not call.answered:
-            call.rang.append(ext)
-            self._emit(call, "ringing", ext, out)
+            call.dial.ringing(uid, out)
+        else:
+            call.ringing(uid, out, self._stamp)
 
-    def _up(self, call: _Call, uid: str, out: list) -> None:
+    def _up(self, call: Call, uid: str, out: list) -> None:
         if call.dial is not None:
-            if uid in call.dial.leg_a:
-                self._advance(call.dial, "leg_a_answered", out)
-            elif uid in call.dial.leg_b:
-                call.dial.b_answered = True
-            return
-        if call.answered:
-            return
-        if uid in call.targets:
-            ext = call.targets[uid]
-            if ext not in call.rang:  # answered without ringing first (auto-answer)
-                self._ringing(call, uid, out)
-            call.answered = True
-            self._emit(call, "answered", ext, out)
-        elif uid in call.trunk_legs:
-            call.answered = True
-            self._emit(call, "answered", call.outbound, out)
+            call.dial.up(uid, out)
+        else:
+            call.up(uid, out, self._stamp)
 
-    def _dial_ended(self, dest: _Chan, status: str, out: list) -> None:
+    def _dial_ended(self, dest: Chan, status: str, out: list) -> None:
         call = self.calls.get(dest.call)
         if call is None:
             return
         if call.dial is not None:
-            if dest.uid in call.dial.leg_b:
-                if status == "ANSWER":
-                    call.dial.b_answered = True
-                else:
-                    call.dial.b_status = status
-            elif dest.uid in call.dial.leg_a and status == "ANSWER":
-                self._advance(call.dial, "leg_a_answered", out)
-            return
-        if status == "ANSWER":
-            self._up(call, dest.uid, out)
-        elif dest.uid in call.targets or dest.uid in call.trunk_legs or not call.last_status:
-            call.last_status = status
+            call.dial.dial_ended(dest.uid, status, out)
+        else:
+            call.dial_ended(dest.uid, status, out, self._stamp)
 
-    def _in_bridge(self, call: _Call, members: set, out: list) -> None:
+    def _in_bridge(self, call: Call, members: set, out: list) -> None:
         if call.dial is not None:
-            dial = call.dial
-            if members & dial.leg_b and members & dial.leg_a:
-                dial.b_answered = True
-                self._advance(dial, "bridged", out)
-            return
-        for uid in members:
-            if uid in call.targets or uid in call.trunk_legs:
-                self._up(call, uid, out)
+            call.dial.in_bridge(members, out)
+        else:
+            call.in_bridge(members, out, self._stamp)
 
-    def _end(self, call: _Call, out: list) -> None:
+    def _end(self, call: Call, out: list) -> None:
         if call.dial is not None:
-            self._dial_end(call.dial, out)
-        elif call.emitted:
-            if call.answered:
-                cause = call.origin_cause or call.first_cause
-            else:
-                cause = UNANSWERED.get(call.last_status) or call.origin_cause or call.first_cause
-            self._emit(call, "hangup", "", out, cause=cause)
+            call.dial.end(out)
+        else:
+            call.end(out, self._stamp)
         self._forget(call)
 
-    def _forget(self, call: _Call) -> None:
+    def _forget(self, call: Call) -> None:
         self.calls.pop(call.key, None)
         for uid in [u for u, c in self.chans.items() if c.call == call.key]:
             del self.chans[uid]
@@ -549,54 +382,3 @@ class Correlator:
             self._gone.popitem(last=False)
         if call.dial is not None:
             self._by_action.pop(call.dial.action_id, None)
-
-    def _emit(self, call: _Call, kind: str, ext: str, out: list, cause: str = "") -> None:
-        call.emitted = True
-        direction = "outbound" if call.outbound else "inbound"
-        callee = call.outbound_to if call.outbound else call.did
-        out.append(CallEvent(call_id=call.key, type=kind, direction=direction, caller=call.caller or "",
-                             callee=callee, extension=ext, cause=cause[:200], at=self._stamp))
-
-    # --- click-to-call legs
-    def _dial_join(self, call: _Call, chan: _Chan, out: list | None) -> None:
-        dial = call.dial
-        if chan.uid in dial.leg_a or chan.uid in dial.leg_b:
-            return
-        # Until the agent answers, every new channel is on their side (Local halves, the phone,
-        # follow-me); after that, what the dialplan dials is the number asked for.
-        if DIAL_ORDER.index(dial.state) < DIAL_ORDER.index("leg_a_answered"):
-            dial.leg_a.add(chan.uid)
-        else:
-            dial.leg_b.add(chan.uid)
-
-    def _advance(self, dial: _Dial, state: str, out: list) -> None:
-        if dial.state in ("ended", "failed") or DIAL_ORDER.index(state) <= DIAL_ORDER.index(dial.state):
-            return
-        dial.state = state
-        out.append(DialUpdate(dial.dial_id, state))
-
-    def _dial_final(self, dial: _Dial, state: str, error: str, reason: str, out: list) -> None:
-        if dial.state in ("ended", "failed"):
-            return
-        dial.state = state
-        out.append(DialUpdate(dial.dial_id, state, error, reason))
-
-    def _dial_end(self, dial: _Dial, out: list) -> None:
-        """The dial's last channel is gone: how did it go?"""
-        if dial.state in ("ended", "failed"):
-            return
-        if dial.b_answered:  # bridged even if the bridge events were filtered out
-            self._advance(dial, "bridged", out)
-        if dial.state == "bridged":
-            self._advance(dial, "ended", out)
-            return
-        if DIAL_ORDER.index(dial.state) >= DIAL_ORDER.index("leg_a_answered"):
-            if dial.b_status or dial.leg_b:
-                error, reason = LEG_B_STATUSES.get(dial.b_status, ("leg_b_failed", "the call to {to} failed"))
-            else:
-                error, reason = "leg_b_not_dialled", "the phone system did not call {to} (check CALLPOP_AMI_CONTEXT)"
-            self._dial_final(dial, "failed", error, reason.format(to=dial.to), out)
-            return
-        error, reason = LEG_A_CAUSES.get(dial.a_cause, (
-            "leg_a_failed", f"your phone could not be called ({dial.a_cause_txt or 'no reason given'})"))
-        self._dial_final(dial, "failed", error, reason, out)
