@@ -11,7 +11,7 @@ LIBPHONE := extension/vendor/libphonenumber-max.js
 .PHONY: run test bench soak deps dev-deps extension chromium clean
 
 run: deps extension
-	$(BIN)/python -m pipelines demo
+	$(BIN)/callpop demo
 
 # Every stage runs whatever an earlier one said; each reports, and the target fails if any did.
 test: dev-deps extension chromium
@@ -30,9 +30,12 @@ soak: dev-deps
 deps: $(VENV)/.runtime
 dev-deps: $(VENV)/.dev
 
-$(VENV)/.runtime: requirements.txt
+# The pinned requirements, then this checkout as the callpop package (editable, no other
+# dependencies): `.venv/bin/callpop`, and imports and data files found as an installed copy finds them.
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt

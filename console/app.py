@@ -4,18 +4,11 @@ A client of the hub (``CALLPOP_HUB_URL``): it reads and acts only through the hu
 and never opens the hub's database. This file is the router; each page is in ``views/``.
 """
 
-import sys
-from pathlib import Path
+# The pages import `console.*` as the installed package (pip install ., or make's editable
+# install), wherever `streamlit run` is started from; never hub code: that goes through its HTTP API.
+import streamlit as st
 
-# `streamlit run console/app.py` puts console/ on sys.path, not the project: the pages import
-# `console.*` (and never hub code: everything comes through the hub's HTTP API).
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from console import session, sidebar  # noqa: E402
+from console import session, sidebar
 
 st.set_page_config(page_title="callpop console", page_icon=":material/call:", layout="wide")
 st.set_option("client.toolbarMode", "viewer")  # operators get no Deploy / Rerun / Clear cache

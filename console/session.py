@@ -19,7 +19,7 @@ from console import signins
 from console.hubclient import TIMEOUT_S, HubClient, HubError, hub_url
 
 START_HINT = ("Start the whole system with `make run` (hub, simulated PBX, sample CRM and this console), "
-              "or the hub alone with `python -m pipelines serve`. The console looks for it at "
+              "or the hub alone with `callpop serve`. The console looks for it at "
               "`CALLPOP_HUB_URL`.")
 SIGN_IN_HINT = ("Sign in with an agent token in the sidebar. `make run` prints the demo agents' tokens; "
                 "your own come from the agents CSV (`CALLPOP_AGENTS_CSV`).")

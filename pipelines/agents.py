@@ -154,7 +154,7 @@ class Agents:
                 ))
         if plaintext:
             log.warning("%s holds %d plaintext token(s): store digests instead with "
-                        "'python -m pipelines agents hash %s' (the tokens stay the same)", path, plaintext, path)
+                        "'callpop agents hash --file %s' (the tokens stay the same)", path, plaintext, path)
         return cls(agents)
 
 

@@ -1,10 +1,11 @@
-"""``python -m pipelines <command>``: serve (the hub), demo (the whole demo: ``make run``), settings,
-seed (history)."""
+"""``callpop <command>`` (or ``python -m pipelines``): serve (the hub), demo (the whole demo: ``make
+run``), settings, seed (history), agents, ring."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import logging
 import os
 import signal
@@ -16,14 +17,14 @@ from pathlib import Path
 
 from . import settings as settings_mod
 from .agents import AgentsError, hash_tokens, issue_token
+from .resources import console_app, data_file
 
-ROOT = Path(__file__).resolve().parent.parent
 # The demo's own world: its database and history, the demo agents (their tokens are public), the
 # simulated PBX and the sample CRM. Nothing of it touches the settings ``serve`` uses.
-DEMO = {"agents_csv": ROOT / "data" / "agents.csv", "contacts_csv": ROOT / "data" / "contacts.csv",
+DEMO = {"agents_csv": data_file("agents.csv"), "contacts_csv": data_file("contacts.csv"),
         "ingest_token": "demo-ingest-token", "provider": "sim", "crm_url": "", "sample_crm": True,
         "dial_allowed_countries": ["IL", "US", "GB"]}  # the sample contacts' countries
-DEMO_DIR = ROOT / "var" / "demo"  # the demo's database lives here
+DEMO_DIR = Path("var") / "demo"  # the demo's database lives here (relative to the working directory)
 DEMO_HISTORY_DAYS = 30
 DEMO_CALLS_PER_DAY = 400
 
@@ -40,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .store import in_use
     s = settings_mod.load()
     setup_logging(s.log_level)
-    env = settings_mod.ENV_FILE.resolve()
+    env = settings_mod.configured_env_file().resolve()
     logging.getLogger("callpop").info("settings: %s (%s), database %s, agents %s", env,
                                       "read" if env.is_file() else "none there", s.db_path.resolve(),
                                       s.agents_csv.resolve())
@@ -70,6 +71,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
         sys.stdout.write(settings_mod.env_example())
         return 0
     values = settings_mod.load().redacted()
+    env = settings_mod.configured_env_file().resolve()
+    print(f"settings file: {env} ({'read' if env.is_file() else 'none there'})", file=sys.stderr)
     rows = settings_mod.described()
     width = max(len(env) for env, *_ in rows)
     for env, help_text, *_ in rows:
@@ -83,7 +86,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else settings_mod.load().agents_csv
     if args.action == "token":
         if not args.agent_id:
-            print("callpop agents token: which agent? python -m pipelines agents token <id>", file=sys.stderr)
+            print("callpop agents token: which agent? callpop agents token <id>", file=sys.stderr)
             return 2
         token = issue_token(path, args.agent_id)
         print(f"New token for {args.agent_id} (shown only now; {path} keeps its digest; restart the hub to use it):",
@@ -114,6 +117,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole demo: the hub on the simulated PBX and sample CRM, with history, and the console."""
+    if importlib.util.find_spec("streamlit") is None:
+        print("callpop demo: the console is not installed: pip install 'callpop[console]'", file=sys.stderr)
+        return 2
     demo = {**DEMO, "db_path": Path(args.dir).resolve() / "callpop.duckdb"}
     s = settings_mod.load().replace(**demo)
     setup_logging(s.log_level)
@@ -133,16 +139,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children as Ctrl-C does
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(subprocess.Popen([sys.executable, "-m", "pipelines", "serve"], cwd=ROOT, env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "pipelines", "serve"], env=env))
         if not _wait_http(f"{hub_url}/healthz", procs[0], 30):
             print("The hub did not start; see the log above.", file=sys.stderr)
             return 1
         console_env = {**env, "CALLPOP_HUB_URL": hub_url}
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"), "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", str(console_app()), "--server.headless", "true",
              "--server.address", s.console_host, "--server.port", str(console_port),
              "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=console_env, stdout=subprocess.DEVNULL))
+            env=console_env, stdout=subprocess.DEVNULL))
         _banner(s, hub_url, f"http://{s.console_host}:{console_port}")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -228,14 +234,17 @@ def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
             "extension's options):",
     ]
     lines += [f"    {a['name']:<14} ext {a['extension']:<5} token {a['token']}" for a in agents]
-    lines += ["", "  A pop on demand: .venv/bin/python -m pipelines ring --demo 201 0722776772",
-              "", "  Chrome extension: chrome://extensions -> Developer mode -> Load unpacked -> "
-              f"{ROOT / 'extension'}", f"  then in its options: hub {hub_url} and an agent token.", ""]
+    lines += ["", "  A pop on demand: callpop ring --demo 201 0722776772   (in a checkout: .venv/bin/callpop)",
+              "", "  Chrome extension (the repository's extension/ folder, after make): chrome://extensions -> "
+              "Developer mode -> Load unpacked", f"  then in its options: hub {hub_url} and an agent token.", ""]
     print("\n".join(lines), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines", description="callpop hub")
+    parser = argparse.ArgumentParser(prog="callpop", description="callpop: the click-to-call and screen-pop hub")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help=f"the settings file (sets {settings_mod.ENV_FILE_VAR}; default .env in the working "
+                             "directory); under systemd give it explicitly")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the hub with the settings from the environment / .env").set_defaults(func=cmd_serve)
     demo = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
@@ -269,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("-v", "--verbose", action="store_true", help="print progress")
     seed.set_defaults(func=cmd_seed)
     args = parser.parse_args(argv)
+    if args.env_file:  # in the environment, so the demo's children read the same file
+        os.environ[settings_mod.ENV_FILE_VAR] = str(Path(args.env_file).resolve())
     try:
         return args.func(args)
     except (settings_mod.SettingsError, AgentsError) as e:

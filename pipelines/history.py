@@ -43,9 +43,9 @@ import pyarrow as pa
 from . import phone as phones
 from .agents import Agents
 from .contacts import Contacts
+from .resources import data_file
 
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "data" / "schema.sql"
+SCHEMA = data_file("schema.sql")
 LOCAL_TZ = "Asia/Jerusalem"
 BASE_URL = "http://127.0.0.1:8765"  # the demo hub, whose sample CRM the recorded URLs point to
 DEADLINE_MS = 1500                    # crm_deadline_ms in force (the default)
@@ -597,8 +597,8 @@ def _rejects(con: duckdb.DuckDBPyConnection, rng: np.random.Generator, days: lis
     return len(rows)
 
 
-def generate(db_path: str | Path, *, replace: bool = False, agents_csv: str | Path = ROOT / "data" / "agents.csv",
-             contacts_csv: str | Path = ROOT / "data" / "contacts.csv", region: str = "IL", **options) -> Summary:
+def generate(db_path: str | Path, *, replace: bool = False, agents_csv: str | Path = data_file("agents.csv"),
+             contacts_csv: str | Path = data_file("contacts.csv"), region: str = "IL", **options) -> Summary:
     """Create ``db_path`` filled with history (see ``fill`` for the options). Refuses a file that
     already holds calls unless ``replace``; a file the hub holds open cannot be written at all."""
     path = Path(db_path)

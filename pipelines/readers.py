@@ -144,7 +144,7 @@ class Analytics:
         if self.db_path is None:
             raise AnalyticsUnavailable("no database file given (db_path=...) and the hub is not reachable")
         if not self.db_path.is_file():
-            raise FileNotFoundError(f"no database at {self.db_path} (python -m pipelines seed creates one)")
+            raise FileNotFoundError(f"no database at {self.db_path} (callpop seed creates one)")
         query = analytics.QUERIES[name]
         args = query.parse(given, now=_now())
         con = duckdb.connect(str(self.db_path), read_only=True)

@@ -2,7 +2,8 @@
 range, default and help (its ``description``).
 
 Values come from the environment (``CALLPOP_<NAME>``), then from a ``.env`` file (python-dotenv
-syntax: quotes, ``export``, trailing ``# comments``), then the defaults. ``.env.example`` is
+syntax: quotes, ``export``, trailing ``# comments``; ``CALLPOP_ENV_FILE`` or ``callpop --env-file``
+names another), then the defaults. ``.env.example`` is
 generated from this table (a test keeps them in step; ``python -m pipelines settings`` prints the
 values in force). Secrets are ``SecretStr``: nothing prints them, not even ``repr``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import logging
+import os
 import re
 import typing
 from pathlib import Path
@@ -25,7 +27,10 @@ from pydantic import (AfterValidator, BeforeValidator, Field, SecretStr, Validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PREFIX = "CALLPOP_"
-ENV_FILE = Path(".env")
+ENV_FILE = Path(".env")  # when CALLPOP_ENV_FILE does not name one; relative to the working directory
+# Which file to read: a variable of the environment only (`callpop --env-file` sets it), not a
+# setting, since it cannot come from the file it names.
+ENV_FILE_VAR = PREFIX + "ENV_FILE"
 log = logging.getLogger("callpop.settings")
 
 
@@ -451,13 +456,32 @@ def _choices(annotation: Any) -> tuple[str, ...]:
     return tuple(typing.get_args(annotation)) if typing.get_origin(annotation) is Literal else ()
 
 
-def load(env_file: Path | str | None = ENV_FILE, **overrides: Any) -> Settings:
-    """Settings from the environment, then ``env_file`` (None: no file), then the defaults;
-    ``overrides`` win over all. Unknown ``CALLPOP_*`` names in the file are logged."""
+CONFIGURED = "CALLPOP_ENV_FILE or .env"
+
+
+def configured_env_file() -> Path:
+    """The settings file this process reads: CALLPOP_ENV_FILE if set (it must exist: a mistyped path
+    must not start a hub on the defaults), else .env in the working directory."""
+    named = os.environ.get(ENV_FILE_VAR, "").strip()
+    if named and not Path(named).is_file():
+        raise SettingsError(f"{ENV_FILE_VAR}={named!r}: no such file")
+    return Path(named or ENV_FILE)
+
+
+def load(env_file: Path | str | None = CONFIGURED, **overrides: Any) -> Settings:
+    """Settings from the environment, then ``env_file`` (default: ``configured_env_file()``; None:
+    no file), then the defaults; ``overrides`` win over all. Unknown ``CALLPOP_*`` names in the file
+    are logged."""
     _known(overrides)
+    if env_file is CONFIGURED:
+        env_file = configured_env_file()
     path = Path(env_file) if env_file is not None else None
     if path is not None and path.is_file():
-        unknown = [k for k in dotenv_values(path) if k.upper().startswith(PREFIX)
+        keys = list(dotenv_values(path))
+        if any(k.upper() == ENV_FILE_VAR for k in keys):
+            log.warning("%s: %s ignored in a settings file (it names the file to read: set it in the "
+                        "environment, or use callpop --env-file)", path, ENV_FILE_VAR)
+        unknown = [k for k in keys if k.upper().startswith(PREFIX) and k.upper() != ENV_FILE_VAR
                    and k.upper()[len(PREFIX):].lower() not in Settings.model_fields]
         names = [env_name(f) for f in Settings.model_fields]
         for key in unknown:
@@ -480,7 +504,9 @@ def described() -> list[tuple[str, str, Any, tuple[str, ...], bool]]:
 def env_example() -> str:
     """The text of .env.example: every setting, its help and its default."""
     out = ["# callpop settings: copy to .env and edit. Every line is optional;",
-           "# the value shown is the default. The environment overrides this file.", ""]
+           "# the value shown is the default. The environment overrides this file.",
+           f"# Another file than ./.env: {ENV_FILE_VAR}=/path in the environment, or callpop --env-file /path",
+           "# (under systemd give it explicitly: the unit's WorkingDirectory decides where ./.env is).", ""]
     for env, help_text, default, choices, _ in described():
         out.append(f"# {help_text}")
         if choices:

@@ -40,8 +40,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from .resources import data_file
+
 log = logging.getLogger("callpop.store")
-SCHEMA = Path(__file__).resolve().parent.parent / "data" / "schema.sql"
+SCHEMA = data_file("schema.sql")
 MAX_GROUP = 5000  # operations per transaction at most
 WAL_CHECKPOINT_BYTES = 16 << 20  # fold the write-ahead log into the file past this size (DuckDB's own default)
 RETRY_MAX_S = 2.0  # longest wait between two attempts at a failed commit

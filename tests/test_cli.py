@@ -69,7 +69,7 @@ def test_the_demo_runs_apart_and_sigterm_stops_all_it_started(tmp_path):
     (tmp_path / ".env").write_text("CALLPOP_INGEST_TOKEN=my-own-token\nCALLPOP_DB_PATH=mine.duckdb\n")
     runner = subprocess.Popen([sys.executable, "-m", "pipelines", "demo", "--dir", str(tmp_path / "demo")],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT), "CALLPOP_PORT": str(hub_port),
+                              env={**os.environ, "CALLPOP_PORT": str(hub_port),
                                    "CALLPOP_CONSOLE_PORT": str(console_port)})
     lines: list[str] = []
     try:

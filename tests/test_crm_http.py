@@ -18,7 +18,7 @@ import pytest
 from pipelines import http_client
 from pipelines.crm import client_for
 from tests.rawhttp import RawServer, Request, contract, response
-from tests.support import ROOT, TOKENS, Agent, hub_settings, post_event
+from tests.support import TOKENS, Agent, hub_settings, post_event
 
 CREDENTIAL = "X-Api-Key: s3cret-key"
 NAMES = {"0501110001": "Ada One", "0501110002": "Ben Two", "0501110003": "Cy Three", "0501110004": "Di Four"}
@@ -180,7 +180,7 @@ def test_a_private_ca_is_trusted_only_when_configured(hub_settings_for, private_
 def test_a_credential_with_a_line_break_stops_the_hub_at_start_with_the_setting_named(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "CALLPOP_PORT": "0", "CALLPOP_DB_PATH": str(tmp_path / "x.duckdb"),
            "CALLPOP_CRM_AUTH_HEADER": "X-Api-Key: k\nX-Evil: 1"}
-    done = subprocess.run([sys.executable, "-m", "pipelines", "serve"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+    done = subprocess.run([sys.executable, "-m", "pipelines", "serve"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "CALLPOP_CRM_AUTH_HEADER" in done.stderr and "X-Evil" not in done.stderr and "Traceback" not in done.stderr

@@ -90,7 +90,7 @@ def test_a_refused_secret_is_never_echoed():
 def test_a_negative_deadline_stops_serve_at_once_with_a_clear_message(tmp_path):
     (tmp_path / ".env").write_text("CALLPOP_CRM_DEADLINE_MS=-1500   # oops\n")
     done = subprocess.run([sys.executable, "-m", "pipelines", "serve"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+                          timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
     assert "CALLPOP_CRM_DEADLINE_MS='-1500'" in done.stderr and "Traceback" not in done.stderr
 
@@ -111,7 +111,7 @@ def test_secrets_are_redacted_everywhere_they_could_show():
 def test_the_settings_command_prints_values_with_secrets_masked(tmp_path):
     (tmp_path / ".env").write_text("CALLPOP_INGEST_TOKEN=t0p-s3cret\nCALLPOP_PORT=9001\n")
     done = subprocess.run([sys.executable, "-m", "pipelines", "settings"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert re.search(r"CALLPOP_PORT\s+9001", done.stdout) and re.search(r"CALLPOP_INGEST_TOKEN\s+\(set\)", done.stdout)
     assert "t0p-s3cret" not in done.stdout + done.stderr

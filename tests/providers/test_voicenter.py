@@ -17,7 +17,7 @@ from pipelines.providers.voicenter.wire import (EMPTY_ANSWER, click2call_request
                                                 parse_popup)
 from tests.crmserver import FakeCrm, contract
 from tests.providers.voicenterapi import Click2CallApi
-from tests.support import ROOT, Agent, api, wait_rows
+from tests.support import Agent, api, wait_rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "voicenter"
 AGENTS = """id,name,token,extension,mobile,home,role,voicenter_user
@@ -216,7 +216,7 @@ def test_voicenter_s_chrome_extension_may_call_the_popup_url(voicenter_hub):
 
 # --- who may call the Voicenter URLs
 def test_a_hub_reachable_from_outside_refuses_to_start_without_a_secret(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "CALLPOP_PROVIDER": "voicenter",
+    env = {"PATH": "/usr/bin:/bin", "CALLPOP_PROVIDER": "voicenter",
            "CALLPOP_HOST": "0.0.0.0", "CALLPOP_PORT": "0", "CALLPOP_DB_PATH": str(tmp_path / "x.duckdb")}
     done = subprocess.run([sys.executable, "-m", "pipelines", "serve"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=60)
