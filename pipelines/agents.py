@@ -44,6 +44,7 @@ class Agent:
     role: str = "agent"  # one of ROLES
     expires_at: datetime | None = None
     disabled: bool = False
+    voicenter_user: str = ""  # the agent's Voicenter extension user (Voicenter's extenUser), if any
 
     @property
     def digest(self) -> bytes:
@@ -151,6 +152,7 @@ class Agents:
                     extension=row["extension"], mobile=row["mobile"], home=row["home"],
                     role=role, expires_at=expires,
                     disabled=(row.get("disabled") or "").lower() in ("1", "true", "yes"),
+                    voicenter_user=row.get("voicenter_user") or "",
                 ))
         if plaintext:
             log.warning("%s holds %d plaintext token(s): store digests instead with "

@@ -4,7 +4,6 @@ run``), settings, seed (history), agents, ring."""
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import logging
 import os
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 from . import settings as settings_mod
-from .agents import AgentsError, hash_tokens, issue_token
+from .agents import Agents, AgentsError, hash_tokens, issue_token
 from .resources import console_app, data_file
 
 # The demo's own world: its database and history, the demo agents (their tokens are public), the
@@ -221,8 +220,7 @@ def _wait_http(url: str, proc: subprocess.Popen, seconds: float) -> bool:
 
 
 def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
-    with open(s.agents_csv, encoding="utf-8") as f:
-        agents = list(csv.DictReader(f))
+    agents = Agents.from_csv(s.agents_csv)  # the demo's: plaintext tokens, public
     lines = [
         "", "callpop is running (Ctrl-C stops everything)", "",
         f"  Console  {console_url}",
@@ -233,7 +231,7 @@ def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
         "", "  Demo agents (their tokens are public: the demo's only; paste one into the console or the "
             "extension's options):",
     ]
-    lines += [f"    {a['name']:<14} ext {a['extension']:<5} token {a['token']}" for a in agents]
+    lines += [f"    {a.name:<14} ext {a.extension:<5} token {a.token}" for a in agents]
     lines += ["", "  A pop on demand: callpop ring --demo 201 0722776772   (in a checkout: .venv/bin/callpop)",
               "", "  Chrome extension (the repository's extension/ folder, after make): chrome://extensions -> "
               "Developer mode -> Load unpacked", f"  then in its options: hub {hub_url} and an agent token.", ""]

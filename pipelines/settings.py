@@ -91,6 +91,13 @@ def _none_if_empty(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _known_provider(value: str) -> str:
+    from .providers.registry import available  # here, not above: the registry imports this module
+    if value not in (names := available()):
+        raise ValueError(f"must be one of {', '.join(names)}")
+    return value
+
+
 def _host(value: str) -> str:
     value = value.strip()
     if not value or not re.fullmatch(r"[\w.\-:\[\]]+", value):
@@ -207,8 +214,9 @@ class Settings(BaseSettings):
     contacts_csv: Path = setting(Path("data/contacts.csv"),
                               "Contacts served by the sample CRM and the console's contact grid.")
     # --- telephony provider
-    provider: Annotated[Literal["sim", "webhook", "voicenter", "asterisk"], BeforeValidator(_lower)] = setting(
-        "sim", "Telephony provider: sim (simulated PBX), webhook, voicenter or asterisk.")
+    provider: Annotated[str, BeforeValidator(_lower), AfterValidator(_known_provider)] = setting(
+        "sim", "Telephony provider: sim (simulated PBX), webhook, voicenter, asterisk, or one an installed package "
+        "adds (entry points 'callpop.providers').")
     default_region: Region = setting("IL", "Country (ISO 3166 code) for numbers written without an international "
                                         "prefix.")
     sim_calls_per_minute: float = setting(4.0, "sim: inbound calls the simulated PBX makes per minute (0 = none).",

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import csv
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import httpx
@@ -25,16 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("callpop.voicenter")
 
 
-def voicenter_users(agents_csv: str | Path) -> dict[str, str]:
-    """agent id -> Voicenter extension user, from the optional ``voicenter_user`` column."""
-    try:
-        with Path(agents_csv).open(newline="", encoding="utf-8-sig") as f:
-            return {row["id"].strip(): (row.get("voicenter_user") or "").strip()
-                    for row in csv.DictReader(f) if row.get("id") and (row.get("voicenter_user") or "").strip()}
-    except (OSError, KeyError, csv.Error):
-        return {}
-
-
 # --- the provider
 class VoicenterProvider(Provider):
     name = "voicenter"
@@ -42,7 +30,7 @@ class VoicenterProvider(Provider):
     def __init__(self, host: ProviderHost, settings):
         # The host is kept from the start: the routes (built before ``start``) answer through it.
         self.host, self.settings = host, settings
-        self.user_of = voicenter_users(settings.agents_csv)  # agent id -> extenUser
+        self.user_of = {a.id: a.voicenter_user for a in host.agents if a.voicenter_user}  # agent id -> extenUser
         self.extension_of_user = {}
         for agent_id, user in self.user_of.items():
             agent = host.agents.get(agent_id)
