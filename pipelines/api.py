@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import duckdb
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
@@ -93,10 +94,7 @@ class Edge:
 
 def _host_name(header: str) -> str:
     """The Host header's name without its port, lower case; IPv6 without brackets."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0] if header.count(":") == 1 else header
+    return urlsplit("//" + header.strip()).hostname or ""
 
 
 async def _answer(scope, send, status: int, code: str, message: str) -> None:

@@ -34,7 +34,6 @@ from .settings import Settings
 
 SHOWN_BODY_BYTES = 20_000  # of the raw answer, on the page
 PHONE_FORMATS = ("raw", "national", "e164", "digits")
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IP]]]
@@ -81,12 +80,8 @@ async def system_resolve(host: str, port: int) -> list[IP]:
 
 
 def _host_port(url: httpx.URL) -> tuple[str, int]:
-    return url.host.lower(), url.port or DEFAULT_PORTS.get(url.scheme, 0)
-
-
-def configured_url(settings: Settings) -> str:
-    """The CRM the hub asks: CALLPOP_CRM_URL, else its built-in sample CRM."""
-    return settings.crm_url or f"{settings.base_url}/crm/lookup"
+    _, host, port = http_client.origin(url)
+    return host, port or 0
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
@@ -218,9 +213,11 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return bool(pa.netloc) and (pa.scheme.lower(), pa.hostname, pa.port) == (pb.scheme.lower(), pb.hostname, pb.port)
+def _same_origin(a: str, b: str) -> bool:
+    try:
+        return http_client.origin(httpx.URL(a)) == http_client.origin(httpx.URL(b))
+    except httpx.InvalidURL:  # a typed URL httpx cannot read: the request fails on its own
+        return False
 
 
 def masked(url: httpx.URL | str, keep: set[str]) -> str:
@@ -237,13 +234,13 @@ def masked(url: httpx.URL | str, keep: set[str]) -> str:
 
 def shown_crm_url(settings: Settings) -> str:
     """The CRM URL as the page may show it (the configured one may carry a key or a password)."""
-    return masked(settings.crm_url, set()) if settings.crm_url else configured_url(settings)
+    return masked(settings.crm_url, set()) if settings.crm_url else settings.crm_lookup_url
 
 
 def resolve_url(typed: str, settings: Settings) -> str:
     """The URL to ask: the configured CRM when nothing was typed or the shown (masked) form was kept."""
     typed = typed.strip()
-    return configured_url(settings) if not typed or typed == shown_crm_url(settings) else typed
+    return settings.crm_lookup_url if not typed or typed == shown_crm_url(settings) else typed
 
 
 async def run_check(settings: Settings, url: str, phone: str, *, phone_format: str | None = None,
@@ -258,9 +255,9 @@ async def run_check(settings: Settings, url: str, phone: str, *, phone_format: s
     value = for_crm(normalise(phone, settings.default_region), fmt)
     # The configured CRM credential only ever goes to the configured CRM's origin, never to a typed URL
     # elsewhere (and ``CrmClient`` strips it from any redirect that leaves that origin).
-    auth = (settings.crm_auth_header.get_secret_value()
-            if settings.crm_url and same_origin(url, settings.crm_url) else "")
-    guard = GuardedTransport(transport or http_client.transport(settings), configured_url(settings), resolve)
+    auth = settings.crm_auth_header.get_secret_value() if settings.crm_url and _same_origin(url, settings.crm_url) \
+        else ""
+    guard = GuardedTransport(transport or http_client.transport(settings), settings.crm_lookup_url, resolve)
     recorder = RecordingTransport(guard)
     async with http_client.client(settings, wrapped=recorder) as http:
         client = crm.client_for(settings, http, url, auth_header=auth)

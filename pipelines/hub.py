@@ -89,7 +89,7 @@ class Hub:
         s = self.settings
         await asyncio.to_thread(self.store.open)
         self.http = http_client.client(s)
-        self.crm = crm_client_for(s, self.http, s.crm_url or f"{s.base_url}/crm/lookup")  # sample CRM: on us
+        self.crm = crm_client_for(s, self.http, s.crm_lookup_url)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_format=s.crm_phone_format, context_params=s.crm_context_params)
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),

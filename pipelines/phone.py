@@ -86,10 +86,11 @@ def normalise(raw: str, region: str = "IL") -> Phone:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         number = None
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164) \
+        if number is not None and phonenumbers.is_valid_number(number) else ""
     # E.164 holds at most 15 digits; libphonenumber's metadata lets a few longer ones through
     # (German extensions), which no network delivers as a caller ID.
-    if number is None or not phonenumbers.is_valid_number(number) or len(
-            phonenumbers.format_number(number, PhoneNumberFormat.E164)) > 16:
+    if not e164 or len(e164) > 16:
         # Networks deliver international numbers without '+', e.g. Voicenter's "972722776772".
         if number is not None and not text.startswith("+") and len(digits) > 10:
             retry = normalise("+" + digits, region)
@@ -104,7 +105,7 @@ def normalise(raw: str, region: str = "IL") -> Phone:
         return Phone(text, None, digits or text, digits or text, None, digits, region)
     return Phone(
         raw=text,
-        e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
+        e164=e164,
         national=phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL),
         international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
         region=phonenumbers.region_code_for_number(number),

@@ -170,12 +170,6 @@ class _OncePerMinute(logging.Filter):
         return allowed
 
 
-def _throttle_uvicorn_warnings() -> None:
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _OncePerMinute) for f in logger.filters):
-        logger.addFilter(_OncePerMinute())
-
-
 def _accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     """asyncio reports a failed accept (out of files) to the loop's exception handler, then
     retries a second later, on every second: log it once a minute, as a WARNING. (uvloop says
@@ -207,10 +201,12 @@ class _NoFrameText(logging.Filter):
                     and "websockets" in record.pathname)
 
 
-def _quiet_frames() -> None:
-    frames = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _NoFrameText) for f in frames.filters):
-        frames.addFilter(_NoFrameText())
+def _filter_uvicorn_log() -> None:
+    """uvicorn's logger (websockets logs on it too) without frame text and without floods."""
+    logger = logging.getLogger("uvicorn.error")
+    for kind in (_NoFrameText, _OncePerMinute):
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
 
 
 class _Server(uvicorn.Server):
@@ -259,14 +255,13 @@ def bind(settings: Settings) -> tuple[socket.socket, Settings]:
 
 
 def make_server(settings: Settings, hub: Hub | None = None) -> tuple[uvicorn.Server, socket.socket, Settings]:
-    _quiet_frames()
+    _filter_uvicorn_log()
     sock, settings = bind(settings)
     app = create_app(settings, hub)
     limit = open_files_limit()
     protocol = type("DoorProtocol", (DoorProtocol,), {
         "max_header_bytes": settings.max_header_bytes, "header_timeout_s": settings.header_timeout_s,
         "warn_fd_at": limit - min(64, limit // 10)})  # the last files are the database's and the CRM's
-    _throttle_uvicorn_warnings()
     # httptools parses HTTP in C; frames are small JSON, so per-message compression would cost
     # CPU and ~64 KB of zlib state per socket for nothing. proxy_headers off: uvicorn would
     # otherwise believe X-Forwarded-For from any local process (its default trusts 127.0.0.1);

@@ -387,6 +387,11 @@ class Settings(BaseSettings):
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
     @property
+    def crm_lookup_url(self) -> str:
+        """The URL the hub looks callers up at: CALLPOP_CRM_URL, else its own sample CRM."""
+        return self.crm_url or f"{self.base_url}/crm/lookup"
+
+    @property
     def loopback_only(self) -> bool:
         """The hub listens on a loopback address only: nothing off this machine reaches it."""
         return is_loopback(self.host)
