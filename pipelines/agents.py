@@ -30,7 +30,7 @@ DEMO_PREFIX = "demo-"  # the demo's tokens are public (data/agents.csv): never o
 
 def digest_text(token: str) -> str:
     """What the agents file holds for a token."""
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+    return "sha256:" + _digest(token).hex()
 
 
 @dataclasses.dataclass(frozen=True)
