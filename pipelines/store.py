@@ -40,6 +40,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from . import migrations
 from .resources import data_file
 
 log = logging.getLogger("callpop.store")
@@ -107,46 +108,18 @@ class Store:
         if not self._memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = self._connect()
-        ddl = self.schema.read_text(encoding="utf-8")
-        self._migrate(ddl)
-        self._columns = _columns(self._con)
+        try:
+            migrations.upgrade(self._con, self.schema.read_text(encoding="utf-8"))
+        except BaseException:
+            self._drop_connection()  # the file is left as it was: a failed step rolled back
+            raise
+        self._columns = {t: [c for c, _ in cols] for t, cols in migrations.columns(self._con).items()}
         self._thread = threading.Thread(target=self._writer, name="callpop-store-writer", daemon=True)
         self._thread.start()
         return self
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(self.path), config=CONFIG)
-
-    def _migrate(self, ddl: str) -> None:
-        """The schema, on a new file or one made by an older release: tables only grow, and the
-        unique key on events.event_id arrives once older duplicates are folded into one row."""
-        wanted = duckdb.connect(":memory:")
-        try:
-            wanted.execute(ddl)
-            want = _columns(wanted, types=True)
-            defaults = {(t, c): d for t, c, d in wanted.execute(
-                "SELECT table_name, column_name, column_default FROM duckdb_columns() WHERE column_default "
-                "IS NOT NULL").fetchall()}
-        finally:
-            wanted.close()
-        con = self._con
-        have = _columns(con, types=True)
-        for table, columns in want.items():
-            if table not in have:
-                continue
-            for name, kind in columns:
-                if name not in dict(have[table]):
-                    log.info("adding column %s.%s to an older database", table, name)
-                    default = defaults.get((table, name))  # older rows get it (rejects.count = 1)
-                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}'
-                                + (f" DEFAULT {default}" if default is not None else ""))
-        if "events" in have and not con.execute("SELECT 1 FROM duckdb_indexes() WHERE index_name = "
-                                                 "'events_event_id'").fetchone():
-            doubled = con.execute("SELECT count(*) - count(DISTINCT event_id) FROM events").fetchone()[0]
-            if doubled:
-                log.warning("%d events were recorded twice by an older release: keeping the first of each", doubled)
-                con.execute("DELETE FROM events WHERE rowid NOT IN (SELECT min(rowid) FROM events GROUP BY event_id)")
-        con.execute(ddl)
 
     def close(self, grace_s: float = 10.0) -> None:
         """Write what is queued, checkpoint (the log folds into the file) and close. A disk that
@@ -500,16 +473,6 @@ class _RowIndex:
         if index is None:
             index = self._by[(table, cols)] = {tuple(r.get(c) for c in cols): r for r in self._rows.get(table, ())}
         return index.get(tuple(key[c] for c in cols))
-
-
-def _columns(con: duckdb.DuckDBPyConnection, types: bool = False) -> dict[str, list]:
-    """Table -> its column names (or (name, type) pairs), in order."""
-    out: dict[str, list] = {}
-    for table, name, kind in con.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall():
-        out.setdefault(table, []).append((name, kind) if types else name)
-    return out
 
 
 def wait_all(futures: Iterable[concurrent.futures.Future], timeout: float = 30.0) -> None:
