@@ -4,7 +4,8 @@ against the caller's role (the matrix of docs/PROTOCOL.md, "Roles").
 - ``agent``: their own pops, dials, calls and figures, the contact grid to dial from;
 - ``supervisor``: also the team's live calls and analytics, hub status, the CRM check and
   contact import;
-- ``ingest``: the PBX's token (``CALLPOP_INGEST_TOKEN``): call events and dial progress only.
+- ``ingest``: the PBX's token (``CALLPOP_INGEST_TOKEN``): call events and dial progress only;
+- ``metrics``: a monitoring system's token (``CALLPOP_METRICS_TOKEN``): ``GET /metrics`` only.
 
 A route declares who may call it with ``Depends(require_role(...))``; a token that is not known
 answers 401, a known token of the wrong role 403. Tokens are never logged or echoed.
@@ -13,7 +14,7 @@ answers 401, a known token of the wrong role 403. Tokens are never logged or ech
 from __future__ import annotations
 
 import hmac
-from typing import Callable
+from typing import Annotated, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from .agents import ROLES, Agent
 from .errors import ApiError
 
-AGENT, SUPERVISOR, INGEST = "agent", "supervisor", "ingest"
+AGENT, SUPERVISOR, INGEST, METRICS = "agent", "supervisor", "ingest", "metrics"
 STAFF = (AGENT, SUPERVISOR)
 assert set(STAFF) == set(ROLES)
 
@@ -31,18 +32,19 @@ bearer = HTTPBearer(auto_error=False, description="An agent's token, or the inge
 def identify(hub, token: str | None) -> tuple[str | None, Agent | None, str]:
     """(role, agent, why): the role a bearer token carries, the agent it signs in (None for the
     ingest token), or (None, None, why not)."""
-    expected = hub.settings.ingest_token.get_secret_value()
-    if token and expected and hmac.compare_digest(token.encode(), expected.encode()):
-        return INGEST, None, ""
+    for role, secret in ((INGEST, hub.settings.ingest_token), (METRICS, hub.settings.metrics_token)):
+        expected = secret.get_secret_value()
+        if token and expected and hmac.compare_digest(token.encode(), expected.encode()):
+            return role, None, ""
     agent, why = hub.agents.authenticate(token)
     return (agent.role, agent, "") if agent else (None, None, why)
 
 
 def require_role(*roles: str) -> Callable:
-    """A dependency: the signed-in Agent (None for the ingest token) when the bearer's role is
+    """A dependency: the signed-in Agent (None for the ingest or metrics token) when the bearer's role is
     one of ``roles``; else 401 (no or unknown token) or 403 (a role this route is not for)."""
     allowed = frozenset(roles)
-    unknown = allowed - {AGENT, SUPERVISOR, INGEST}
+    unknown = allowed - {AGENT, SUPERVISOR, INGEST, METRICS}
     assert not unknown, unknown
 
     async def check(request: Request,  # async: a sync dependency would run on a thread per request
@@ -61,6 +63,12 @@ def require_role(*roles: str) -> Callable:
                                              f"not for the {role} role")
         return agent
     return check
+
+
+AgentDep = Annotated[Agent, Depends(require_role(*STAFF))]       # an agent or a supervisor
+SupervisorDep = Annotated[Agent, Depends(require_role(SUPERVISOR))]
+IngestDep = Annotated[None, Depends(require_role(INGEST))]        # the PBX's token
+MonitorDep = Annotated[Agent | None, Depends(require_role(SUPERVISOR, METRICS))]
 
 
 def sees_everything(agent: Agent) -> bool:

@@ -15,14 +15,14 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import duckdb
-from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, crmcheck, samplecrm
-from .access import INGEST, STAFF, SUPERVISOR, require_role, sees_everything
+from . import analytics, backup, crmcheck, metrics, samplecrm
+from .access import AgentDep, IngestDep, SupervisorDep, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
 from .dial import FINAL_STATES, DialRefused, iso_utc
@@ -156,9 +156,6 @@ class DialProgress(BaseModel):
     reason: str = Field(default="", max_length=300)
 
 
-AgentDep = Annotated[Agent, Depends(require_role(*STAFF))]       # an agent or a supervisor
-SupervisorDep = Annotated[Agent, Depends(require_role(SUPERVISOR))]
-IngestDep = Annotated[None, Depends(require_role(INGEST))]        # the PBX's token
 
 
 class CrmCheckRequest(BaseModel):
@@ -394,6 +391,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
 
     if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
         app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))
+    app.include_router(backup.router)
+    app.include_router(metrics.router)
     if (provider_routes := hub.provider.routes()) is not None:  # URLs the phone system calls, if any
         app.include_router(provider_routes)
 

@@ -1,5 +1,5 @@
 """``callpop <command>`` (or ``python -m pipelines``): serve (the hub), demo (the whole demo: ``make
-run``), settings, seed (history), agents, ring."""
+run``), settings, seed (history), agents, ring, backup."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import settings as settings_mod
+from . import logs, settings as settings_mod
 from .agents import Agents, AgentsError, hash_tokens, issue_token
 from .resources import console_app, data_file
 
@@ -28,18 +28,11 @@ DEMO_HISTORY_DAYS = 30
 DEMO_CALLS_PER_DAY = 400
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
     from .store import in_use
     s = settings_mod.load()
-    setup_logging(s.log_level)
+    logs.setup(s.log_level, s.log_format)
     env = settings_mod.configured_env_file().resolve()
     logging.getLogger("callpop").info("settings: %s (%s), database %s, agents %s", env,
                                       "read" if env.is_file() else "none there", s.db_path.resolve(),
@@ -121,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     demo = {**DEMO, "db_path": Path(args.dir).resolve() / "callpop.duckdb"}
     s = settings_mod.load().replace(**demo)
-    setup_logging(s.log_level)
+    logs.setup(s.log_level, s.log_format)
     console_port = args.console_port or s.console_port
     for busy in (_port_taken(s.host, s.port, "CALLPOP_PORT"),
                  _port_taken(s.console_host, console_port, "CALLPOP_CONSOLE_PORT")):
@@ -202,6 +195,44 @@ def cmd_ring(args: argparse.Namespace) -> int:
     return 0 if post("hangup", cause="callpop ring") else 1
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Ask the running hub for a consistent copy of its database (only the hub may open the
+    file); with --out, download it too. A supervisor's token from CALLPOP_TOKEN or --token-file
+    (never on the command line, where other users of the machine see it)."""
+    import httpx
+    s = settings_mod.load()
+    token = (Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file
+             else os.environ.get("CALLPOP_TOKEN", ""))
+    if not token:
+        print("callpop backup: a supervisor's token is needed: CALLPOP_TOKEN or --token-file", file=sys.stderr)
+        return 2
+    hub = (args.hub or s.base_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    # The copy takes as long as the file needs: wait for it (connecting stays quick to fail).
+    with httpx.Client(base_url=hub, headers=headers, verify=args.ca or True,
+                      timeout=httpx.Timeout(600, connect=10)) as client:
+        try:
+            r = client.post("/api/backup")
+            if r.status_code != 201:
+                print(f"callpop backup: the hub answered {r.status_code}: {r.text[:300]}", file=sys.stderr)
+                return 1
+            made = r.json()
+            print(f"{made['file']}: {made['events']} events, {made['bytes']} bytes, in the hub's backup folder")
+            if args.out:
+                out = Path(args.out)
+                partial = out.with_name(out.name + ".partial")
+                with client.stream("GET", f"/api/backups/{made['file']}") as got, partial.open("wb") as f:
+                    got.raise_for_status()
+                    for chunk in got.iter_bytes():
+                        f.write(chunk)
+                os.replace(partial, out)
+                print(f"downloaded to {out}")
+        except httpx.HTTPError as e:
+            print(f"callpop backup: {hub}: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -256,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     ring.add_argument("--seconds", type=float, default=20, help="how long it rings before hanging up")
     ring.add_argument("--demo", action="store_true", help="the demo hub of make run (its public ingest token)")
     ring.set_defaults(func=cmd_ring)
+    bk = sub.add_parser("backup", help="a consistent copy of the running hub's database (CALLPOP_TOKEN: a "
+                                       "supervisor's token)")
+    bk.add_argument("--hub", help="the hub's URL (default CALLPOP_PUBLIC_URL, else http://HOST:PORT)")
+    bk.add_argument("--token-file", help="a file holding a supervisor's token (instead of CALLPOP_TOKEN)")
+    bk.add_argument("--out", help="also download the copy to this file")
+    bk.add_argument("--ca", help="CA certificate file to trust for an https hub (e.g. a private CA)")
+    bk.set_defaults(func=cmd_backup)
     st = sub.add_parser("settings", help="print every setting with its value and help")
     st.add_argument("--example", action="store_true", help="print .env.example")
     st.set_defaults(func=cmd_settings)

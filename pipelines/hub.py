@@ -26,6 +26,7 @@ from .crm import LookupResult, client_for as crm_client_for
 from .dial import Dialer, DialRules
 from .events import CallEvent, utcnow
 from .limits import Rejects
+from .metrics import Metrics
 from .pops import Popper
 from .phone import normalise
 from .providers.base import CallRecord, DialRecord, Provider
@@ -67,7 +68,12 @@ class Hub:
         self.settings = settings
         self.agents = Agents.from_csv(settings.agents_csv)
         refuse_unsafe(settings, self.agents)
-        self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
+        if settings.contacts_csv.is_file():
+            self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
+        else:  # a server without a contacts file yet: an empty grid until a supervisor imports some
+            log.warning("no contacts file at %s (CALLPOP_CONTACTS_CSV): the contact grid starts empty",
+                        settings.contacts_csv.resolve())
+            self.contacts = Contacts(settings.default_region, [])
         self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
                            queue_max=settings.store_queue_max)
         self.sessions = Sessions(per_agent=settings.ws_per_agent)
@@ -83,6 +89,8 @@ class Hub:
         self.started = time.time()
         self.events_accepted = 0
         self.events_duplicate = 0
+        self.metrics = Metrics()
+        self.metrics.watch(self)
 
     # --- life cycle
     async def start(self) -> None:
@@ -91,7 +99,8 @@ class Hub:
         self.http = http_client.client(s)
         self.crm = crm_client_for(s, self.http, s.crm_lookup_url)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
-                             phone_format=s.crm_phone_format, context_params=s.crm_context_params)
+                             phone_format=s.crm_phone_format, context_params=s.crm_context_params,
+                             metrics=self.metrics)
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,

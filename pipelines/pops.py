@@ -21,6 +21,7 @@ from .agents import Agent
 from .calls import Call
 from .crm import CrmClient, LookupResult
 from .events import ACK_EVENTS, utcnow
+from .metrics import Metrics
 from .phone import for_crm
 from .sessions import Sessions, dumps
 from .store import Store
@@ -62,8 +63,9 @@ class _CallLookup:
 class Popper:
     def __init__(self, crm: CrmClient, store: Store, sessions: Sessions, *, deadline_ms: int,
                  phone_format: str, context_params: list[str], clock: Callable[[], float] = time.monotonic,
-                 ledger_size: int = 50000):
+                 ledger_size: int = 50000, metrics: Metrics | None = None):
         self.crm, self.store, self.sessions = crm, store, sessions
+        self.metrics = metrics or Metrics()
         self.deadline_s = deadline_ms / 1000
         self.phone_format = phone_format
         self.context_params = context_params
@@ -148,6 +150,7 @@ class Popper:
         call.lookup_ms = latency
         if not lookup.late_written:
             lookup.late_written = True
+            self.metrics.late(result.outcome)
             self.store.update("lookups", {"call_id": call.call_id, "started_at": lookup.started_at}, {
                 "late_outcome": result.outcome, "late_latency_ms": latency, "http_status": result.http_status,
                 "total": result.total, "client_name": result.name or None, "company": result.company or None,
@@ -162,6 +165,7 @@ class Popper:
         lookup.row_written, result = True, lookup.result
         latency = (self.clock() - lookup.started) * 1000
         call.lookup_ms = latency
+        self.metrics.lookup(result.outcome, lookup.cache, latency)
         self.store.insert("lookups", self._lookup_row(call, lookup, result.outcome, latency) | {
             "http_status": result.http_status, "total": result.total,
             "client_name": result.name or None, "company": result.company or None,
@@ -173,6 +177,7 @@ class Popper:
         if lookup.row_written:
             return
         lookup.row_written = True
+        self.metrics.lookup("timeout", lookup.cache, self.deadline_s * 1000)
         self.store.insert("lookups", self._lookup_row(call, lookup, "timeout", self.deadline_s * 1000) | {
             "error": f"no answer within the {self.deadline_s * 1000:.0f} ms deadline"})
 
@@ -195,6 +200,7 @@ class Popper:
             sent = self._ledger.get((call.call_id, agent.id))
             if sent is None:
                 self._remember(call.call_id, agent.id, now)
+                self.metrics.pop(reached)
                 self.store.insert("pops", {"call_id": call.call_id, "agent_id": agent.id,
                                            "extension": message["extension"], "sent_at": now,
                                            "status": message["status"], "sessions": reached})

@@ -178,7 +178,13 @@ class Settings(BaseSettings):
         "comma-separated (e.g. the name or address the PBX uses). Other Host headers get 400: a web page "
         "cannot reach the hub through DNS rebinding.")
     log_level: LogLevel = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
+    log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = setting(
+        "text", "Log lines as text, or json: one JSON object a line (at, level, logger, message) for a log "
+        "collector.")
     db_path: Path = setting(Path("data/callpop.duckdb"), "DuckDB file the hub owns (only the hub opens it while it runs).")
+    backup_dir: Annotated[Path | None, BeforeValidator(_none_if_empty)] = setting(
+        None, "Folder the hub writes backups to (callpop backup, POST /api/backup); empty: 'backups' beside "
+        "CALLPOP_DB_PATH.")
     store_commit_ms: float = setting(
         0.0, "How long a write that comes soon after a commit may wait to share the next one. 0: commit as soon "
         "as the writer is free (writes that come while it commits share the next commit). An event's 202 waits for "
@@ -211,6 +217,9 @@ class Settings(BaseSettings):
                             "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled].")
     ingest_token: SecretStr = setting(
         SecretStr(""), "Bearer token a PBX must send to POST /api/events; empty refuses every event.")
+    metrics_token: SecretStr = setting(
+        SecretStr(""), "Bearer token a monitoring system sends to GET /metrics (Prometheus text); empty: "
+        "supervisors' tokens only.")
     contacts_csv: Path = setting(Path("data/contacts.csv"),
                               "Contacts served by the sample CRM and the console's contact grid.")
     # --- telephony provider
@@ -390,6 +399,11 @@ class Settings(BaseSettings):
     def crm_lookup_url(self) -> str:
         """The URL the hub looks callers up at: CALLPOP_CRM_URL, else its own sample CRM."""
         return self.crm_url or f"{self.base_url}/crm/lookup"
+
+    @property
+    def backups(self) -> Path:
+        """Where backups go: CALLPOP_BACKUP_DIR, else 'backups' beside the database."""
+        return self.backup_dir or self.db_path.parent / "backups"
 
     @property
     def loopback_only(self) -> bool:

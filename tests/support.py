@@ -16,12 +16,13 @@ from pipelines.server import BackgroundHub
 
 ROOT = Path(__file__).resolve().parent.parent
 INGEST = "test-ingest-token"
+METRICS = "test-metrics-token"
 TOKENS = {"noa": "demo-token-noa", "avi": "demo-token-avi", "sarah": "demo-token-sarah",
           "james": "demo-token-james", "dana": "demo-token-dana"}
 
 
 def hub_settings(tmp_path: Path, **overrides: Any) -> settings_mod.Settings:
-    base = dict(port=0, db_path=str(tmp_path / "callpop.duckdb"), ingest_token=INGEST,
+    base = dict(port=0, db_path=str(tmp_path / "callpop.duckdb"), ingest_token=INGEST, metrics_token=METRICS,
                 sim_calls_per_minute=0.0, sim_speed=20.0, agents_csv=str(ROOT / "data" / "agents.csv"),
                 contacts_csv=str(ROOT / "data" / "contacts.csv"), log_level="WARNING", sample_crm=True)
     return settings_mod.load(env_file=None, **{**base, **overrides})

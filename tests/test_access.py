@@ -14,11 +14,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support import INGEST, ROOT, TOKENS, Agent, api, post_event, wait_rows
+from tests.support import INGEST, METRICS, ROOT, TOKENS, Agent, api, post_event, wait_rows
 
-AGENT, SUPERVISOR, ING, NOBODY = "agent", "supervisor", "ingest", "nobody"
-BEARER = {AGENT: TOKENS["noa"], SUPERVISOR: TOKENS["dana"], ING: INGEST, NOBODY: None}
-STAFF, ANYONE = {AGENT, SUPERVISOR}, {AGENT, SUPERVISOR, ING, NOBODY}
+AGENT, SUPERVISOR, ING, MET, NOBODY = "agent", "supervisor", "ingest", "metrics", "nobody"
+BEARER = {AGENT: TOKENS["noa"], SUPERVISOR: TOKENS["dana"], ING: INGEST, MET: METRICS, NOBODY: None}
+STAFF, ANYONE = {AGENT, SUPERVISOR}, {AGENT, SUPERVISOR, ING, MET, NOBODY}
 
 # (method, path as the app declares it, a concrete path) -> the roles that may call it.
 MATRIX = {
@@ -38,6 +38,10 @@ MATRIX = {
     ("GET", "/api/analytics/{name}", "/api/analytics/kpis"): STAFF,
     ("GET", "/api/crm/check", "/api/crm/check"): {SUPERVISOR},
     ("POST", "/api/crm/check", "/api/crm/check"): {SUPERVISOR},
+    ("POST", "/api/backup", "/api/backup"): {SUPERVISOR},
+    ("GET", "/api/backups", "/api/backups"): {SUPERVISOR},
+    ("GET", "/api/backups/{name}", "/api/backups/callpop-20261202T120000Z.duckdb"): {SUPERVISOR},
+    ("GET", "/metrics", "/metrics"): {SUPERVISOR, MET},
     # the sample CRM (demo and tests only: CALLPOP_SAMPLE_CRM) is a CRM: it has no tokens
     ("GET", "/crm/lookup", "/crm/lookup?phone=0722776772"): ANYONE,
     ("GET", "/crm/contacts/{contact_id}", "/crm/contacts/c1"): ANYONE,
@@ -73,7 +77,7 @@ def test_each_role_is_allowed_or_refused_as_the_matrix_says(hub, method, declare
         # An empty body: an allowed caller gets past the role check to validation (422) or an
         # answer; a refused one never gets that far.
         r = api(hub, method, path, token, **({"json": {}} if method == "POST" else {}))
-        assert r.headers["content-type"].startswith(("application/json", "text/html")), r.text
+        assert r.headers["content-type"].startswith(("application/json", "text/html", "text/plain; version=")), r.text
         if role in MATRIX[(method, declared, path)]:
             assert r.status_code not in (401, 403), (role, r.status_code, r.text)
         elif role == NOBODY:
