@@ -23,8 +23,11 @@ def open_console(page: str | None = None, token: str | None = "dana") -> AppTest
 
 
 def rendered(at: AppTest) -> str:
-    """Everything the page sent to the browser (every element's protobuf, as text)."""
-    return "\n".join(str(node.proto) for node in at._tree if getattr(node, "proto", None) is not None)
+    """Everything the page sent to the browser, every element's protobuf as text: the main area
+    and the sidebar (each block iterates over itself and all below it) and the toasts (the only
+    elements Streamlit puts anywhere else)."""
+    nodes = (*at.main, *at.sidebar, *at.toast)
+    return "\n".join(str(node.proto) for node in nodes if getattr(node, "proto", None) is not None)
 
 
 @pytest.fixture
