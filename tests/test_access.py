@@ -14,7 +14,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support import INGEST, ROOT, TOKENS, Agent, api, post_event, wait_rows
+from tests.support import INGEST, ROOT
+from tests.support.hub import TOKENS, Agent, api, post_event, wait_rows
 
 AGENT, SUPERVISOR, ING, NOBODY = "agent", "supervisor", "ingest", "nobody"
 BEARER = {AGENT: TOKENS["noa"], SUPERVISOR: TOKENS["dana"], ING: INGEST, NOBODY: None}

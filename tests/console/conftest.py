@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.support import ROOT, TOKENS
+from tests.support import ROOT
+from tests.support.hub import TOKENS
 
 APP = ROOT / "console" / "app.py"
 
