@@ -1,7 +1,7 @@
 """Who may import whom between the tests, their shared helpers and the benchmarks: the benchmarks
 take what they share with the tests from ``tests.support``, never the reverse, and the helpers
-never reach into a test module. Every import counts (those inside functions too), read with
-``ast``, not run."""
+never reach into a test module (every import counts, those inside functions too, read with
+``ast``, not run). And Chromium is launched in one place."""
 
 from __future__ import annotations
 
@@ -60,3 +60,12 @@ def test_the_checks_see_an_import_in_a_function(tmp_path):
     assert offenders("tests", lambda m: not under(m, "bench"), tmp_path) == {
         "tests/faults/probe.py": ["bench", "bench.figures"]}
     assert "tests.support.procs" in imported(pkg / "probe.py", tmp_path)
+
+
+def test_chromium_is_launched_in_one_place():
+    """Every test and benchmark gets its browser from tests.support.browser.launch (Debian's
+    chromium, the same flags), never a launch of its own."""
+    words = ("launch_persistent_context", "executable_path", ".chromium.launch(")
+    elsewhere = [path for folder in ("tests", "bench") for path in sorted((ROOT / folder).rglob("*.py"))
+                 if path.name != "test_support_layout.py" and path != ROOT / "tests" / "support" / "browser.py"]
+    assert [str(p.relative_to(ROOT)) for p in elsewhere if any(w in p.read_text(encoding="utf-8") for w in words)] == []
