@@ -22,7 +22,7 @@ from pathlib import Path
 
 import uvloop
 
-from testkit import procs
+from tests.support import procs
 
 from . import figures, report
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from testkit.procs import ROOT
+from tests.support import ROOT
 
 BARE = ("SELECT count(*), avg(CASE WHEN outcome IN ('found', 'multiple') THEN 1 ELSE 0 END), "
         "quantile_cont(latency_ms, [0.5, 0.95, 0.99]) FROM lookups")

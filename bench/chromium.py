@@ -1,8 +1,8 @@
 """Figure 5: PBX event posted → notification bubble created, in real Chromium with the extension.
 
 Debian's chromium under Playwright (sync API), the extension loaded unpacked from ``extension/``
-as the browser tests load it (``testkit.browser``), configured through ``chrome.storage.sync``
-as its options page does (hub URL and an agent's token). In the extension's service worker
+and configured as its options page does (hub URL and an agent's token), by the same launcher
+and helpers as the browser tests (``tests.support.browser``). In the extension's service worker
 ``chrome.notifications.create`` is wrapped so it records, per notification id, when it was
 called (the bubble is asked for) and when Chrome's callback said it was created. The PBX side
 stamps each POST just before its request is written. The two clocks (Python's ``time.time`` and
@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from testkit import browser, procs
-from testkit.stats import percentile
+from tests.support import browser, procs
+from tests.support.stats import percentile
 
 WRAP = """() => {
   if (self.__bench) return "already";
@@ -64,16 +64,6 @@ def clock_offset(worker, reads: int = 20) -> tuple[float, float]:
     return theirs - (t0 + t1) / 2, (t1 - t0) / 2
 
 
-def wait_connected(worker, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = worker.evaluate("() => chrome.storage.session.get('status').then(v => v.status)") or {}
-        if status.get("state") == "connected":
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"the extension did not connect to the hub: {status}")
-
-
 class Pbx:
     """Posts events to the hub over one kept-alive connection; stamps each request's write."""
 
@@ -94,17 +84,18 @@ class Pbx:
 def run(tmp: Path, agents_csv: Path, agents: list[dict], crm_url: str, calls: int, gap_s: float = 0.3) -> dict:
     from playwright.sync_api import sync_playwright
 
-    if reason := browser.missing():
+    if reason := browser.missing(extension=True):
         return {"error": reason}
     agent = agents[0]
     hub = procs.start_hub(tmp / "chromium.duckdb", agents_csv, crm_url, crm_deadline_ms=1500)
     rows, lost = [], 0
     with hub, sync_playwright() as p:
-        ctx = browser.launch_extension(p.chromium, tmp / "chromium-profile")
+        ctx = browser.launch(p.chromium, tmp / "chromium-profile", browser.EXTENSION)
         try:
-            worker = browser.service_worker(ctx)
-            worker.evaluate("s => chrome.storage.sync.set(s)", {"hubUrl": hub.url, "token": agent["token"]})
-            wait_connected(worker)
+            extension = browser.ExtensionBrowser(ctx)
+            extension.configure(hubUrl=hub.url, token=agent["token"])
+            extension.wait_connected(timeout=30)
+            worker = extension.worker
             time.sleep(1)
             offset, uncertainty = clock_offset(worker)
             log(f"chromium: worker clock {offset:+.2f} ms ± {uncertainty:.2f} from ours")

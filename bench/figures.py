@@ -2,8 +2,8 @@
 agent sockets on one server, and a py-spy profile of the hub during one cell.
 
 The hub (``python -m pipelines serve``), the bare baseline (``bench/baseline.py``) and the bare
-CRM (``testkit/crm.py``) each run in a process of their own; the load generator (agent sockets
-and the PBX posting events, ``testkit/load.py``) runs on this process's event loop. Every
+CRM (``tests/support/barecrm.py``) each run in a process of their own; the load generator (agent
+sockets and the PBX posting events, ``tests/support/load.py``) runs on this process's event loop. Every
 figure of the hub stands beside the baseline's, measured in the same run.
 """
 
@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from testkit import procs
-from testkit.load import AgentSockets, LoadResult, Poster, run_load
-from testkit.stats import difference_interval, paired_difference, verdict
+from tests.support import procs
+from tests.support.load import AgentSockets, LoadResult, Poster, run_load
+from tests.support.stats import difference_interval, paired_difference, verdict
 
 DEADLINE_MS = 1500
 LATENCY_LIMIT_MS = 5.0       # hub p99 within this of the baseline's

@@ -266,8 +266,8 @@ socket a heartbeat every 15 s (at a random phase per socket). No validation fram
 database, no cache, no deadline, CPython's stock garbage collector (see `bench/notes.md`).
 
 Processes: the hub (`python -m pipelines serve`, configured by `CALLPOP_*` variables, CRM deadline
-1,500 ms), the baseline (`bench/baseline.py`), the bare CRM (`testkit/crm.py`, raw asyncio on
-uvloop, optional fixed delay) and the load generator (`testkit/load.py`, this process, on uvloop)
+1,500 ms), the baseline (`bench/baseline.py`), the bare CRM (`tests/support/barecrm.py`, raw asyncio on
+uvloop, optional fixed delay) and the load generator (`tests/support/load.py`, this process, on uvloop)
 each on their own; all bind port 0 on 127.0.0.1. The generator stamps each event just before its
 request is written and each frame when its socket delivers it, both with its `perf_counter`.
 Every event is a new call from a new number, so no lookup is a cache hit.
@@ -276,7 +276,7 @@ Every event is a new call from a new number, so no lookup is a cache hit.
    1,000 agent sockets connected throughout. Each rate runs in slices taken in turns (who goes
    first alternates), so a noisy spell falls on both. The table's difference is of the pooled
    p99s; *paired* is the median over the pairs of slices of hub p99 − baseline p99 (one bad slice
-   moves it one place); the 95 % interval resamples whole pairs of slices (`testkit/stats.py`). A
+   moves it one place); the 95 % interval resamples whole pairs of slices (`tests/support/stats.py`). A
    verdict is *clear* when the interval lies wholly on one side of the 5 ms limit and *within the
    noise* when it spans it. The first pop of a call counts (a `pending` pop too, were the CRM late).
 2. **Burst.** On the same processes, after the latency cells: 500 ringing events posted evenly
@@ -292,8 +292,8 @@ Every event is a new call from a new number, so no lookup is a cache hit.
    quiet; then its CPU (all threads and child processes, from `/proc`) over the rest period
    with nothing but heartbeats and pings going.
 5. **Chromium.** Debian's chromium under Playwright, the extension loaded unpacked from
-   `extension/` exactly as the browser tests load it (`testkit/browser.py`) and configured
-   through `chrome.storage.sync` (hub URL, agent token) as its options page does. A wrapper
+   `extension/` exactly as the browser tests load it (`tests/support/browser.py`) and configured
+   as its options page does (the hub URL in `chrome.storage.sync`, the agent token in `.local`). A wrapper
    around `chrome.notifications.create`, installed in the service worker with `worker.evaluate`,
    records per notification id when it was called and when Chrome's callback came, on the
    worker's `performance.timeOrigin + performance.now()`. The PBX side stamps each POST with

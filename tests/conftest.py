@@ -3,7 +3,7 @@ import os
 import pytest
 
 from pipelines.server import BackgroundHub
-from tests.support import hub_settings
+from tests.support.hub import hub_settings
 
 
 # A test's hub gets the settings the test gives it, never those of the shell that runs the suite.

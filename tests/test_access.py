@@ -14,7 +14,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support import INGEST, METRICS, ROOT, TOKENS, Agent, api, post_event, wait_rows
+from tests.support import INGEST, METRICS, ROOT
+from tests.support.hub import TOKENS, Agent, api, post_event, wait_rows
 
 AGENT, SUPERVISOR, ING, MET, NOBODY = "agent", "supervisor", "ingest", "metrics", "nobody"
 BEARER = {AGENT: TOKENS["noa"], SUPERVISOR: TOKENS["dana"], ING: INGEST, MET: METRICS, NOBODY: None}

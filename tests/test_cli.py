@@ -13,19 +13,13 @@ import time
 
 import httpx
 
-from testkit import procs
-from tests.support import INGEST, ROOT, TOKENS, Agent
+from tests.support import INGEST, ROOT, free_port, procs
+from tests.support.hub import TOKENS, Agent
 
 
 def run(args: list[str], env: dict[str, str], cwd=ROOT, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **env})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_taken_port_is_said_in_one_line_with_the_setting_to_change(tmp_path):

@@ -17,8 +17,9 @@ import pytest
 
 from pipelines import http_client
 from pipelines.crm import client_for
-from tests.rawhttp import RawServer, Request, contract, response
-from tests.support import TOKENS, Agent, hub_settings, post_event
+from tests.support.crm import contract
+from tests.support.hub import TOKENS, Agent, hub_settings, post_event
+from tests.support.rawhttp import RawServer, Request, response
 
 CREDENTIAL = "X-Api-Key: s3cret-key"
 NAMES = {"0501110001": "Ada One", "0501110002": "Ben Two", "0501110003": "Cy Three", "0501110004": "Di Four"}

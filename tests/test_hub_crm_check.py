@@ -10,8 +10,8 @@ import json
 import pytest
 
 from pipelines.crmcheck import refused_because
-from tests.crmserver import FakeCrm, contract
-from tests.support import TOKENS, api
+from tests.support.crm import FakeCrm, contract
+from tests.support.hub import TOKENS, api
 
 SEED = {"STATUS": "OK", "URL": "https://crm.example.com/c/1", "CLIENTNAME": "John Doe", "TOTAL": "1",
         "COMPANY": "Voicenter"}

@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from tests.support import INGEST, TOKENS, Agent, api, wait_rows
+from tests.support import INGEST
+from tests.support.hub import TOKENS, Agent, api, wait_rows
 
 
 def dial(hub, token=TOKENS["noa"], **body):

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import httpx
 
-from tests.disk import small_disk
-from tests.support import TOKENS, Agent, post_event, wait_rows
+from tests.support.disk import small_disk
+from tests.support.hub import TOKENS, Agent, post_event, wait_rows
 
 
 def event(i, call="full-1", kind="ringing", **extra):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.support import TOKENS, api, wait_rows
+from tests.support.hub import TOKENS, api, wait_rows
+from tests.support.pbx import WebhookPbx
 
 ALWAYS_CONNECTS = "0547657777"  # the simulated PBX's test number (README)
 
@@ -81,27 +80,11 @@ def test_only_the_dials_own_agent_may_hang_it_up(start_hub):
     assert hang_up(hub, dial_id).status_code == 200
 
 
-class _Pbx(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
 def test_the_webhook_provider_cannot_hang_up(start_hub):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pbx)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        hub = start_hub(provider="webhook", webhook_dial_url=f"http://127.0.0.1:{server.server_address[1]}/dial")
+    with WebhookPbx() as pbx:
+        hub = start_hub(provider="webhook", webhook_dial_url=pbx.url)
         dial_id = dial(hub)
         r = hang_up(hub, dial_id)
         assert r.status_code == 409 and r.json()["error"] == "hangup_unsupported", r.text
         assert "cannot hang up" in r.json()["message"]
         assert state_of(hub, dial_id)["state"] == "requested"  # the PBX still reports its end
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -8,7 +8,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support import INGEST, TOKENS, Agent, api, post_event, wait_rows
+from tests.support import INGEST
+from tests.support.hub import TOKENS, Agent, api, post_event, wait_rows
 
 
 def events_raw(hub, body: bytes, token=INGEST, content_type="application/json"):

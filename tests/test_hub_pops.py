@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tests.crmserver import FakeCrm, contract
-from tests.support import TOKENS, Agent, api, post_event, wait_rows
+from tests.support.crm import FakeCrm, contract
+from tests.support.hub import TOKENS, Agent, api, post_event, wait_rows
 
 
 @pytest.fixture

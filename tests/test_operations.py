@@ -16,7 +16,8 @@ import duckdb
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import INGEST, METRICS, ROOT, TOKENS, Agent, api, post_event, wait_rows
+from tests.support import INGEST, METRICS, ROOT
+from tests.support.hub import TOKENS, Agent, api, post_event, wait_rows
 
 SUPERVISOR, AGENT = TOKENS["dana"], TOKENS["noa"]
 

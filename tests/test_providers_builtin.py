@@ -1,12 +1,10 @@
 """The two built-in providers: the simulated PBX and the webhook PBX."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import httpx
 
-from tests.support import INGEST, TOKENS, Agent, api, wait_rows
+from tests.support import INGEST
+from tests.support.hub import TOKENS, Agent, api, wait_rows
+from tests.support.pbx import WebhookPbx
 
 
 def test_sim_generates_realistic_calls_that_pop_and_finish(start_hub):
@@ -24,32 +22,13 @@ def test_sim_generates_realistic_calls_that_pop_and_finish(start_hub):
     assert events.n.max() >= 2  # some calls ring a group of extensions
 
 
-class _Pbx(BaseHTTPRequestHandler):
-    received: list = []
-
-    def log_message(self, *a):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _Pbx.received.append(body)
-        self.send_response(202)
-        self.end_headers()
-
-
 def test_webhook_provider_posts_the_dial_and_takes_progress_back(start_hub):
-    pbx = ThreadingHTTPServer(("127.0.0.1", 0), _Pbx)
-    threading.Thread(target=pbx.serve_forever, daemon=True).start()
-    try:
-        hub = start_hub(provider="webhook", webhook_dial_url=f"http://127.0.0.1:{pbx.server_address[1]}/dial")
+    with WebhookPbx() as pbx:
+        hub = start_hub(provider="webhook", webhook_dial_url=pbx.url)
         noa = Agent(hub, TOKENS["noa"])
         dial_id = api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": "0722776772"}).json()["dial_id"]
         assert noa.recv("dial")["state"] == "requested"
-        for _ in range(100):  # the PBX gets the two legs and where to report progress
-            if _Pbx.received:
-                break
-            threading.Event().wait(0.05)
-        sent = _Pbx.received[-1]
+        sent = pbx.last_dial()  # the PBX gets the two legs and where to report progress
         assert (sent["dial_id"], sent["leg_a"], sent["leg_b"]) == (dial_id, "201", "+972722776772")
         for state in ("leg_a_ringing", "leg_a_answered", "leg_b_ringing", "bridged"):
             r = httpx.post(sent["progress_url"], json={"state": state}, headers={"Authorization": f"Bearer {INGEST}"})
@@ -57,8 +36,6 @@ def test_webhook_provider_posts_the_dial_and_takes_progress_back(start_hub):
             assert noa.recv("dial")["state"] == state
         row = wait_rows(hub, "SELECT * FROM dials WHERE dial_id = ? AND outcome = 'bridged'", [dial_id]).iloc[0]
         assert row.provider == "webhook"
-    finally:
-        pbx.shutdown()
 
 
 def test_webhook_without_a_dial_url_fails_the_dial_with_the_reason(start_hub):

@@ -1,6 +1,6 @@
 """The seed case end to end, against the real hub: ring → lookup → pop → acks on disk."""
 
-from tests.support import TOKENS, Agent, post_event, wait_rows
+from tests.support.hub import TOKENS, Agent, post_event, wait_rows
 
 
 def test_john_doe_pops_at_extension_201_and_acks_land(hub):

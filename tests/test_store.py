@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from pipelines.store import Store, StoreUnavailable, is_duplicate, wait_all
-from tests.disk import small_disk
+from tests.support import wait_until
+from tests.support.disk import small_disk
 
 T = datetime(2026, 11, 25, 10, 0, 0)
 
@@ -23,15 +24,6 @@ def store(tmp_path):
     s = Store(tmp_path / "t.duckdb").open()
     yield s
     s.close()
-
-
-def wait_until(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_writes_commit_in_groups_and_updates_apply_in_order(store):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.crmserver import FakeCrm, contract
-from tests.support import TOKENS, Agent, post_event, wait_rows
+from tests.support.crm import FakeCrm, contract
+from tests.support.hub import TOKENS, Agent, post_event, wait_rows
 
 
 @pytest.fixture

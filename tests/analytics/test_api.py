@@ -13,7 +13,7 @@ import pytest
 
 from pipelines import analytics
 from pipelines.analytics import QUERIES
-from tests.support import TOKENS, api
+from tests.support.hub import TOKENS, api
 
 from . import dataset as ds
 

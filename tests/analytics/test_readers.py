@@ -9,7 +9,7 @@ import pytest
 
 from pipelines import analytics
 from pipelines.readers import AnalyticsUnavailable, HubHoldsFile, open_analytics
-from tests.support import TOKENS
+from tests.support.hub import TOKENS
 
 from . import dataset as ds
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -20,50 +19,12 @@ import httpx
 import pytest
 
 from pipelines.server import BackgroundHub
-from tests.support import ROOT, TOKENS, Agent, hub_settings, wait_rows
+from tests.support import ROOT, free_port
+from tests.support.hub import TOKENS, Agent, hub_settings, wait_rows
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a browser Playwright downloads
 OUT = ROOT / "test-output" / "console"
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 pytestmark = pytest.mark.browser
-
-
-def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: browser tests must run, not skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def playwright(request):
-    """A sync Playwright driver. Only one can live in a thread, so when the browser suite's
-    session driver exists it is shared; alone, this module starts its own."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed: pip install -r requirements-dev.txt")
-    try:
-        shared = request.getfixturevalue("sync_playwright_session")
-    except pytest.FixtureLookupError:
-        shared = None
-    if shared is not None:
-        yield shared
-        return
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"{CHROMIUM} not found: apt-get install chromium (make test does)")
-    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                   args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                         "--disable-background-networking", "--disable-component-update",
-                                         "--disable-sync"])
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +72,10 @@ class ExtensionLike(threading.Thread):
         self.agent.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def console_url(demo_hub, tmp_path_factory):
     """`streamlit run console/app.py` as `make run` starts it, pointed at the demo hub."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("streamlit") / "streamlit.log").open("w+")
     env = {**os.environ, "CALLPOP_HUB_URL": demo_hub.url}
     proc = subprocess.Popen(
@@ -174,8 +129,8 @@ def go(page, title: str) -> None:
     settled(page)
 
 
-def test_console_in_a_real_browser(browser, console_url, demo_hub):
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
+def test_console_in_a_real_browser(plain_browser, console_url, demo_hub):
+    page = plain_browser.new_page(viewport={"width": 1440, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(console_url)
@@ -251,9 +206,9 @@ def _session_cookie(context) -> dict | None:
     return next((c for c in context.cookies() if c["name"] == COOKIE), None)
 
 
-def test_a_sign_in_survives_a_reload_and_a_new_tab_and_sign_out_ends_it(browser, console_url):
+def test_a_sign_in_survives_a_reload_and_a_new_tab_and_sign_out_ends_it(plain_browser, console_url):
     from console.signins import COOKIE
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = plain_browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(console_url)
     sidebar = page.locator('[data-testid="stSidebar"]')

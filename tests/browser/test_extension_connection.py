@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.browser.extension_support import free_port, wait_until
-from tests.support import TOKENS, post_event
+from tests.support import free_port, wait_until
+from tests.support.hub import TOKENS, post_event
 
 pytestmark = pytest.mark.browser
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.extension_support import wait_until
-from tests.support import TOKENS, wait_rows
+from tests.support import wait_until
+from tests.support.hub import TOKENS, wait_rows
 
 pytestmark = pytest.mark.browser
 

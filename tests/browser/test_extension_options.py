@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.browser.extension_support import free_port, wait_until
-from tests.support import TOKENS
+from tests.support import free_port, wait_until
+from tests.support.hub import TOKENS
 
 pytestmark = pytest.mark.browser
 

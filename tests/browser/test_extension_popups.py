@@ -10,9 +10,9 @@ import statistics
 
 import pytest
 
-from tests.browser.extension_support import hub_sent_at_ms, wait_until
-from tests.crmserver import FakeCrm, contract
-from tests.support import ROOT, TOKENS, post_event, wait_rows
+from tests.support import ROOT, wait_until
+from tests.support.crm import FakeCrm, contract
+from tests.support.hub import TOKENS, post_event, wait_rows
 
 pytestmark = pytest.mark.browser
 
@@ -139,6 +139,13 @@ def test_a_url_that_is_not_http_is_never_opened(browser, hub):
     browser.evaluate("id => self.callpop.app.popups.clicked(id)", f"pop:{call_id}")
     wait_rows(hub, "SELECT * FROM pops WHERE call_id = ? AND clicked_at IS NOT NULL", [call_id], timeout=20)
     assert browser.tabs() == tabs
+
+
+def hub_sent_at_ms(hub, call_id: str, agent_id: str) -> float:
+    """When the hub sent a pop (pops.sent_at, UTC), in ms since the epoch."""
+    df = wait_rows(hub, "SELECT epoch_us(sent_at) / 1000.0 AS ms FROM pops WHERE call_id = ? AND agent_id = ?",
+                   [call_id, agent_id], timeout=20)
+    return float(df.ms.iloc[0])
 
 
 def test_time_from_the_hub_sending_a_pop_to_the_bubble(browser, hub, record_property):

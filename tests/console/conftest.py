@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.support import ROOT, TOKENS
+from tests.support import ROOT
+from tests.support.hub import TOKENS
 
 APP = ROOT / "console" / "app.py"
 
@@ -23,8 +24,11 @@ def open_console(page: str | None = None, token: str | None = "dana") -> AppTest
 
 
 def rendered(at: AppTest) -> str:
-    """Everything the page sent to the browser (every element's protobuf, as text)."""
-    return "\n".join(str(node.proto) for node in at._tree if getattr(node, "proto", None) is not None)
+    """Everything the page sent to the browser, every element's protobuf as text: the main area
+    and the sidebar (each block iterates over itself and all below it) and the toasts (the only
+    elements Streamlit puts anywhere else)."""
+    nodes = (*at.main, *at.sidebar, *at.toast)
+    return "\n".join(str(node.proto) for node in nodes if getattr(node, "proto", None) is not None)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 
 from console.views import analytics as page
 from pipelines import analytics
-from tests.support import TOKENS, api, post_event, wait_rows
+from tests.support.hub import TOKENS, api, post_event, wait_rows
 
 
 def with_traffic(hub) -> None:
@@ -105,7 +105,7 @@ def test_ranges_end_now_or_span_whole_local_days():
 
 def test_labels_from_a_crm_are_text_in_the_charts(start_hub, monkeypatch):
     from tests.console.conftest import open_console
-    from tests.crmserver import FakeCrm
+    from tests.support.crm import FakeCrm
     with FakeCrm() as crm:
         crm.respond("0527654000", {"STATUS": "<a href='https://evil.example'>ERR</a>"})
         hub = start_hub(crm_url=crm.url)

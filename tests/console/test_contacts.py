@@ -8,7 +8,7 @@ import time
 from console import session
 from console.hubclient import HubClient, HubError, csv_chunks
 from console.views import contacts
-from tests.support import TOKENS, wait_rows
+from tests.support.hub import TOKENS, wait_rows
 
 GRID = contacts.GRID_KEY
 

@@ -12,8 +12,8 @@ import pytest
 from console.views import crm as crm_page
 from pipelines import crm
 from tests.console.conftest import open_console, rendered
-from tests.crmserver import FakeCrm
 from tests.support import ROOT
+from tests.support.crm import FakeCrm
 
 SEED = {"STATUS": "OK", "URL": "http://www.yourdomain.com/contact_search.asp?user_phone=0722776772",
         "CLIENTNAME": "John Doe", "TOTAL": "1", "COMPANY": "Voicenter"}

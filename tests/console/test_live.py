@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 from console.hubclient import HubClient, HubError
 from console.views import live
 from tests.console.conftest import open_console, rendered
-from tests.crmserver import FakeCrm
-from tests.support import TOKENS, post_event
+from tests.support.crm import FakeCrm
+from tests.support.hub import TOKENS, post_event
 
 
 def ring(hub, call_id: str, caller: str, extension: str) -> None:

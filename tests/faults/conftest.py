@@ -4,13 +4,13 @@ real subprocess (``python -m pipelines serve``) for the tests that kill or stop 
 from __future__ import annotations
 
 import http.server
-import threading
 from pathlib import Path
 
 import pytest
 
-from testkit import procs
-from tests.crmserver import FakeCrm
+from tests.support import procs
+from tests.support.crm import FakeCrm
+from tests.support.httpserver import LocalServer
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def crm():
         yield server
 
 
-class EndlessCrm:
+class EndlessCrm(LocalServer):
     """A CRM that streams a chunked body (no Content-Length) until the client hangs up: the
     size cap must stop reading, not the declared length."""
 
@@ -43,21 +43,14 @@ class EndlessCrm:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/lookup"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = self.origin + "/lookup"
 
 
 @pytest.fixture
 def endless_crm():
-    server = EndlessCrm()
-    yield server
-    server.close()
+    with EndlessCrm() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support import INGEST, TOKENS, Agent, api, post_event, wait_rows
+from tests.support import INGEST
+from tests.support.hub import TOKENS, Agent, api, post_event, wait_rows
 
 AGENTS = ("id,name,token,extension,mobile,home,expires_at,disabled\n"
           "old,Old,tok-old,301,,,2020-01-01T00:00:00Z,\n"

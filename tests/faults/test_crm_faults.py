@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.crmserver import FakeCrm, contract
-from tests.support import TOKENS, Agent, post_event, wait_rows
+from tests.support.crm import FakeCrm, contract
+from tests.support.hub import TOKENS, Agent, post_event, wait_rows
 
 DEADLINE_MS = 400
 HARD_MS = 1500

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from testkit import procs
-from tests.support import INGEST, ROOT, TOKENS, Agent, api, post_event, wait_rows
+from tests.support import INGEST, ROOT, procs
+from tests.support.hub import TOKENS, Agent, api, post_event, wait_rows
 
 AGENTS = ROOT / "data" / "agents.csv"
 RINGING = {"type": "ringing", "caller": "0722776772", "extension": "201"}

@@ -19,7 +19,8 @@ from schemathesis import GenerationMode
 
 from pipelines.api import create_app
 from pipelines.server import BackgroundHub
-from tests.support import INGEST, TOKENS, Agent, hub_settings, post_event
+from tests.support import INGEST
+from tests.support.hub import TOKENS, Agent, hub_settings, post_event
 
 QUICK, DEEP = 15, 300
 TOKENS_TRIED = (TOKENS["noa"], INGEST, None)

@@ -20,9 +20,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from testkit import procs
-from testkit.load import Poster
-from tests.crmserver import contract
+from tests.support import procs
+from tests.support.crm import contract
+from tests.support.load import Poster
 
 
 def event(i: int, agents: list[dict]) -> dict:

@@ -15,8 +15,8 @@ import asyncio
 import duckdb
 import pytest
 
-from testkit import procs
-from testkit.load import AgentSockets, Poster, run_load
+from tests.support import procs
+from tests.support.load import AgentSockets, Poster, run_load
 
 DEADLINE_MS = 1500
 

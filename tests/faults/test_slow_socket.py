@@ -12,11 +12,11 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from testkit import procs
-from testkit.load import Poster
-from tests.crmserver import contract
 from tests.faults.stuck import StuckBrowser
-from tests.support import TOKENS, Agent, post_event
+from tests.support import procs
+from tests.support.crm import contract
+from tests.support.hub import TOKENS, Agent, post_event
+from tests.support.load import Poster
 
 BIG_URL = "https://crm.example.com/" + "x" * 200_000  # fat pops fill the socket buffers in a few frames
 QUEUE = 8

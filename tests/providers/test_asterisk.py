@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from tests.providers.amiserver import AmiServer, transcript
-from tests.support import Agent, api, wait_rows
+from tests.support.hub import Agent, api, wait_rows
 
 AGENTS = """id,name,token,extension,mobile,home,role
 noa,Noa Levi,tok-noa,201,054-812-4567,,agent

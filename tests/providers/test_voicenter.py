@@ -15,9 +15,9 @@ from pipelines.dial import DialPlan, DialRefused
 from pipelines.providers import peers
 from pipelines.providers.voicenter.wire import (EMPTY_ANSWER, click2call_request, parse_cdr, parse_click2call,
                                                 parse_popup)
-from tests.crmserver import FakeCrm, contract
 from tests.providers.voicenterapi import Click2CallApi
-from tests.support import Agent, api, wait_rows
+from tests.support.crm import FakeCrm, contract
+from tests.support.hub import Agent, api, wait_rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "voicenter"
 AGENTS = """id,name,token,extension,mobile,home,role,voicenter_user

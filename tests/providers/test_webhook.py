@@ -4,14 +4,14 @@ another machine."""
 
 import json
 import re
-import threading
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from pipelines import settings as settings_mod
-from tests.support import ROOT, TOKENS, Agent, api
+from tests.support import ROOT
+from tests.support.hub import TOKENS, Agent, api
+from tests.support.pbx import WebhookPbx
 
 SECRET = "whsec-0123456789abcdef"
 
@@ -25,44 +25,14 @@ def documented_verify():
     return scope["verify"]
 
 
-class Pbx:
-    """A PBX's dial endpoint on a free port: keeps what it got, answers 202 when the signature
-    checks out with its secret (or when it checks nothing), else 401."""
+class Pbx(WebhookPbx):
+    """The PBX's dial endpoint, answering 202 when the signature checks out with its secret (or
+    when it checks nothing), else 401; its ``verify`` is the documented recipe."""
 
     def __init__(self, secret: str | None):
-        self.secret, self.received, self.verify = secret, [], documented_verify()
-        pbx = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                pbx.received.append((dict(self.headers), body))
-                ok = pbx.secret is None or pbx.verify(pbx.secret, self.headers.get("X-Callpop-Timestamp", ""),
-                                                      self.headers.get("X-Callpop-Signature", ""), body)
-                self.send_response(202 if ok else 401)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/dial"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def last(self, timeout: float = 5.0) -> tuple[dict, bytes]:
-        """The last request received (headers, raw body), waiting for one if none came yet."""
-        for _ in range(int(timeout / 0.05)):
-            if self.received:
-                break
-            threading.Event().wait(0.05)
-        return self.received[-1]
+        self.verify = documented_verify()
+        super().__init__(None if secret is None else lambda headers, body: self.verify(
+            secret, headers.get("X-Callpop-Timestamp", ""), headers.get("X-Callpop-Signature", ""), body))
 
 
 def test_the_dial_post_is_signed_and_the_documented_recipe_verifies_it(start_hub):

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.support.httpserver import LocalServer
 
 PATH = "/ForwardDialer/click2call.aspx"
 MESSAGES = {0: "OK", 1: "Invalid request parameters", 2: "Application error", 3: "Extension is offline",
             4: "Extension is blocked for Click2Call"}
 
 
-class Click2CallApi:
+class Click2CallApi(LocalServer):
     def __init__(self, code: str = "test-code"):
         self.code = code
         self.requests: list[dict] = []
@@ -70,14 +71,5 @@ class Click2CallApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{PATH}"
-
-    def __enter__(self) -> "Click2CallApi":
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = self.origin + PATH

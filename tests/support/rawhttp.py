@@ -42,11 +42,6 @@ def response(body: bytes | dict = b"", status: str = "200 OK", *headers: str, le
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def contract(name: str, total: int = 1) -> dict:
-    return {"STATUS": "OK", "URL": f"https://crm.example.com/c/{name.replace(' ', '-')}", "CLIENTNAME": name,
-            "TOTAL": str(total), "COMPANY": ""}
-
-
 class RawServer:
     def __init__(self, answer: Answer, tls: ssl.SSLContext | None = None,
                  after: Callable[[socket.socket, Request], None] | None = None):

@@ -1,12 +1,13 @@
-"""testkit.stats: percentiles, the paired difference and the interval from resampling paired
-slices, and the words a verdict puts on them. Pure functions, no servers."""
+"""tests.support.stats, what the benchmarks' verdicts rest on: percentiles, the paired difference
+and the interval from resampling paired slices, and the words a verdict puts on them. Pure
+functions, no servers."""
 
 import math
 
 import numpy as np
 import pytest
 
-from testkit.stats import difference_interval, nearest_rank, paired_difference, percentile, verdict
+from tests.support.stats import difference_interval, nearest_rank, paired_difference, percentile, verdict
 
 
 def slices(rng, n, size, shift=0.0):

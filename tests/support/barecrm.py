@@ -5,7 +5,7 @@ nothing else, so it costs as little CPU as possible on a machine it shares with 
 test. Every number is known: ``CLIENTNAME`` is "Caller <digits>", so a client can check it got the
 answer for its own number.
 
-    python -m testkit.crm --delay-ms 50      # prints "bare crm listening on http://127.0.0.1:PORT"
+    python -m tests.support.barecrm --delay-ms 50   # prints "bare crm listening on http://127.0.0.1:PORT"
 
 The lookup URL is that address + ``/lookup`` (any path answers the same).
 """
@@ -17,13 +17,14 @@ import asyncio
 import json
 from urllib.parse import parse_qs, urlsplit
 
+from .crm import contract
 from .wire import read_message
 
 
 def answer(phone: str) -> bytes:
     digits = "".join(ch for ch in phone if ch.isdigit())
-    return json.dumps({"STATUS": "OK", "URL": f"https://crm.example.com/contacts/{digits}",
-                       "CLIENTNAME": f"Caller {digits}", "TOTAL": "1", "COMPANY": "Bench Ltd"}).encode()
+    return json.dumps(contract(expected_name(phone), "Bench Ltd", "1",
+                               f"https://crm.example.com/contacts/{digits}")).encode()
 
 
 def expected_name(phone: str) -> str:
@@ -69,7 +70,7 @@ def run(delay_ms: float = 0.0, port: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m testkit.crm")
+    p = argparse.ArgumentParser(prog="python -m tests.support.barecrm")
     p.add_argument("--delay-ms", type=float, default=0.0)
     p.add_argument("--port", type=int, default=0)
     a = p.parse_args()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from .httpserver import LocalServer
 
 
 @dataclasses.dataclass
@@ -25,15 +26,15 @@ class Answer:
 
 
 def contract(name: str = "", company: str = "", total=1, url: str = "https://crm.example.com/c/1",
-             status: str = "OK") -> bytes:
-    return json.dumps({"STATUS": status, "URL": url, "CLIENTNAME": name, "TOTAL": total,
-                       "COMPANY": company}).encode()
+             status: str = "OK") -> dict:
+    """A lookup answer in the CRM contract's shape (docs/PROTOCOL.md); every CRM here answers one."""
+    return {"STATUS": status, "URL": url, "CLIENTNAME": name, "TOTAL": total, "COMPANY": company}
 
 
-class FakeCrm:
+class FakeCrm(LocalServer):
     def __init__(self):
         self.answers: dict[str, Answer] = {}
-        self.default = Answer(contract(total="0", url=""))
+        self.default = Answer(json.dumps(contract(total="0", url="")).encode())
         self.requests: list[dict[str, str]] = []
         crm = self
 
@@ -72,10 +73,8 @@ class FakeCrm:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/lookup"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
+        self.url = self.origin + "/lookup"
 
     def respond(self, phone: str, body: bytes | str | dict = b"", **kw) -> "FakeCrm":
         if isinstance(body, dict):
@@ -87,11 +86,3 @@ class FakeCrm:
 
     def lookups_of(self, phone: str) -> int:
         return sum(1 for r in self.requests if r.get("phone") == phone)
-
-    def __enter__(self) -> "FakeCrm":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -1,4 +1,5 @@
-"""Test helpers: the real hub on a free port, real WebSocket clients, real HTTP."""
+"""The real hub in this process (``BackgroundHub`` on a free port), real WebSocket clients of it,
+real HTTP to it, and its own database polled until rows arrive."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from websockets.sync.client import ClientConnection, connect
 from pipelines import settings as settings_mod
 from pipelines.server import BackgroundHub
 
-ROOT = Path(__file__).resolve().parent.parent
-INGEST = "test-ingest-token"
-METRICS = "test-metrics-token"
+from . import INGEST, METRICS, ROOT
+
 TOKENS = {"noa": "demo-token-noa", "avi": "demo-token-avi", "sarah": "demo-token-sarah",
           "james": "demo-token-james", "dana": "demo-token-dana"}
 

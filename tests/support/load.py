@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from .crm import expected_name
+from .barecrm import expected_name
 from .stats import percentile
 from .wire import read_message
 

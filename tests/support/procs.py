@@ -1,6 +1,6 @@
 """Processes for fault tests and benchmarks: the real hub (``python -m pipelines serve``, set up
-through its ``CALLPOP_*`` environment), the bare CRM of ``testkit.crm``, an agents CSV of any
-size; and what the kernel says about a process (address, RSS, CPU per thread, children).
+through its ``CALLPOP_*`` environment), the bare CRM of ``tests.support.barecrm``, an agents CSV
+of any size; and what the kernel says about a process (address, RSS, CPU per thread, children).
 
 Every process binds port 0 and prints the address it got ("... listening on http://HOST:PORT");
 we parse that line, so runs never collide with each other or with a hub someone is running on
@@ -16,11 +16,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-INGEST = "bench-ingest-token"
+from . import INGEST, ROOT
+
 _LISTENING = re.compile(r"listening on (http://[\w.\-\[\]:]+)")
 
 
@@ -123,8 +122,9 @@ def start_hub(db_path: Path, agents_csv: Path, crm_url: str = "", **settings) ->
 
 
 def start_crm(delay_ms: float = 0.0) -> Proc:
-    """The bare CRM of testkit/crm.py in its own process; its lookup URL is ``proc.url + '/lookup'``."""
-    return Proc([sys.executable, "-m", "testkit.crm", "--delay-ms", str(delay_ms)], name="crm")
+    """The bare CRM of tests/support/barecrm.py in its own process; its lookup URL is
+    ``proc.url + '/lookup'``."""
+    return Proc([sys.executable, "-m", "tests.support.barecrm", "--delay-ms", str(delay_ms)], name="crm")
 
 
 # --- what the kernel says about a process
@@ -196,11 +196,3 @@ def machine() -> dict[str, str]:
     return {"cpu": model or platform.processor() or "?", "cores": str(os.cpu_count()), "memory": mem,
             "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}"}
 
-
-def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
