@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import analytics, crmcheck, samplecrm
+from . import extension_updates
 from .access import INGEST, STAFF, SUPERVISOR, require_role, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
@@ -394,6 +395,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
 
     if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
         app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))
+    app.include_router(extension_updates.router(settings.extension_dir))  # public: for Chrome's policy
     if (provider_routes := hub.provider.routes()) is not None:  # URLs the phone system calls, if any
         app.include_router(provider_routes)
 
