@@ -143,9 +143,9 @@ function showManaged(policy) {
   $("hubUrl-managed").hidden = !policy.locked;
 }
 
-Promise.all([loadSettings(), loadManaged()]).then(([s, policy]) => {
+loadSettings().then((s) => {
   fillCountries(s.defaultCountry);
   writeForm(s);
-  showManaged(policy);
 });
+loadManaged().then(showManaged);
 chrome.storage.session.get("status").then(({ status }) => showStatus(status || { state: "connecting" }));
