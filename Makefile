@@ -1,6 +1,7 @@
 # callpop: `make run` starts the demo; `make test` runs every test.
 # Both install what they need first (a .venv from the pinned requirements, npm packages for the
-# extension, Debian's chromium for browser tests); a second run skips what is already there.
+# extension, Debian's chromium for browser tests and caddy for the TLS deployment test); a second run
+# skips what is already there.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,13 +9,13 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LIBPHONE := extension/vendor/libphonenumber-max.js
 
-.PHONY: run test bench soak deps dev-deps extension chromium clean
+.PHONY: run test bench soak deps dev-deps extension extension-package chromium caddy clean
 
 run: deps extension
 	$(BIN)/callpop demo
 
 # Every stage runs whatever an earlier one said; each reports, and the target fails if any did.
-test: dev-deps extension chromium
+test: dev-deps extension chromium caddy
 	@failed=""; \
 	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest || failed="$$failed python"; \
 	node --test extension/tests/ || failed="$$failed extension"; \
@@ -54,5 +55,17 @@ chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# The deployment test (tests/deploy/) runs Debian's caddy in front of a hub and a console.
+caddy:
+	@test -x /usr/bin/caddy || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq caddy >/dev/null; }
+
+# The extension as an admin installs it for every agent (deploy/README.md): a versioned zip, the
+# CRX signed with the admin's key and the updates.xml the hub serves from CALLPOP_EXTENSION_DIR.
+#   make extension-package EXTENSION_KEY=/path/to/key.pem HUB_URL=https://callpop.example.com
+EXTENSION_OUT ?= dist/extension
+extension-package: extension
+	node extension/tools/package.js --key "$(EXTENSION_KEY)" --hub-url "$(HUB_URL)" --out "$(EXTENSION_OUT)"
+
 clean:
-	rm -rf $(VENV) node_modules extension/vendor .pytest_cache
+	rm -rf $(VENV) node_modules extension/vendor .pytest_cache dist

@@ -1,5 +1,5 @@
-"""``callpop <command>`` (or ``python -m pipelines``): serve (the hub), demo (the whole demo: ``make
-run``), settings, seed (history), agents, ring, backup."""
+"""``callpop <command>`` (or ``python -m pipelines``): serve (the hub), console, demo (the whole demo:
+``make run``), settings, seed (history), agents, ring, backup."""
 
 from __future__ import annotations
 
@@ -135,12 +135,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not _wait_http(f"{hub_url}/healthz", procs[0], 30):
             print("The hub did not start; see the log above.", file=sys.stderr)
             return 1
-        console_env = {**env, "CALLPOP_HUB_URL": hub_url}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(console_app()), "--server.headless", "true",
-             "--server.address", s.console_host, "--server.port", str(console_port),
-             "--browser.gatherUsageStats", "false"],
-            env=console_env, stdout=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(console_argv(s, console_port), env={**env, "CALLPOP_HUB_URL": hub_url},
+                                      stdout=subprocess.DEVNULL))
         _banner(s, hub_url, f"http://{s.console_host}:{console_port}")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -157,6 +153,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         print("\ncallpop stopped.")
+
+
+def console_argv(s: settings_mod.Settings, port: int) -> list[str]:
+    """The console's command line: Streamlit serving the console package on CALLPOP_CONSOLE_HOST:port."""
+    return [sys.executable, "-m", "streamlit", "run", str(console_app()), "--server.headless", "true",
+            "--server.address", s.console_host, "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """The console alone (a service of its own next to ``serve``): Streamlit in place of this process,
+    so a service manager's signals reach it."""
+    if importlib.util.find_spec("streamlit") is None:
+        print("callpop console: the console is not installed: pip install 'callpop[console]'", file=sys.stderr)
+        return 2
+    s = settings_mod.load()
+    if busy := _port_taken(s.console_host, s.console_port, "CALLPOP_CONSOLE_PORT"):
+        print(f"callpop: {busy}", file=sys.stderr)
+        return 2
+    # The console reads these from its environment, not from the settings file.
+    env = {**os.environ, "CALLPOP_HUB_URL": s.hub_url, "CALLPOP_CONSOLE_SESSION_H": str(s.console_session_h)}
+    argv = console_argv(s, s.console_port)
+    os.execve(argv[0], argv, env)
 
 
 def cmd_ring(args: argparse.Namespace) -> int:
@@ -281,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--console-port", type=int, default=0, help="default CALLPOP_CONSOLE_PORT (8501)")
     demo.add_argument("--dir", default=str(DEMO_DIR), help="where the demo keeps its database (default var/demo)")
     demo.set_defaults(func=cmd_demo)
+    sub.add_parser("console", help="run the console alone (Streamlit on CALLPOP_CONSOLE_HOST:CALLPOP_CONSOLE_PORT, "
+                   "a client of CALLPOP_HUB_URL)").set_defaults(func=cmd_console)
     ring = sub.add_parser("ring", help="ring an extension on the running hub now (a pop on demand)")
     ring.add_argument("extension", help="the extension that rings, e.g. 201")
     ring.add_argument("caller", nargs="?", default="0722776772", help="the calling number (default John Doe's)")

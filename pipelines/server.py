@@ -281,7 +281,10 @@ def serve(settings: Settings) -> None:
     raise_open_files(settings.max_connections + 256)  # before make_server, which reads the limit
     server, sock, settings = make_server(settings)
     server.own_process = True
-    log.info("callpop hub listening on %s (provider %s)", settings.base_url, settings.provider)
+    # Where it listens, not the public URL (behind a proxy they differ; tests parse this line).
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    log.info("callpop hub listening on http://%s:%d%s (provider %s)", host, settings.port,
+             f", public address {settings.public_url}" if settings.public_url else "", settings.provider)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # uvloop: the I/O loop in C
         runner.run(server.serve(sockets=[sock]))
 

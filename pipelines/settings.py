@@ -351,11 +351,17 @@ class Settings(BaseSettings):
                                 le=1000)
     ws_send_timeout_s: float = setting(10.0, "Seconds one send may take before the socket is dropped as too slow.",
                                     gt=0, le=300)
+    # --- the extension, installed by policy
+    extension_dir: Annotated[Path | None, BeforeValidator(_none_if_empty)] = setting(
+        None, "Folder of the packed extension (make extension-package: updates.xml and callpop-<version>.crx) the "
+        "hub serves to anyone at /extension/<file>, for Chrome's ExtensionInstallForcelist policy; empty = not "
+        "served (404).")
     # --- the console
     hub_url: HttpUrl = setting("http://127.0.0.1:8765", "console: the hub the console talks to.")
     console_host: Annotated[str, AfterValidator(_host)] = setting(
-        "127.0.0.1", "console: interface the console listens on (make run); 0.0.0.0 for every interface.")
-    console_port: int = setting(8501, "console: port the console listens on (make run).", ge=1, le=65535)
+        "127.0.0.1", "console: interface the console listens on (make run, callpop console); 0.0.0.0 for every interface.")
+    console_port: int = setting(8501, "console: port the console listens on (make run, callpop console).", ge=1,
+                              le=65535)
     console_session_h: float = setting(
         12.0, "console: hours a console sign-in lasts across reloads and tabs (an opaque, revocable session id in "
         "a cookie; the token stays in the console).", ge=1 / 12, le=24 * 30)

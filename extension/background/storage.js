@@ -1,20 +1,49 @@
-/* Where the settings are kept. The agent token is a password: it stays in chrome.storage.local
+/* Where the settings are kept. An administrator's policy may set the hub address (managed storage,
+ * loadManaged); everything else is the agent's. The agent token is a password: it stays in chrome.storage.local
  * (this browser only, never synced) and only the extension's own pages and worker may read it.
  * Preferences (hub address, phones, pops, marking) go in chrome.storage.sync, to follow the agent
  * to other Chromes; content scripts read them there, which is why sync stays readable by
  * untrusted contexts and why the token must never be in it. Shared by the worker and the options page. */
 
-import { DEFAULTS } from "./settings.js";
+import { DEFAULTS, normaliseHubUrl } from "./settings.js";
 
 export const SECRET_KEYS = Object.freeze(["token"]);
 export const PREFERENCES = Object.freeze(Object.fromEntries(Object.entries(DEFAULTS).filter(([k]) => !SECRET_KEYS.includes(k))));
-const SECRETS = Object.freeze(Object.fromEntries(SECRET_KEYS.map((k) => [k, DEFAULTS[k]])));
 
 const areas = () => chrome.storage;
 
-export async function loadSettings({ sync, local } = areas()) {
-  const [prefs, secrets] = await Promise.all([sync.get(PREFERENCES), local.get(SECRETS)]);
-  return { ...DEFAULTS, ...prefs, ...secrets };
+/* The settings in force: the agent's, except the hub address when the admin's policy sets it (loadManaged). */
+export async function loadSettings(from = areas()) {
+  // Keys, not defaults: what the agent saved must be told from what they never set.
+  const [prefs, secrets, policy] = await Promise.all([from.sync.get(Object.keys(PREFERENCES)),
+    from.local.get(SECRET_KEYS), loadManaged(from)]);
+  const settings = { ...DEFAULTS, ...prefs, ...secrets };
+  if (policy.hubUrl && (policy.locked || !("hubUrl" in prefs))) settings.hubUrl = policy.hubUrl;
+  return settings;
+}
+
+export const NOT_MANAGED = Object.freeze({ hubUrl: "", locked: false });
+
+/* What the admin's policy sets (chrome.storage.managed, read-only, shaped by managed_schema.json):
+ * the hub address, locked unless the policy says lockHubUrl: false (then it is only where an agent
+ * starts). NOT_MANAGED without a policy, or for an address the extension would refuse anyway
+ * (http:// to another machine). */
+export async function loadManaged({ managed } = areas()) {
+  if (!managed) return NOT_MANAGED;
+  let policy;
+  try {
+    policy = await managed.get(["hubUrl", "lockHubUrl"]);
+  } catch (e) { // a browser without managed storage for extensions
+    console.warn("callpop: managed storage", e);
+    return NOT_MANAGED;
+  }
+  if (!policy.hubUrl) return NOT_MANAGED;
+  const hub = normaliseHubUrl(policy.hubUrl);
+  if (hub.error) {
+    console.warn(`callpop: the hub address of the policy is ignored: ${hub.error}`);
+    return NOT_MANAGED;
+  }
+  return { hubUrl: hub.value, locked: policy.lockHubUrl !== false };
 }
 
 /* Save what validateSettings returned: the token to local, the rest to sync. */

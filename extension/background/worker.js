@@ -79,7 +79,7 @@ chrome.notifications.onClicked.addListener((id) => app.popups.clicked(id));
 chrome.notifications.onClosed.addListener((id, byUser) => app.popups.closed(id, byUser));
 chrome.action.onClicked.addListener(() => chrome.runtime.openOptionsPage());
 chrome.storage.onChanged.addListener((changes, area) => {
-  if (area !== "sync" && area !== "local") return; // preferences, or the token
+  if (area !== "sync" && area !== "local" && area !== "managed") return; // preferences, the token, or the policy
   started.then(settings).then((s) => connection.configure(s));
 });
 

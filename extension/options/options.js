@@ -1,9 +1,10 @@
-/* The options page: read the form, validate it (a hub on another machine must be https://), ask
+/* The options page: read the form, validate it (a hub on another machine must be https://; a hub
+ * address the admin's policy locks is shown read-only), ask
  * Chrome for access to a hub that is not on this machine, save (the token to local storage, the
  * rest to sync: storage.js); "Test connection" asks the hub who the token is. */
 
 import { apiUrl, normaliseHubUrl, validateSettings } from "../background/settings.js";
-import { loadSettings, saveSettings } from "../background/storage.js";
+import { loadManaged, loadSettings, saveSettings } from "../background/storage.js";
 
 const form = document.getElementById("form");
 const $ = (id) => document.getElementById(id);
@@ -136,8 +137,15 @@ chrome.storage.session.onChanged.addListener((changes) => {
   if (changes.status) showStatus(changes.status.newValue);
 });
 
+/* A hub address the admin's policy locks: shown, not editable (what is saved is the policy's anyway). */
+function showManaged(policy) {
+  form.hubUrl.readOnly = policy.locked;
+  $("hubUrl-managed").hidden = !policy.locked;
+}
+
 loadSettings().then((s) => {
   fillCountries(s.defaultCountry);
   writeForm(s);
 });
+loadManaged().then(showManaged);
 chrome.storage.session.get("status").then(({ status }) => showStatus(status || { state: "connecting" }));

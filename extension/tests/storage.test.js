@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FakeArea } from "./fakes.js";
 import { DEFAULTS, validateSettings } from "../background/settings.js";
-import { loadSettings, lockSecrets, migrateSecrets, PREFERENCES, saveSettings } from "../background/storage.js";
+import { loadManaged, loadSettings, lockSecrets, migrateSecrets, NOT_MANAGED, PREFERENCES, saveSettings } from "../background/storage.js";
 
 const areas = (sync = {}, local = {}) => ({ sync: new FakeArea(sync), local: new FakeArea(local) });
 
@@ -52,4 +52,41 @@ test("local storage is closed to content scripts", async () => {
   await lockSecrets(a);
   assert.equal(a.local.accessLevel, "TRUSTED_CONTEXTS");
   assert.equal(a.sync.accessLevel, null, "sync stays readable by the content script (it reads the marking preferences)");
+});
+
+/* The admin's policy (chrome.storage.managed, extension/managed_schema.json) may set the hub address. */
+const withPolicy = (policy, sync = {}, local = {}) => ({ ...areas(sync, local), managed: new FakeArea(policy) });
+
+test("a hub address set by policy is locked by default: it wins over the agent's", async () => {
+  const a = withPolicy({ hubUrl: "https://callpop.example.com/" }, { hubUrl: "https://mine.example", popBehaviour: "fade" },
+    { token: "mine" });
+  assert.deepEqual(await loadManaged(a), { hubUrl: "https://callpop.example.com", locked: true });
+  assert.deepEqual(await loadSettings(a), { ...DEFAULTS, hubUrl: "https://callpop.example.com", popBehaviour: "fade",
+    token: "mine" });
+});
+
+test("an unlocked policy address is only where an agent starts", async () => {
+  const policy = { hubUrl: "https://callpop.example.com", lockHubUrl: false };
+  assert.deepEqual(await loadManaged(withPolicy(policy)), { hubUrl: "https://callpop.example.com", locked: false });
+  assert.equal((await loadSettings(withPolicy(policy))).hubUrl, "https://callpop.example.com", "nothing saved yet");
+  assert.equal((await loadSettings(withPolicy(policy, { hubUrl: "https://mine.example" }))).hubUrl,
+    "https://mine.example", "the agent's own choice stays");
+});
+
+test("no policy, or one the extension would refuse, leaves the agent's settings alone", async () => {
+  assert.deepEqual(await loadManaged(areas()), NOT_MANAGED, "no managed area at all (node, an older Chrome)");
+  assert.deepEqual(await loadManaged(withPolicy({})), NOT_MANAGED);
+  assert.deepEqual(await loadManaged(withPolicy({ lockHubUrl: true })), NOT_MANAGED, "a lock without an address");
+  const plain = withPolicy({ hubUrl: "http://callpop.example.com" }, { hubUrl: "https://mine.example" });
+  assert.deepEqual(await loadManaged(plain), NOT_MANAGED, "http:// to another machine is refused from a policy too");
+  assert.equal((await loadSettings(plain)).hubUrl, "https://mine.example");
+  const broken = { ...areas(), managed: { get: async () => { throw new Error("managed storage unavailable"); } } };
+  assert.deepEqual(await loadManaged(broken), NOT_MANAGED);
+});
+
+test("saving never writes to the policy's area", async () => {
+  const a = withPolicy({ hubUrl: "https://callpop.example.com" });
+  const { settings } = validateSettings({ ...DEFAULTS, hubUrl: "https://callpop.example.com", token: "t" });
+  await saveSettings(settings, a);
+  assert.deepEqual(a.managed.data, { hubUrl: "https://callpop.example.com" });
 });

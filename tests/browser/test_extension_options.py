@@ -26,7 +26,9 @@ def options(extension_browser):
                                 defaultCountry="IL", popBehaviour="stay", detection=True, detectionOffSites=[])
     page = extension_browser.ctx.new_page()
     page.goto(f"chrome-extension://{extension_browser.extension_id}/options/options.html")
-    page.wait_for_function("document.getElementById('defaultCountry').options.length > 200")
+    # A locator, not wait_for_function: polling a JS string is eval, which the page's CSP refuses
+    # (the first options.js read waits for chrome.storage.managed, slow while the browser starts).
+    page.locator("#defaultCountry option").nth(200).wait_for(state="attached")
     yield page
     page.close()
 

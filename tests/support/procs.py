@@ -39,10 +39,10 @@ class Proc:
     """A child process that prints 'listening on http://HOST:PORT' on stderr or stdout."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, name: str = "proc",
-                 start_timeout: float = 60.0):
+                 start_timeout: float = 60.0, cwd: Path = ROOT):
         self.name = name
         self.log: list[str] = []
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self._url = threading.Event()
         self.url = ""
