@@ -21,10 +21,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, crmcheck, samplecrm
+from . import analytics, crmcheck
 from .access import INGEST, STAFF, SUPERVISOR, require_role, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
+from .demo import samplecrm
 from .dial import FINAL_STATES, DialRefused, iso_utc
 from .errors import ApiError
 from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
