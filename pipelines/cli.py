@@ -26,7 +26,7 @@ def setup_logging(level: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
-    from .store import in_use
+    from .store_schema import in_use
     s = settings_mod.load()
     setup_logging(s.log_level)
     env = settings_mod.configured_env_file().resolve()
