@@ -123,7 +123,6 @@ def _networks(values: list[str]) -> list[str]:
 MIN_SHARED_SECRET = 16
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
 Networks = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_networks)]
-Upper = Annotated[str, BeforeValidator(_upper)]
 OneLine = Annotated[str, AfterValidator(_one_line)]
 HttpUrl = Annotated[str, AfterValidator(_one_line), AfterValidator(_http_url)]
 Region = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Z]{2}$")]
