@@ -1,4 +1,5 @@
-"""The hub's HTTP routes and its ``/ws`` WebSocket (the contracts of docs/PROTOCOL.md).
+"""The hub's HTTP routes (the contracts of docs/PROTOCOL.md); the app they make with the door in
+front (``edge.py``) and the ``/ws`` WebSocket (``sockets.py``).
 
 A thin shell: every route validates, authenticates and hands over to the hub. Errors always
 answer ``{"error": <code>, "message": <why>}`` as JSON: a 4xx for what the caller sent, 503 with
@@ -8,130 +9,31 @@ fault of ours. Refused input is logged and recorded in ``rejects`` (never with a
 
 import asyncio
 import contextlib
-import json
-import logging
-import time
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Annotated
 
 import duckdb
-from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, backup, crmcheck, extension_updates, metrics, samplecrm
+from . import analytics, backup, crmcheck, extension_updates, metrics, sockets
 from .access import AgentDep, IngestDep, SupervisorDep, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
+from .demo import samplecrm
 from .dial import FINAL_STATES, DialRefused, iso_utc
+from .edge import Edge
 from .errors import ApiError
-from .events import ACK_EVENTS, DIAL_STATES, CallEvent, DialRequest, msg_error, utcnow
+from .events import DIAL_STATES, CallEvent, DialRequest, utcnow
 from .hub import EventRefused, Hub
-from .limits import Throttle
 from .phone import normalise
 from .providers.base import HangupUnsupported
-from .sessions import CLOSE_UNAUTHORIZED, Session
 from .settings import Settings
 from .store import StoreUnavailable
 
-log = logging.getLogger("callpop.api")
 RETRY_AFTER_S = 5  # what a 503 tells the PBX to wait before retrying
-
-
-class Edge:
-    """ASGI middleware at the edge: a Host the hub does not answer to gets 400 (a page on
-    another site cannot reach the hub through DNS rebinding), bodies over ``limit`` bytes get 413
-    before a route reads them, and every request is logged by path only (query strings may carry
-    numbers or secrets)."""
-
-    def __init__(self, app, limit: int, hosts: frozenset[str]):
-        self.app, self.limit, self.hosts = app, limit, hosts
-        self.logged = Throttle(60.0)
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        host = _host_name(headers.get(b"host", b"").decode("latin-1"))
-        if host not in self.hosts:
-            return await _answer(scope, send, 400, "bad_host", f"this hub does not answer to host {host[:60]!r}; "
-                                 "add it to CALLPOP_ALLOWED_HOSTS or CALLPOP_PUBLIC_URL")
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(send)
-        started, status = time.perf_counter(), [0]
-
-        async def sending(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        app_receive = receive
-        if not declared:  # chunked: read it here (bodies are small) so the limit holds
-            body, _ = await _read_body(receive, self.limit)
-            if len(body) > self.limit:
-                return await self._refuse(send)
-            app_receive = _replaying(body, receive)
-
-        try:
-            await self.app(scope, app_receive, sending)
-        finally:
-            # Failures at INFO, but a flood of them (bad tokens, scans) one line a minute per status.
-            level, held = logging.DEBUG, 0
-            if status[0] >= 400:
-                allowed, held = self.logged.allow(status[0])
-                level = logging.INFO if allowed else logging.DEBUG
-            log.log(level, "%s %s -> %d (%.1f ms)%s", scope["method"], scope["path"], status[0],
-                    (time.perf_counter() - started) * 1000, f" ({held} like it not logged)" if held else "")
-
-    async def _refuse(self, send):
-        await _answer({"type": "http"}, send, 413, "body_too_large", f"request body over {self.limit} bytes")
-
-
-def _host_name(header: str) -> str:
-    """The Host header's name without its port, lower case; IPv6 without brackets."""
-    return urlsplit("//" + header.strip()).hostname or ""
-
-
-async def _answer(scope, send, status: int, code: str, message: str) -> None:
-    """An error answered at the edge, in the routes' JSON shape; for a WebSocket handshake, as
-    ASGI's denial response (an HTTP answer instead of the upgrade)."""
-    kind = "websocket.http.response" if scope["type"] == "websocket" else "http.response"
-    body = json.dumps({"error": code, "message": message}).encode()
-    await send({"type": kind + ".start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": kind + ".body", "body": body})
-
-
-async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
-    """(body, the client left): the request body, read until its end, until the client leaves,
-    or until it runs over ``limit`` bytes (then what was read, longer than the limit)."""
-    chunks, size, more = [], 0, True
-    while more and size <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        more = message.get("more_body", False)
-    return b"".join(chunks), False
-
-
-def _replaying(body: bytes, receive):
-    """A receive that hands the body already read to the app, then the real receive."""
-    replayed = False
-
-    async def again():
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-    return again
 
 
 def _rings_nobody(hub: Hub, event: CallEvent) -> bool:
@@ -396,88 +298,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(extension_updates.router(settings.extension_dir))  # public: for Chrome's policy
     if (provider_routes := hub.provider.routes()) is not None:  # URLs the phone system calls, if any
         app.include_router(provider_routes)
-
-    # --- the WebSocket
-    @app.websocket("/ws")
-    async def ws(websocket: WebSocket):
-        await websocket.accept()
-        agent, why = None, "no hello"
-        try:
-            async with asyncio.timeout(settings.ws_hello_timeout_s):
-                first = await websocket.receive()
-            hello = _json(first)
-            if isinstance(hello, dict) and hello.get("type") == "hello":
-                agent, why = hub.agents.authenticate(hello.get("token") if isinstance(hello.get("token"), str) else None)
-            else:
-                why = "the first message must be {\"type\":\"hello\",\"token\":...}"
-        except TimeoutError:
-            why = "no hello in time"
-        if agent is None:
-            hub.reject("/ws", "unauthorized", why)
-            with contextlib.suppress(Exception):
-                await websocket.close(CLOSE_UNAUTHORIZED, why[:120])
-            return
-        session = Session(agent, websocket.send_text, websocket.close, queue_size=settings.ws_send_queue,
-                          send_timeout_s=settings.ws_send_timeout_s, heartbeat_s=settings.ws_heartbeat_s,
-                          client=str(hello.get("client", ""))[:20])
-        session.start()
-        hub.welcome(session)
-        try:
-            while not session.closed:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                reply = handle_client_message(hub, session, _json(message))
-                if reply is not None:
-                    session.offer_message(reply)
-        except Exception:  # noqa: BLE001 - a broken socket ends its own session only
-            log.debug("socket %s ended", session.id, exc_info=True)
-        finally:
-            hub.sessions.remove(session)
-            session.detach()
+    app.include_router(sockets.router(hub, settings))  # /ws
 
     return app
-
-
-_BAD = object()
-
-
-def _json(message: dict) -> Any:
-    if message.get("type") == "websocket.disconnect":
-        return _BAD
-    text = message.get("text")
-    if text is None:
-        return _BAD
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested past what the parser follows
-        return _BAD
-
-
-def handle_client_message(hub: Hub, session: Session, message: Any) -> dict | None:
-    """One message from a browser; returns the reply, if any. Keys are the protocol's types."""
-    if message is _BAD or not isinstance(message, dict):
-        return msg_error("bad_message", "messages are JSON objects with a \"type\"")
-    kind = message.get("type")
-    handler = CLIENT_HANDLERS.get(kind) if isinstance(kind, str) else None
-    if handler is None:
-        return msg_error("unknown_type", f"unknown message type {str(kind)[:40]!r}; known: {', '.join(CLIENT_HANDLERS)}")
-    return handler(hub, session, message)
-
-
-def _on_ack(hub: Hub, session: Session, message: dict) -> dict | None:
-    call_id, event = message.get("call_id"), message.get("event")
-    if not isinstance(call_id, str) or event not in ACK_EVENTS:
-        return msg_error("bad_ack", f"ack needs a call_id and an event ({', '.join(ACK_EVENTS)})")
-    problem = hub.popper.ack(session.agent, call_id, event)
-    return msg_error("unknown_call", problem) if problem else None
-
-
-CLIENT_HANDLERS = {
-    "hello": lambda hub, session, m: msg_error("already_signed_in", "this socket is already signed in"),
-    "ack": _on_ack,
-    "ping": lambda hub, session, m: {"type": "pong"},
-}
 
 
 def _describe(error: dict) -> str:

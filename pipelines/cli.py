@@ -7,30 +7,20 @@ import argparse
 import importlib.util
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from . import logs, settings as settings_mod
-from .agents import Agents, AgentsError, hash_tokens, issue_token
-from .resources import console_app, data_file
-
-# The demo's own world: its database and history, the demo agents (their tokens are public), the
-# simulated PBX and the sample CRM. Nothing of it touches the settings ``serve`` uses.
-DEMO = {"agents_csv": data_file("agents.csv"), "contacts_csv": data_file("contacts.csv"),
-        "ingest_token": "demo-ingest-token", "provider": "sim", "crm_url": "", "sample_crm": True,
-        "dial_allowed_countries": ["IL", "US", "GB"]}  # the sample contacts' countries
-DEMO_DIR = Path("var") / "demo"  # the demo's database lives here (relative to the working directory)
-DEMO_HISTORY_DAYS = 30
-DEMO_CALLS_PER_DAY = 400
+from .agents import AgentsError, hash_tokens, issue_token
+from .demo import run as demo
+from .resources import console_command
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
-    from .store import in_use
+    from .store_schema import in_use
     s = settings_mod.load()
     logs.setup(s.log_level, s.log_format)
     env = settings_mod.configured_env_file().resolve()
@@ -90,9 +80,9 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    """Fill a database with generated history (pipelines/history.py)."""
+    """Fill a database with generated history (pipelines/demo/history.py)."""
     import datetime as dt
-    from . import history
+    from .demo import history
     s = settings_mod.load()
     end = dt.date.fromisoformat(args.end) if args.end else None
     try:
@@ -112,8 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("streamlit") is None:
         print("callpop demo: the console is not installed: pip install 'callpop[console]'", file=sys.stderr)
         return 2
-    demo = {**DEMO, "db_path": Path(args.dir).resolve() / "callpop.duckdb"}
-    s = settings_mod.load().replace(**demo)
+    s = demo.settings_for(args.dir)
     logs.setup(s.log_level, s.log_format)
     console_port = args.console_port or s.console_port
     for busy in (_port_taken(s.host, s.port, "CALLPOP_PORT"),
@@ -121,44 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if busy:
             print(f"callpop: {busy}", file=sys.stderr)
             return 2
-    if not s.db_path.exists():
-        from . import history
-        print(f"Making {DEMO_HISTORY_DAYS} days of demo history in {s.db_path} ...", flush=True)
-        history.generate(s.db_path, days=DEMO_HISTORY_DAYS, calls_per_day=DEMO_CALLS_PER_DAY, seed=1,
-                         agents_csv=s.agents_csv, contacts_csv=s.contacts_csv, region=s.default_region)
-    env = {**os.environ, **s.as_environ()}  # the children run on exactly these settings
-    hub_url = s.base_url
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children as Ctrl-C does
-    procs: list[subprocess.Popen] = []
-    try:
-        procs.append(subprocess.Popen([sys.executable, "-m", "pipelines", "serve"], env=env))
-        if not _wait_http(f"{hub_url}/healthz", procs[0], 30):
-            print("The hub did not start; see the log above.", file=sys.stderr)
-            return 1
-        procs.append(subprocess.Popen(console_argv(s, console_port), env={**env, "CALLPOP_HUB_URL": hub_url},
-                                      stdout=subprocess.DEVNULL))
-        _banner(s, hub_url, f"http://{s.console_host}:{console_port}")
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for p in procs:  # SIGTERM: the hub finishes in-flight work and checkpoints its database
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        print("\ncallpop stopped.")
-
-
-def console_argv(s: settings_mod.Settings, port: int) -> list[str]:
-    """The console's command line: Streamlit serving the console package on CALLPOP_CONSOLE_HOST:port."""
-    return [sys.executable, "-m", "streamlit", "run", str(console_app()), "--server.headless", "true",
-            "--server.address", s.console_host, "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    demo.ensure_history(s)
+    return demo.run(s, console_port)
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -173,7 +126,7 @@ def cmd_console(args: argparse.Namespace) -> int:
         return 2
     # The console reads these from its environment, not from the settings file.
     env = {**os.environ, "CALLPOP_HUB_URL": s.hub_url, "CALLPOP_CONSOLE_SESSION_H": str(s.console_session_h)}
-    argv = console_argv(s, s.console_port)
+    argv = console_command(s.console_host, s.console_port)
     os.execve(argv[0], argv, env)
 
 
@@ -183,7 +136,7 @@ def cmd_ring(args: argparse.Namespace) -> int:
 
     import httpx
     s = settings_mod.load()
-    token = DEMO["ingest_token"] if args.demo else s.ingest_token.get_secret_value()
+    token = demo.INGEST_TOKEN if args.demo else s.ingest_token.get_secret_value()
     if not token:
         print("callpop ring: CALLPOP_INGEST_TOKEN is empty (for the demo hub of make run, add --demo)", file=sys.stderr)
         return 2
@@ -251,42 +204,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _wait_http(url: str, proc: subprocess.Popen, seconds: float) -> bool:
-    import httpx
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def _banner(s: settings_mod.Settings, hub_url: str, console_url: str) -> None:
-    agents = Agents.from_csv(s.agents_csv)  # the demo's: plaintext tokens, public
-    lines = [
-        "", "callpop is running (Ctrl-C stops everything)", "",
-        f"  Console  {console_url}",
-        f"  Hub      {hub_url}   (API docs: {hub_url}/docs)",
-        f"  PBX      {s.provider}" + (f"  - about {s.sim_calls_per_minute:g} simulated calls a minute"
-                                    if s.provider == "sim" else ""),
-        f"  CRM      {'sample CRM at ' + hub_url + '/crm/lookup?phone=0722776772' if not s.crm_url else 'configured'}",
-        "", "  Demo agents (their tokens are public: the demo's only; paste one into the console or the "
-            "extension's options):",
-    ]
-    lines += [f"    {a.name:<14} ext {a.extension:<5} token {a.token}" for a in agents]
-    lines += ["", "  A pop on demand: callpop ring --demo 201 0722776772   (in a checkout: .venv/bin/callpop)",
-              "", "  Chrome extension (the repository's extension/ folder, after make): chrome://extensions -> "
-              "Developer mode -> Load unpacked", f"  then in its options: hub {hub_url} and an agent token.", ""]
-    print("\n".join(lines), flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callpop", description="callpop: the click-to-call and screen-pop hub")
     parser.add_argument("--env-file", metavar="PATH",
@@ -294,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                              "directory); under systemd give it explicitly")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the hub with the settings from the environment / .env").set_defaults(func=cmd_serve)
-    demo = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
+    demo_cmd = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
                                        "its own database with history, and the console")
-    demo.add_argument("--console-port", type=int, default=0, help="default CALLPOP_CONSOLE_PORT (8501)")
-    demo.add_argument("--dir", default=str(DEMO_DIR), help="where the demo keeps its database (default var/demo)")
-    demo.set_defaults(func=cmd_demo)
+    demo_cmd.add_argument("--console-port", type=int, default=0, help="default CALLPOP_CONSOLE_PORT (8501)")
+    demo_cmd.add_argument("--dir", default=str(demo.DIR), help="where the demo keeps its database (default var/demo)")
+    demo_cmd.set_defaults(func=cmd_demo)
     sub.add_parser("console", help="run the console alone (Streamlit on CALLPOP_CONSOLE_HOST:CALLPOP_CONSOLE_PORT, "
                    "a client of CALLPOP_HUB_URL)").set_defaults(func=cmd_console)
     ring = sub.add_parser("ring", help="ring an extension on the running hub now (a pop on demand)")

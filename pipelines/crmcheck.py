@@ -3,7 +3,7 @@ supervisor typed, recorded for a CRM developer (``POST /api/crm/check``).
 
 The request goes through ``pipelines.crm``: the same client (``pipelines.http_client``: limits,
 redirects, timeout), the same ``CrmClient.fetch`` (size cap, hard timeout, error mapping) and so
-the same ``parse_lookup``; the rules are judged by ``pipelines.crm.check_contract``. Two
+the same ``parse_lookup``; the rules are judged by ``pipelines.crm_contract.check_contract``. Two
 transports are added under the client:
 
 - ``GuardedTransport``: the typed URL is the hub's network position lent to a person, so every
@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from . import crm, http_client
+from .crm_contract import LookupResult, RawAnswer, RuleCheck, check_contract
 from .phone import for_crm, normalise
 from .settings import Settings
 
@@ -148,15 +149,15 @@ def _pinned(request: httpx.Request, ip: IP) -> httpx.Request:
 class CheckReport:
     request: str                  # the request line, with credentials and unknown query values masked
     sent_as: str                  # the number as the CRM received it
-    result: crm.LookupResult      # what the hub would record and pop
-    answer: crm.RawAnswer | None  # None when no HTTP answer came
+    result: LookupResult      # what the hub would record and pop
+    answer: RawAnswer | None  # None when no HTTP answer came
     latency_ms: float
-    rules: list[crm.RuleCheck]
+    rules: list[RuleCheck]
     auth_sent: bool
     redirects: int = 0
 
     @property
-    def broken(self) -> list[crm.RuleCheck]:
+    def broken(self) -> list[RuleCheck]:
         return [r for r in self.rules if r.passed is False]
 
     def body_text(self) -> str:
@@ -279,9 +280,9 @@ async def run_check(settings: Settings, url: str, phone: str, *, phone_format: s
             decoded = httpx.Response(response.status_code, headers=response.headers, content=bytes(sink)).read()
         except httpx.DecodingError:
             pass
-        answer = crm.RawAnswer(response.status_code, response.headers.get("content-type", ""), decoded,
-                               int(declared) if declared.isdigit() else None)
-    rules = crm.check_contract(result, answer, latency_ms=latency_ms, deadline_ms=settings.crm_deadline_ms,
-                               max_bytes=settings.crm_max_bytes)
+        answer = RawAnswer(response.status_code, response.headers.get("content-type", ""), decoded,
+                           int(declared) if declared.isdigit() else None)
+    rules = check_contract(result, answer, latency_ms=latency_ms, deadline_ms=settings.crm_deadline_ms,
+                           max_bytes=settings.crm_max_bytes)
     return CheckReport(f"GET {request_line}", value, result, answer, latency_ms, rules, bool(auth),
                        redirects=max(0, len(recorder.exchanges) - 1))

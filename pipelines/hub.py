@@ -22,7 +22,8 @@ from .agents import Agent, Agents
 from .calls import CallBook
 from .contacts import Contacts
 from . import http_client
-from .crm import LookupResult, client_for as crm_client_for
+from .crm import client_for as crm_client_for
+from .crm_contract import LookupResult
 from .dial import Dialer, DialRules
 from .events import CallEvent, utcnow
 from .limits import Rejects

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from .agents import Agent
 from .calls import Call
-from .crm import CrmClient, LookupResult
+from .crm import CrmClient
+from .crm_contract import LookupResult
 from .events import ACK_EVENTS, utcnow
 from .metrics import Metrics
 from .phone import for_crm

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -21,3 +22,9 @@ def data_file(name: str) -> Path:
 def console_app() -> Path:
     """The console's entry script, for ``streamlit run`` (the console is a package, like the hub)."""
     return Path(str(files("console").joinpath("app.py")))
+
+
+def console_command(host: str, port: int) -> list[str]:
+    """The console's command line: Streamlit serving the console package on host:port."""
+    return [sys.executable, "-m", "streamlit", "run", str(console_app()), "--server.headless", "true",
+            "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false"]

@@ -5,26 +5,27 @@ Values come from the environment (``CALLPOP_<NAME>``), then from a ``.env`` file
 syntax: quotes, ``export``, trailing ``# comments``; ``CALLPOP_ENV_FILE`` or ``callpop --env-file``
 names another), then the defaults. ``.env.example`` is
 generated from this table (a test keeps them in step; ``python -m pipelines settings`` prints the
-values in force). Secrets are ``SecretStr``: nothing prints them, not even ``repr``.
+values in force). Secrets are ``SecretStr``: nothing prints them, not even ``repr``. What a value
+must be (the field types and their validators) is ``settings_rules.py``'s.
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import logging
 import os
 import re
 import typing
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import (AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, field_validator,
-                      model_validator)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .settings_rules import (Countries, CsvList, DialTypes, E164Prefixes, Host, HttpUrl, LogFormat, LogLevel, Networks,
+                             OneLine, OptionalPath, ProviderName, Region, is_loopback, require_shared_secret)
 
 PREFIX = "CALLPOP_"
 ENV_FILE = Path(".env")  # when CALLPOP_ENV_FILE does not name one; relative to the working directory
@@ -36,123 +37,6 @@ log = logging.getLogger("callpop.settings")
 
 class SettingsError(ValueError):
     pass
-
-
-def _shared_secret(name: str, secret: SecretStr, host: str, why: str, then: str) -> None:
-    """A shared secret is required unless ``host`` is this machine, and never short."""
-    value = secret.get_secret_value()
-    if not value and not is_loopback(host):
-        raise ValueError(f"{name} is required when {why}: set {name} to a long random value "
-                         f"(openssl rand -hex 24) and {then}")
-    if value and len(value) < MIN_SHARED_SECRET:
-        raise ValueError(f"{name} must be at least {MIN_SHARED_SECRET} characters (openssl rand -hex 24)")
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _split(value: Any) -> Any:
-    """A comma-separated list as written in the environment or .env."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-def _one_line(value: str) -> str:
-    if any(ch in value for ch in "\r\n\0"):
-        raise ValueError("must be one line (no CR, LF or NUL)")
-    return value
-
-
-def _http_url(value: str) -> str:
-    value = value.strip()
-    if value and not re.match(r"^https?://[^\s/?#]+", value, re.IGNORECASE):
-        raise ValueError(f"{value[:60]!r} is not an absolute http(s) URL")
-    return value
-
-
-def _none_if_empty(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-def _known_provider(value: str) -> str:
-    from .providers.registry import available  # here, not above: the registry imports this module
-    if value not in (names := available()):
-        raise ValueError(f"must be one of {', '.join(names)}")
-    return value
-
-
-def _host(value: str) -> str:
-    value = value.strip()
-    if not value or not re.fullmatch(r"[\w.\-:\[\]]+", value):
-        raise ValueError(f"{value[:60]!r} is not a host name or IP address")
-    return value
-
-
-# Number types a dial refuses unless CALLPOP_DIAL_ALLOWED_TYPES opts in (NON_GEOGRAPHIC is not a
-# libphonenumber type: it names the networks of region "001").
-DIAL_OPT_IN_TYPES = ("PREMIUM_RATE", "SHARED_COST", "PERSONAL_NUMBER", "UAN", "NON_GEOGRAPHIC")
-
-
-def _countries(values: list[str]) -> list[str]:
-    values = [v.upper() for v in values]
-    bad = [v for v in values if v != "*" and not re.fullmatch(r"[A-Z]{2}", v)]
-    if bad:
-        raise ValueError(f"{bad[0][:20]!r} is not a two-letter country code (or '*' for every country)")
-    return values
-
-
-def _dial_types(values: list[str]) -> list[str]:
-    values = [v.upper() for v in values]
-    bad = [v for v in values if v not in DIAL_OPT_IN_TYPES]
-    if bad:
-        raise ValueError(f"{bad[0][:30]!r} is not one of {', '.join(DIAL_OPT_IN_TYPES)}")
-    return values
-
-
-def _e164_prefixes(values: list[str]) -> list[str]:
-    out = [re.sub(r"[\s\-().]", "", v) for v in values]
-    bad = [v for v in out if v != "*" and not re.fullmatch(r"\+[1-9]\d{0,14}", v)]
-    if bad:
-        raise ValueError(f"{bad[0][:20]!r} is not an E.164 number or prefix (+ then digits) or '*'")
-    return out
-
-
-def _networks(values: list[str]) -> list[str]:
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{value[:60]!r} is not an IP address or network (e.g. 203.0.113.7, 10.0.0.0/8)") \
-                from None
-    return values
-
-
-# A shared secret an outsider must not guess by trying: 16 characters at least (openssl rand -hex 24).
-MIN_SHARED_SECRET = 16
-CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
-Networks = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_networks)]
-Upper = Annotated[str, BeforeValidator(_upper)]
-OneLine = Annotated[str, AfterValidator(_one_line)]
-HttpUrl = Annotated[str, AfterValidator(_one_line), AfterValidator(_http_url)]
-Region = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Z]{2}$")]
-LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
 
 
 def setting(default: Any, description: str, **constraints: Any) -> Any:
@@ -167,7 +51,7 @@ class Settings(BaseSettings):
                                       extra="ignore", frozen=True, validate_default=True)
 
     # --- the hub process
-    host: Annotated[str, AfterValidator(_host)] = setting(
+    host: Host = setting(
         "127.0.0.1", "Interface the hub listens on (HTTP API and WebSocket on one port).")
     port: int = setting(8765, "Port the hub listens on; 0 picks a free port (the hub logs which).", ge=0, le=65535)
     public_url: HttpUrl = setting(
@@ -178,11 +62,11 @@ class Settings(BaseSettings):
         "comma-separated (e.g. the name or address the PBX uses). Other Host headers get 400: a web page "
         "cannot reach the hub through DNS rebinding.")
     log_level: LogLevel = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
-    log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = setting(
+    log_format: LogFormat = setting(
         "text", "Log lines as text, or json: one JSON object a line (at, level, logger, message) for a log "
         "collector.")
     db_path: Path = setting(Path("data/callpop.duckdb"), "DuckDB file the hub owns (only the hub opens it while it runs).")
-    backup_dir: Annotated[Path | None, BeforeValidator(_none_if_empty)] = setting(
+    backup_dir: OptionalPath = setting(
         None, "Folder the hub writes backups to (callpop backup, POST /api/backup); empty: 'backups' beside "
         "CALLPOP_DB_PATH.")
     store_commit_ms: float = setting(
@@ -223,7 +107,7 @@ class Settings(BaseSettings):
     contacts_csv: Path = setting(Path("data/contacts.csv"),
                               "Contacts served by the sample CRM and the console's contact grid.")
     # --- telephony provider
-    provider: Annotated[str, BeforeValidator(_lower), AfterValidator(_known_provider)] = setting(
+    provider: ProviderName = setting(
         "sim", "Telephony provider: sim (simulated PBX), webhook, voicenter, asterisk, or one an installed package "
         "adds (entry points 'callpop.providers').")
     default_region: Region = setting("IL", "Country (ISO 3166 code) for numbers written without an international "
@@ -253,7 +137,7 @@ class Settings(BaseSettings):
     voicenter_timezone: OneLine = setting(
         "Asia/Jerusalem", "voicenter: zone of the epoch times in Voicenter's CDRs (documented as Israel time; UTC "
         "if yours are true Unix times).")
-    ami_host: Annotated[str, AfterValidator(_host)] = setting(
+    ami_host: Host = setting(
         "127.0.0.1", "asterisk: host of the Asterisk Manager Interface (AMI).")
     ami_port: int = setting(5038, "asterisk: AMI port (manager.conf [general] port).", ge=1, le=65535)
     ami_username: OneLine = setting("callpop", "asterisk: AMI user (a [section] of manager.conf).")
@@ -315,7 +199,7 @@ class Settings(BaseSettings):
     crm_cache_size: int = setting(2048, "Numbers kept in the lookup cache.", ge=0, le=10_000_000)
     crm_max_connections: int = setting(100, "Lookups in flight to the CRM at once (more wait their turn, within the "
                                          "deadline).", ge=1, le=10_000)
-    ca_bundle: Annotated[Path | None, BeforeValidator(_none_if_empty)] = setting(
+    ca_bundle: OptionalPath = setting(
         None, "PEM file of the certificate authorities trusted for outgoing HTTPS (CRM, webhook, Voicenter), e.g. "
         "a private CA; also for AMI over TLS. Empty = the system's (SSL_CERT_FILE honoured). Proxies come from "
         "HTTPS_PROXY / NO_PROXY.")
@@ -323,18 +207,17 @@ class Settings(BaseSettings):
     dial_blocked_prefixes: CsvList = setting(
         ["+1900", "+1976", "+44871", "+44872", "+44873", "+449", "+9721900", "+9721901", "+9721919"],
         "E.164 prefixes never dialled on either leg (premium rate, toll fraud), comma-separated.")
-    dial_allowed_countries: Annotated[list[str], NoDecode, BeforeValidator(_split),
-                                      AfterValidator(_countries)] = setting(
+    dial_allowed_countries: Countries = setting(
         [], "Countries (ISO codes) either leg of a click-to-call may ring, comma-separated (e.g. 'IL,US,GB'); empty "
         "= only CALLPOP_DEFAULT_REGION; '*' = every country. Agents' own mobiles and home phones count too.")
-    dial_allowed_types: Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_dial_types)] = setting(
+    dial_allowed_types: DialTypes = setting(
         [], "Number types refused against toll fraud that may be dialled anyway, comma-separated: PREMIUM_RATE, "
         "SHARED_COST, PERSONAL_NUMBER, UAN (libphonenumber's types), NON_GEOGRAPHIC (satellite and international "
         "networks: +870 Inmarsat, +881 Iridium, +882, +883). Empty = none.")
-    dial_leg_a_allowed: Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_e164_prefixes)] = \
-        setting([], "Numbers an agent may type as the phone to ring first (leg A), besides their own mobile and home: "
-                "E.164 numbers or prefixes, comma-separated (e.g. '+97235550100,+9727227'); '*' = any number the "
-                "dial rules allow; empty = only their own.")
+    dial_leg_a_allowed: E164Prefixes = setting(
+        [], "Numbers an agent may type as the phone to ring first (leg A), besides their own mobile and home: "
+        "E.164 numbers or prefixes, comma-separated (e.g. '+97235550100,+9727227'); '*' = any number the "
+        "dial rules allow; empty = only their own.")
     dial_rate_per_minute: int = setting(10, "Click-to-calls one agent may start per minute.", ge=1, le=1_000_000)
     dial_budget_per_hour: int = setting(
         600, "Click-to-calls the whole hub may place in any hour, all agents together (refused ones do not count); "
@@ -352,13 +235,13 @@ class Settings(BaseSettings):
     ws_send_timeout_s: float = setting(10.0, "Seconds one send may take before the socket is dropped as too slow.",
                                     gt=0, le=300)
     # --- the extension, installed by policy
-    extension_dir: Annotated[Path | None, BeforeValidator(_none_if_empty)] = setting(
+    extension_dir: OptionalPath = setting(
         None, "Folder of the packed extension (make extension-package: updates.xml and callpop-<version>.crx) the "
         "hub serves to anyone at /extension/<file>, for Chrome's ExtensionInstallForcelist policy; empty = not "
         "served (404).")
     # --- the console
     hub_url: HttpUrl = setting("http://127.0.0.1:8765", "console: the hub the console talks to.")
-    console_host: Annotated[str, AfterValidator(_host)] = setting(
+    console_host: Host = setting(
         "127.0.0.1", "console: interface the console listens on (make run, callpop console); 0.0.0.0 for every interface.")
     console_port: int = setting(8501, "console: port the console listens on (make run, callpop console).", ge=1,
                               le=65535)
@@ -386,12 +269,12 @@ class Settings(BaseSettings):
         # Whoever reaches these links can pop screens, read the CRM through the pop-up answer and
         # forge call records or dials: off this machine they need a shared secret.
         if self.provider == "voicenter":
-            _shared_secret("CALLPOP_VOICENTER_SECRET", self.voicenter_secret, self.host,
+            require_shared_secret("CALLPOP_VOICENTER_SECRET", self.voicenter_secret, self.host,
                            f"the hub listens beyond this machine (CALLPOP_HOST={self.host})",
                            "add ?key=<it> to the URLs in Voicenter's back office")
         if self.provider == "webhook" and self.webhook_dial_url:
             host = urlsplit(self.webhook_dial_url).hostname or ""
-            _shared_secret("CALLPOP_WEBHOOK_SECRET", self.webhook_secret, host,
+            require_shared_secret("CALLPOP_WEBHOOK_SECRET", self.webhook_secret, host,
                            f"CALLPOP_WEBHOOK_DIAL_URL is on another machine ({host})",
                            "have the PBX check X-Callpop-Signature with it (docs/PROTOCOL.md)")
         return self

@@ -19,64 +19,38 @@ events are not committed yet (503) until the disk takes them again.
 DuckDB checkpoints only when the writer asks (never inside a commit), so a checkpoint that fails
 can never make a commit's outcome uncertain: the committed rows are in the log and the file is
 reopened from it.
+
+The schema (and who holds the file) is ``store_schema.py``'s, upgrades ``migrations.py``'s; what one
+group writes, ``store_rows.py``'s.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import logging
 import os
 import queue
-import re
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from . import migrations
-from .resources import data_file
+from .store_rows import Op, apply, check_row
+from .store_schema import CONFIG, SCHEMA
 
 log = logging.getLogger("callpop.store")
-SCHEMA = data_file("schema.sql")
 MAX_GROUP = 5000  # operations per transaction at most
 WAL_CHECKPOINT_BYTES = 16 << 20  # fold the write-ahead log into the file past this size (DuckDB's own default)
 RETRY_MAX_S = 2.0  # longest wait between two attempts at a failed commit
-CONFIG = {"checkpoint_threshold": "1TB"}  # no checkpoint inside a COMMIT: the writer runs them
 
 
 class StoreUnavailable(Exception):
     """The store cannot take writes (or answer) now: a full disk, an I/O error. Retry later."""
-
-
-def in_use(path: Path) -> str:
-    """'' when this process may open the file for writing, else who holds it (DuckDB's lock)."""
-    if str(path) == ":memory:" or not Path(path).exists():
-        return ""
-    try:
-        duckdb.connect(str(path), config=CONFIG).close()
-    except duckdb.IOException as e:
-        if "lock" not in str(e).lower():
-            raise
-        holder = re.search(r"PID (\d+)", str(e))
-        return (f"the database {path} is in use by PID {holder.group(1) if holder else '?'} (another hub?): stop it, "
-                f"or give this one another file with CALLPOP_DB_PATH")
-    return ""
-
-
-@dataclasses.dataclass
-class _Op:
-    kind: str  # insert | update
-    table: str
-    row: dict[str, Any]  # insert: the row; update: the new values
-    key: dict[str, Any] | None = None  # update: equality conditions
-    future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
 
 
 _STOP = object()
@@ -94,7 +68,7 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._thread: threading.Thread | None = None
         self._columns: dict[str, list[str]] = {}
-        self._together: list[_Op] | None = None
+        self._together: list[Op] | None = None
         self._memory = str(self.path) == ":memory:"
         self.commits = 0
         self.rows_written = 0
@@ -143,10 +117,10 @@ class Store:
 
     # --- writing (any thread; returns a future resolved after commit)
     def insert(self, table: str, row: Mapping[str, Any]) -> concurrent.futures.Future:
-        return self._put(_Op("insert", table, dict(row)))
+        return self._put(Op("insert", table, dict(row)))
 
     def update(self, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> concurrent.futures.Future:
-        return self._put(_Op("update", table, dict(values), dict(key)))
+        return self._put(Op("update", table, dict(values), dict(key)))
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
@@ -162,7 +136,7 @@ class Store:
             if ops:
                 self._queue.put(ops)
 
-    def _put(self, op: _Op) -> concurrent.futures.Future:
+    def _put(self, op: Op) -> concurrent.futures.Future:
         if self._thread is None:
             raise RuntimeError("store is not open")
         check_row(self._columns, op.table, op.row)
@@ -242,7 +216,7 @@ class Store:
         if self.problem and self.pending():
             log.error("the store closes with %d writes it could not commit (%s)", self.pending(), self.problem)
 
-    def _commit_until_done(self, group: list[list[_Op]]) -> None:
+    def _commit_until_done(self, group: list[list[Op]]) -> None:
         """Commit the group, retrying while the disk refuses; at close, only until the grace ends."""
         wait = 0.1
         while True:
@@ -265,7 +239,7 @@ class Store:
             self._checkpoint_if_due()
             return
 
-    def _commit(self, group: list[list[_Op]]) -> None:
+    def _commit(self, group: list[list[Op]]) -> None:
         """One transaction for the group's units. An environmental failure raises
         ``_Environment`` (the caller retries); a unit DuckDB refuses (a bad row, an event id
         already stored) is found and failed whole, the other units committed."""
@@ -273,7 +247,7 @@ class Store:
         ops = [op for unit in group for op in unit]
         try:
             con.execute("BEGIN")
-            self._apply(con, ops)
+            apply(con, self._columns, ops)
             con.execute("COMMIT")
         except Exception as e:  # noqa: BLE001 - the writer never dies: a row DuckDB (or Arrow) refuses fails alone
             _rollback(con)
@@ -356,50 +330,6 @@ class Store:
                 self.problem = ""
             return
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
-        inserts: dict[str, list[dict]] = {}
-        inserted = _RowIndex()
-        updates: dict[tuple[str, tuple], tuple[dict, dict]] = {}
-        for op in group:
-            if op.kind == "insert":
-                row = dict(op.row)
-                inserts.setdefault(op.table, []).append(row)
-                inserted.add(op.table, row)
-                continue
-            # An update of a row inserted in this same group is folded into the insert.
-            pending = inserted.find(op.table, op.key)
-            if pending is not None:
-                pending.update(op.row)
-                continue
-            # Later updates of one row win, whatever columns they touch.
-            k = (op.table, tuple(sorted(op.key.items())))
-            if k in updates:
-                updates[k][1].update(op.row)
-            else:
-                updates[k] = (op.key, dict(op.row))
-        for table, rows in inserts.items():
-            cols = [c for c in self._columns[table] if any(c in r for r in rows)]
-            batch = _columns_of(rows, cols)  # noqa: F841 - read by name below
-            names = ", ".join(f'"{c}"' for c in cols)
-            con.execute(f'INSERT INTO "{table}" ({names}) SELECT * FROM batch')
-        by_shape: dict[tuple, list[dict]] = {}
-        for (table, _), (key, values) in updates.items():
-            by_shape.setdefault((table, tuple(sorted(key)), tuple(sorted(values))), []).append({**key, **values})
-        for (table, key_cols, value_cols), rows in by_shape.items():
-            # One joined UPDATE per shape; a range on the timestamp keys lets zone maps skip the
-            # row groups of older days instead of scanning the whole table for each batch.
-            batch = _columns_of(rows, key_cols + value_cols)  # noqa: F841 - read by name below
-            sets = ", ".join(f'"{c}" = batch."{c}"' for c in value_cols)
-            where = [f'"{table}"."{c}" = batch."{c}"' for c in key_cols]
-            params: list[Any] = []
-            for c in key_cols:
-                values = [r[c] for r in rows]
-                if all(isinstance(v, datetime) for v in values):
-                    where.append(f'"{table}"."{c}" BETWEEN ? AND ?')
-                    params += [min(values), max(values)]
-            con.execute(f'UPDATE "{table}" SET {sets} FROM batch WHERE {" AND ".join(where)}', params)
-
-
 class _Environment(Exception):
     """A commit failed for a reason outside the data: retry the same group later."""
 
@@ -425,7 +355,7 @@ def _first_line(e: Exception) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:300]
 
 
-def _unit(item: Any) -> list[_Op]:
+def _unit(item: Any) -> list[Op]:
     """What the queue holds: one write, or the writes of ``together()``, committed all or none."""
     return item if isinstance(item, list) else [item]
 
@@ -438,41 +368,6 @@ def is_duplicate(e: BaseException | None) -> bool:
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: Iterable[Any] | Mapping[str, Any] | None = None
           ) -> pd.DataFrame:
     return con.execute(sql, params).df() if params is not None else con.execute(sql).df()
-
-
-def check_row(columns: Mapping[str, list[str]], table: str, row: Mapping[str, Any]) -> None:
-    """ValueError unless every column of the row is one of the table's."""
-    if table not in columns:
-        raise ValueError(f"unknown table {table!r}")
-    unknown = row.keys() - columns[table]
-    if unknown:
-        raise ValueError(f"unknown columns for {table}: {', '.join(sorted(unknown))}")
-
-
-def _columns_of(rows: list[dict], cols: Iterable[str]) -> pa.Table:
-    """Rows as an Arrow table, built column by column (faster than ``from_pylist`` of the row dicts)."""
-    return pa.table({c: [r.get(c) for r in rows] for c in cols})
-
-
-class _RowIndex:
-    """Rows inserted in one group, found by any key an update uses (indexes built on demand)."""
-
-    def __init__(self):
-        self._rows: dict[str, list[dict]] = {}
-        self._by: dict[tuple[str, tuple[str, ...]], dict[tuple, dict]] = {}
-
-    def add(self, table: str, row: dict) -> None:
-        self._rows.setdefault(table, []).append(row)
-        for (t, cols), index in self._by.items():
-            if t == table:
-                index[tuple(row.get(c) for c in cols)] = row
-
-    def find(self, table: str, key: Mapping[str, Any]) -> dict | None:
-        cols = tuple(sorted(key))
-        index = self._by.get((table, cols))
-        if index is None:
-            index = self._by[(table, cols)] = {tuple(r.get(c) for c in cols): r for r in self._rows.get(table, ())}
-        return index.get(tuple(key[c] for c in cols))
 
 
 def wait_all(futures: Iterable[concurrent.futures.Future], timeout: float = 30.0) -> None:

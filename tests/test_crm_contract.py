@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipelines.crm import parse_lookup
+from pipelines.crm_contract import parse_lookup
 
 
 def ok(**fields):

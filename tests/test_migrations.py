@@ -8,7 +8,8 @@ import duckdb
 import pytest
 
 from pipelines import migrations
-from pipelines.store import SCHEMA, Store, wait_all
+from pipelines.store import Store, wait_all
+from pipelines.store_schema import SCHEMA
 
 RELEASED = sorted((Path(__file__).parent / "fixtures" / "schemas").glob("*.sql"))
 T = datetime(2026, 11, 25, 10, 0, 0)

@@ -6,7 +6,7 @@ import asyncio
 
 from pipelines.agents import Agent
 from pipelines.calls import Call
-from pipelines.crm import LookupResult
+from pipelines.crm_contract import LookupResult
 from pipelines.events import utcnow
 from pipelines.phone import normalise
 from pipelines.pops import Popper

@@ -18,7 +18,7 @@ import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..crm import LookupResult
+from ..crm_contract import LookupResult
 from ..dialplan import DialPlan
 from ..events import CallEvent
 

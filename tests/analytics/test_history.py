@@ -5,7 +5,8 @@ import datetime as dt
 import duckdb
 import pytest
 
-from pipelines import analytics, cli, history
+from pipelines import analytics, cli
+from pipelines.demo import history
 
 END = dt.date(2026, 11, 22)  # a Sunday: the last 14 days hold two full weeks
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from console.views import crm as crm_page
-from pipelines import crm
+from pipelines import crm_contract as contract
 from tests.console.conftest import open_console, rendered
 from tests.support import ROOT
 from tests.support.crm import FakeCrm
@@ -23,9 +23,9 @@ SEED = {"STATUS": "OK", "URL": "http://www.yourdomain.com/contact_search.asp?use
 
 def judge(body: bytes | str, status: int = 200, content_type: str = "application/json", latency_ms: float = 50):
     body = body.encode() if isinstance(body, str) else body
-    result = crm.parse_lookup(status, body, content_type)
-    return crm.check_contract(result, crm.RawAnswer(status, content_type, body), latency_ms=latency_ms,
-                              deadline_ms=1500, max_bytes=262144)
+    result = contract.parse_lookup(status, body, content_type)
+    return contract.check_contract(result, contract.RawAnswer(status, content_type, body), latency_ms=latency_ms,
+                                   deadline_ms=1500, max_bytes=262144)
 
 
 def test_the_seed_answer_passes_every_rule():

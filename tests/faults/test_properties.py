@@ -9,7 +9,7 @@ import unicodedata
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipelines.crm import OUTCOMES, TEXT_CAP, clean_text, parse_lookup, safe_url
+from pipelines.crm_contract import OUTCOMES, TEXT_CAP, clean_text, parse_lookup, safe_url
 from pipelines.phone import NotAPhoneNumber, for_crm, match_key, normalise, parse_diallable, search_keys
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ...crm import LookupResult
+from ...crm_contract import LookupResult
 from ...dialplan import DialPlan, DialRefused
 
 # Voicenter's answer when there is nothing to say (its reference server's default, TOTAL a number).

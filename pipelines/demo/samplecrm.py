@@ -12,7 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
-from .contacts import Contact, Contacts
+from ..contacts import Contact, Contacts
 
 
 def lookup_answer(contacts: Contacts, phone: str, base_url: str) -> dict:
