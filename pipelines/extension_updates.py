@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path as PathParam
 from fastapi.responses import FileResponse
 
 from .errors import ApiError
@@ -27,7 +29,7 @@ def router(folder: Path | None) -> APIRouter:
 
     @r.get("/{name}", summary="The extension's update manifest (updates.xml) or signed package "
                               "(callpop-<version>.crx), for a force-install by policy", response_class=FileResponse)
-    async def package(name: str) -> FileResponse:
+    async def package(name: Annotated[str, PathParam(max_length=64)]) -> FileResponse:
         if folder is None:
             raise ApiError(404, "not_found", "this hub serves no extension package: set CALLPOP_EXTENSION_DIR")
         if not SERVED.fullmatch(name):
