@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pipelines"
 MAX_LINES = 450
-TOO_LONG_KNOWN = {"pipelines/analytics.py", "pipelines/history.py", "pipelines/settings.py",
+TOO_LONG_KNOWN = {"pipelines/history.py", "pipelines/settings.py",
                   "pipelines/store.py", "pipelines/api.py"}  # being split elsewhere
 
 
