@@ -21,19 +21,22 @@ def busiest_hours(con, *, start, end, tz="UTC") -> pd.DataFrame:
     """
     r = Range(start, end, tz)
 
-    def cell(local_us: str) -> str:
-        return f"{weekday(local_us)} * 100 + {hour_of_day(local_us)}"
-    # Rows are counted per UTC quarter hour (a few thousand groups), then the groups are put in
+    def local_hour(local_us: str) -> str:
+        return f"({local_us}) // {US_HOUR}"
+
+    def cell(h: str) -> str:  # local hours since 1970 -> weekday * 100 + hour
+        return f"{weekday(f'{h} * {US_HOUR}')} * 100 + {hour_of_day(f'{h} * {US_HOUR}')}"
+    # Rows are counted per hour since 1970 (a few thousand groups), then the groups are put in
     # their weekday x hour cell: far cheaper than working out each row's cell.
-    counted = {name: Dim("cell", r.key(con, col, cell, US_HOUR)).counted(more, table, r.within(col))
+    counted = {name: Dim("h", r.key(con, col, local_hour, US_HOUR)).counted(more, table, r.within(col))
                for name, table, col, more in (("c", "calls", "started_at", ""), ("d", "dials", "requested_at", ""),
                                               ("l", "lookups", "started_at", "outcome, "))}
     sql = ("WITH grid AS (SELECT d.range * 100 + h.range AS cell FROM range(1, 8) d, range(0, 24) h), "
            + ", ".join(f"{name}h AS ({q})" for name, q in counted.items()) + ", "
-           "c AS (SELECT key AS cell, sum(n) AS calls FROM ch GROUP BY cell), "
-           f"l AS (SELECT key AS cell, sum(n) AS lookups, sum(n) FILTER (outcome IN {HIT}) AS hits FROM lh "
-           "GROUP BY cell), "
-           "d AS (SELECT key AS cell, sum(n) AS dials FROM dh GROUP BY cell) "
+           f"c AS (SELECT {cell('key')} AS cell, sum(n) AS calls FROM ch GROUP BY cell), "
+           f"l AS (SELECT {cell('key')} AS cell, sum(n) AS lookups, sum(n) FILTER (outcome IN {HIT}) AS hits "
+           "FROM lh GROUP BY cell), "
+           f"d AS (SELECT {cell('key')} AS cell, sum(n) AS dials FROM dh GROUP BY cell) "
            "SELECT grid.cell // 100 AS weekday, grid.cell % 100 AS hour, "
            "CAST(coalesce(c.calls, 0) AS BIGINT) AS calls, CAST(coalesce(l.lookups, 0) AS BIGINT) AS lookups, "
            "coalesce(l.hits, 0) / l.lookups AS hit_rate, "

@@ -6,14 +6,15 @@ Stored times are naive UTC ``TIMESTAMP``s. ``timezone('UTC', ts)`` makes the ins
 reads the connection's ``TimeZone`` setting, so nothing is set on a shared connection.
 
 Speed over 10 M rows: converting every row costs about 15 times the integer arithmetic on epoch
-microseconds that a UTC key needs. So rows are grouped by UTC quarter hour (by UTC minute or
-5 minutes for narrower buckets) with integer arithmetic, and only each quarter hour's start is
-converted: every row of one quarter hour has the same local bucket, hour and weekday as long as
-the zone's offset stays the same during it and is a whole number of quarter hours, which
-``_aligned`` checks over the range (true of every zone since 2023; before, a few changed at
-one minute past the hour). Counts are made per quarter hour and then put under their key;
-queries that need the key on every row (percentiles) join the rows to a small table of the
-range's quarter hours and their keys. Where the check fails, every row is converted.
+microseconds that a UTC key needs. So rows are grouped by UTC hour (by UTC quarter hour in
+zones with offsets like +05:45; by minute or 5 minutes for narrower buckets) with integer
+arithmetic, and only each hour's start is converted: every row of one UTC hour has the same
+local bucket, hour and weekday as long as the zone's offset stays the same during it and is a
+whole number of hours, which ``_aligned`` checks over the range (quarter hours hold in every
+zone since 2023; before, a few changed at one minute past the hour). Counts are made per UTC
+hour and then put under their key; queries that need the key on every row (percentiles) join
+the rows to a small table of the range's hours and their keys. Where no grain holds, every row
+is converted.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ _ALIGNED: dict[tuple[str, int, int, int], bool] = {}  # the zone database does n
 def _aligned(con: duckdb.DuckDBPyConnection, tz: str, first: int, last: int, grain: int) -> bool:
     """Whether ``tz``'s offset is the same at both ends of every UTC ``grain`` (µs) from
     ``first`` to ``last`` (grain indexes) and a whole number of grains: then one conversion
-    per grain gives every row of it its local key. (No zone changes twice within 15 minutes.)"""
+    per grain gives every row of it its local key. (No zone changes twice within an hour.)"""
     known = _ALIGNED.get((tz, first, last, grain))
     if known is not None:
         return known
@@ -85,12 +86,12 @@ class Range:
             resolution: int) -> Key:
         """How rows of ``column`` get the key ``of_local_us`` (SQL over local microseconds, the
         same for every row of one local ``resolution``, in µs)."""
-        if self.tz == "UTC":  # integer arithmetic: rows grouped per UTC grain, then keyed
-            grain = min(resolution, US_DAY)
-            return Key(f"epoch_us({column}) // {grain}", of_local_us(f"{{g}} * {grain}"),
-                           of_local_us(f"epoch_us({column})"))
-        grain = min(resolution, QUARTER_HOUR)
-        if not _aligned(con, self.tz, us(self.start) // grain, us(self.end) // grain, grain):
+        if self.tz == "UTC":  # integer arithmetic on every row: cheaper than any grouping
+            every_row = of_local_us(f"epoch_us({column})")
+            return Key(every_row, "{g}", every_row)
+        grain = next((g for g in sorted({min(resolution, US_HOUR), min(resolution, QUARTER_HOUR)}, reverse=True)
+                      if _aligned(con, self.tz, us(self.start) // g, us(self.end) // g, g)), None)
+        if grain is None:
             every_row = of_local_us(self.local_us(column))
             return Key(every_row, "{g}", every_row)
         local_start = f"epoch_us(timezone({_zone_sql(self.tz)}, make_timestamptz({{g}} * {grain})))"
