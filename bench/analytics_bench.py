@@ -1,4 +1,4 @@
-"""Analytics: every named query of ``pipelines/analytics.py`` (what the console's analytics page
+"""Analytics: every named query of ``pipelines/analytics/`` (what the console's analytics page
 and the notebooks run) over a generated history of N lookups, against a bare DuckDB scan of the
 same ``lookups`` table computing the headline numbers (hit rate, exact p50/p95/p99)."""
 

@@ -224,7 +224,7 @@ def analytics(runs) -> list[str]:
     if "error" in a:
         return ["## Analytics", "", f"Not measured: {a['error']}", ""]
     L = ["## Analytics", "",
-         f"The console's named queries (`pipelines/analytics.py`) over {a.get('lookups', 0):,} generated lookups, "
+         f"The console's named queries (`pipelines/analytics/`) over {a.get('lookups', 0):,} generated lookups, "
          "whole range, best of 3, against a bare DuckDB scan of the same table computing hit rate and exact "
          "p50/p95/p99 (the ratio). No target.", ""]
     L += table(runs, [("query", lambda q: q["name"])],

@@ -233,7 +233,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             feed = [p for p in feed if agent.id in p["agents"]]
         return {"pops": feed[:limit]}
 
-    # --- analytics: the named queries of pipelines/analytics.py, run on the hub's own connection
+    # --- analytics: the named queries of pipelines/analytics/, run on the hub's own connection
     # (no other process may open the file while the hub holds it), two at a time, off the loop.
     analytics_slots = asyncio.Semaphore(2)
 

@@ -1,8 +1,8 @@
 """Analytics: KPI tiles and charts for a time range, every number from the hub's named queries.
 
-The page computes nothing itself: each figure is a named query of ``pipelines/analytics.py``,
+The page computes nothing itself: each figure is a named query of ``pipelines/analytics/``,
 run by the hub (``GET /api/analytics/{name}?start=&end=&bucket=&tz=``) on its own connection,
-and turned back into a DataFrame with that module's ``from_payload``. The notebooks call the
+and turned back into a DataFrame with its ``from_payload``. The notebooks call the
 same queries, so the console and the notebooks cannot disagree.
 """
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines import analytics
+from pipelines.analytics import ranges, sql
 from pipelines.analytics import QUERIES, InvalidParameter
 
 from . import dataset as ds
@@ -323,19 +324,39 @@ def test_times_in_any_form_mean_the_same_utc_instant():
     assert (defaulted["start"], defaulted["end"]) == (END - dt.timedelta(days=7), END)
 
 
-def test_local_time_matches_the_time_zone_database_across_daylight_saving_changes():
-    """The offset pieces stand in for ICU's conversion; both DST changes of 2026 in Israel."""
+# Each check: (by, bucket, the right key of a row from its wall-clock time L, as DuckDB works it out).
+LOCAL_KEYS = [
+    ("bucket", "15min", lambda L: f"time_bucket(INTERVAL 15 MINUTE, {L})"),
+    ("bucket", "hour", lambda L: f"time_bucket(INTERVAL 1 HOUR, {L})"),
+    ("bucket", "day", lambda L: f"time_bucket(INTERVAL 1 DAY, {L})"),
+    ("bucket", "week", lambda L: f"time_bucket(INTERVAL 7 DAY, {L}, TIMESTAMP '1970-01-05')"),
+    ("hour", "hour", lambda L: f"hour({L})"),
+    ("weekday", "hour", lambda L: f"isodow({L})"),
+]
+
+
+@pytest.mark.parametrize("tz,start,end,per_row", [
+    ("Asia/Jerusalem", "2026-03-01", "2026-11-01", False),    # both changes of 2026 in Israel
+    ("America/New_York", "2026-03-01", "2026-11-05", False),
+    ("Asia/Kathmandu", "2026-01-01", "2026-01-20", False),    # +05:45
+    ("America/St_Johns", "2010-03-01", "2010-11-10", True),   # -03:30, changed at 00:01 local (03:31 UTC)
+])
+def test_local_time_matches_the_time_zone_database_across_daylight_saving_changes(tz, start, end, per_row):
+    """Rows keyed per UTC quarter hour (or one by one, where a zone changed off a quarter hour)
+    get the bucket, hour and weekday of their own wall-clock time, in every row and in counts."""
     con = duckdb.connect()
-    start, end = dt.datetime(2026, 3, 1), dt.datetime(2026, 11, 1)
-    r = analytics._Range(start, end, "Asia/Jerusalem")
-    con.execute("CREATE TABLE t AS SELECT range AS ts FROM range(TIMESTAMP '2026-03-01', TIMESTAMP '2026-11-01', "
-                "INTERVAL 17 MINUTE)")
-    wrong = con.execute(f"SELECT count(*) FROM t WHERE {r.local('ts')} "
-                        "<> timezone('Asia/Jerusalem', timezone('UTC', ts))").fetchone()[0]
-    assert wrong == 0 and len(analytics._offsets("Asia/Jerusalem", start, end)) == 3
-    # Hours grouped in UTC and shifted afterwards land on each row's own local hour.
-    assert r._whole_hours()
-    shifted = r.local_hour(r.hour_index("ts"))
-    wrong = con.execute(f"SELECT count(*) FROM t WHERE {shifted} <> epoch_us(timezone('Asia/Jerusalem', "
-                        "timezone('UTC', ts))) // 3600000000").fetchone()[0]
-    assert wrong == 0
+    con.execute(f"CREATE TABLE t AS SELECT range + INTERVAL 13 SECOND AS ts FROM range(TIMESTAMP '{start}', "
+                f"TIMESTAMP '{end}', INTERVAL 7 MINUTE)")
+    r = ranges.Range(dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end), tz)
+    local = f"timezone('{tz}', timezone('UTC', ts))"
+    for by, bucket, right in LOCAL_KEYS:
+        d = ranges.dim(con, by, "ts", r, bucket)
+        assert (d.key.of == "{g}") is per_row and (d.key.join == "") is per_row
+        shown = d.show.format(k="key")
+        wrong = sql.df(con, f"SELECT count(*) AS n FROM ({d.rows('ts', 't', r.within('ts'))}) "
+                            f"WHERE {shown} <> {right(local)}", r.binds())
+        assert wrong["n"][0] == 0, (by, bucket)
+        counts = sql.df(con, f"SELECT {shown} AS k, CAST(sum(n) AS BIGINT) AS n FROM "
+                             f"({d.counted('', 't', r.within('ts'))}) GROUP BY k ORDER BY k", r.binds())
+        truth = con.execute(f"SELECT {right(local)} AS k, count(*) AS n FROM t GROUP BY k ORDER BY k").df()
+        pd.testing.assert_frame_equal(counts, truth, check_dtype=False)

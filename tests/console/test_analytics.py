@@ -1,4 +1,4 @@
-"""Analytics page: every figure comes from the hub's named queries (pipelines/analytics.py)."""
+"""Analytics page: every figure comes from the hub's named queries (pipelines/analytics/)."""
 
 from __future__ import annotations
 
