@@ -110,3 +110,31 @@ CREATE TABLE IF NOT EXISTS rejects (
     detail VARCHAR,
     count INTEGER NOT NULL DEFAULT 1   -- refusals this row stands for (pipelines/limits.py): sum it
 );
+
+-- The call log sent to the CRM (CALLPOP_CRM_LOG_URL), as an outbox: one row per revision of a
+-- call's entry (1 at its end, then one per note, disposition or call record), written before it
+-- is sent and kept with how its delivery went (pipelines/calllog.py).
+CREATE TABLE IF NOT EXISTS call_logs (
+    call_id      VARCHAR NOT NULL,
+    revision     INTEGER NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
+    agent_id     VARCHAR,
+    entry        VARCHAR NOT NULL,      -- the JSON sent (docs/crm-contract.md, "Call log")
+    state        VARCHAR NOT NULL,      -- pending | delivered | failed (given up after CALLPOP_CRM_LOG_RETRY_H)
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      TIMESTAMP,             -- pending: when it is tried next
+    delivered_at TIMESTAMP,
+    http_status  INTEGER,               -- of the last attempt
+    last_error   VARCHAR,               -- why the last attempt failed
+    activity_url VARCHAR                -- the logged activity's page, from the CRM's answer
+);
+
+-- The agents' notes and dispositions, as saved (POST /api/calls/{call_id}/log).
+CREATE TABLE IF NOT EXISTS call_notes (
+    call_id     VARCHAR NOT NULL,
+    agent_id    VARCHAR NOT NULL,
+    saved_at    TIMESTAMP NOT NULL,
+    revision    INTEGER,                -- the call log revision that carries it; NULL while the call was live
+    disposition VARCHAR,
+    notes       VARCHAR
+);

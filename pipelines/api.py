@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, backup, crmcheck, extension_updates, metrics, sockets
+from . import analytics, backup, calllog, crmcheck, extension_updates, metrics, sockets
 from .access import AgentDep, IngestDep, SupervisorDep, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
@@ -294,6 +294,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
         app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))
     app.include_router(backup.router)
+    app.include_router(calllog.router)
     app.include_router(metrics.router)
     app.include_router(extension_updates.router(settings.extension_dir))  # public: for Chrome's policy
     if (provider_routes := hub.provider.routes()) is not None:  # URLs the phone system calls, if any

@@ -19,6 +19,7 @@ from typing import Any
 
 from .access import sees_everything
 from .agents import Agent, Agents
+from .calllog import CallLog
 from .calls import CallBook
 from .contacts import Contacts
 from . import http_client
@@ -92,6 +93,7 @@ class Hub:
         self.events_duplicate = 0
         self.metrics = Metrics()
         self.metrics.watch(self)
+        self.calllog = CallLog(settings, self.store, self.sessions, lambda: self.agents)
 
     # --- life cycle
     async def start(self) -> None:
@@ -106,9 +108,11 @@ class Hub:
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
                              s.dial_budget_per_hour)
+        await self.calllog.start()
         await self.provider.start(self)
         loop = asyncio.get_running_loop()
-        self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects())]
+        self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects()),
+                       loop.create_task(self.calllog.run())]
         log.info("hub started: provider %s, %d agents (%s), %d contacts, database %s, CRM %s", self.provider.name,
                  len(self.agents), s.agents_csv.resolve(), len(self.contacts), self.store.path.resolve(),
                  "sample" if not s.crm_url else "configured")
@@ -136,6 +140,7 @@ class Hub:
             t.cancel()
         self.rejects.flush(everything=True)  # the counts still open go to the store before it closes
         await self.http.aclose()
+        await self.calllog.stop()
         await asyncio.to_thread(self.store.close)
         log.info("hub stopped")
 
@@ -215,6 +220,8 @@ class Hub:
             self.sessions.send(agent_id, message)
         if step.pop_to and call is not None:
             self.popper.pop(call, step.pop_to, step.extension)
+        if call is not None and (step.update_call or {}).get("status") in ("ended", "missed"):
+            self.calllog.ended(call)  # in the event's unit: its 202 means the log entry is kept too
         if step.ignored:
             log.debug("call %s %s: %s", event.call_id, event.type, step.ignored)
 
@@ -254,6 +261,8 @@ class Hub:
                                                                              "started_at")
         if started is not None:
             self.store.update("calls", {"call_id": record.call_id, "started_at": started}, values)
+            await self.calllog.amend(record.call_id, {k: v for k, v in (("duration_s", record.duration_s),
+                                                      ("recording_url", record.recording_url)) if v})
             return
         # Nothing popped for this call (e.g. before the hub ran): the record is all there is.
         agents = self.agents.by_extension(record.extension) if record.extension else []
@@ -340,6 +349,7 @@ class Hub:
                     "first_error": self.crm.first_error},
             "store": self.store_status(),
             "dial": self.dialer.status(),
+            "call_log": self.calllog.status(),
         }
 
     def store_status(self) -> dict[str, Any]:

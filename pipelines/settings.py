@@ -186,6 +186,16 @@ class Settings(BaseSettings):
     crm_auth_header: SecretStr = setting(
         SecretStr(""), "Header sent with every lookup, as 'Name: value' (e.g. 'Authorization: Bearer x'); only to "
         "the CRM's own origin, never after a redirect that leaves it.")
+    crm_log_url: HttpUrl = setting(
+        "", "Where the hub logs each call when it ends, and again when the agent saves a note or a disposition "
+        "(POST JSON, docs/crm-contract.md 'Call log'); empty: no call log. CALLPOP_CRM_AUTH_HEADER goes with it, to "
+        "this URL's origin only.")
+    crm_log_retry_h: float = setting(24.0, "How long a call log entry the CRM did not take is retried (with "
+                                     "backoff) before it is marked failed.", gt=0, le=24 * 30)
+    dispositions: CsvList = setting(["Sale", "Support", "Callback", "No answer", "Wrong number"],
+                                    "What an agent may mark a call as, comma-separated.")
+    notes_max_chars: int = setting(4000, "Longest note an agent may save on a call (characters).", ge=100,
+                                   le=60_000)
     crm_deadline_ms: int = setting(1500, "Time the agent waits for the CRM; then a provisional pop, updated if the "
                                       "answer comes.", ge=50, le=30_000)
     crm_late_timeout_ms: int = setting(10000, "How long a late answer is still awaited to update the pop; then the "

@@ -43,6 +43,8 @@ MATRIX = {
     ("GET", "/api/backups", "/api/backups"): {SUPERVISOR},
     ("GET", "/api/backups/{name}", "/api/backups/callpop-20261202T120000Z.duckdb"): {SUPERVISOR},
     ("GET", "/metrics", "/metrics"): {SUPERVISOR, MET},
+    ("POST", "/api/calls/{call_id}/log", "/api/calls/c0/log"): STAFF,
+    ("GET", "/api/calls/{call_id}/log", "/api/calls/c0/log"): STAFF,
     # the sample CRM (demo and tests only: CALLPOP_SAMPLE_CRM) is a CRM: it has no tokens
     ("GET", "/crm/lookup", "/crm/lookup?phone=0722776772"): ANYONE,
     ("GET", "/crm/contacts/{contact_id}", "/crm/contacts/c1"): ANYONE,

@@ -1,0 +1,345 @@
+"""The call log sent back to the CRM (``CALLPOP_CRM_LOG_URL``), and the agent's notes and
+disposition: ``POST /api/calls/{call_id}/log``.
+
+When a call ends, the hub writes revision 1 of its entry; each note, disposition or call record
+(a provider's CDR: duration, recording) that comes later writes the next revision. A revision is
+first a row of ``call_logs`` (the outbox), committed with the event that ended the call, and only
+then sent: POSTed as JSON with ``Idempotency-Key: <call_id>:<revision>``, retried with backoff
+for ``CALLPOP_CRM_LOG_RETRY_H`` hours, and marked delivered or failed in the same row. Delivery is
+at least once: a CRM that took a revision but did not answer gets it again, under the same key.
+A hub that restarts picks up the pending rows where it left off. The revisions of one call go
+in order; a failing revision never holds up another call's.
+
+The entry (docs/crm-contract.md, "Call log") is built by ``entry`` from the call, pure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Callable
+
+import httpx
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from . import http_client
+from .access import AgentDep, sees_everything
+from .calls import Call
+from .crm import TooLarge, read_capped
+from .crm_contract import safe_url
+from .errors import ApiError
+from .events import utcnow
+from .phone import for_crm
+
+log = logging.getLogger("callpop.calllog")
+
+FIRST_RETRY_S, LAST_RETRY_S = 1.0, 300.0  # backoff between attempts: doubling, at most five minutes
+ATTEMPT_TIMEOUT_S = 10.0  # one delivery attempt, connecting and answering included
+ANSWER_MAX_BYTES = 65536
+BATCH = 20  # deliveries in flight at once
+REMEMBERED = 5000  # calls whose last entry is kept in memory (older ones are read back from the file)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
+
+
+def entry(call: Call, *, agent_name: str, answered_by_agent: bool, phone_format: str,
+          disposition: str = "", notes: str = "") -> dict[str, Any]:
+    """Revision 1 of a call's entry, at its end."""
+    pop = call.pop or {}
+    if call.status == "missed":
+        status = "missed"
+    else:
+        status = "answered" if answered_by_agent or not call.answered_by else "answered_elsewhere"
+    talk = (call.ended_at - call.answered_at).total_seconds() if call.ended_at and call.answered_at else 0
+    return {
+        "call_id": call.call_id, "direction": call.direction, "phone": for_crm(call.phone, phone_format),
+        "e164": call.phone.e164, "did": call.callee, "extension": call.answered_by or (call.extensions or [""])[0],
+        "agent_id": call.agent_id, "agent_name": agent_name, "started_at": iso(call.started_at),
+        "answered_at": iso(call.answered_at), "ended_at": iso(call.ended_at), "duration_s": round(talk),
+        "status": status, "disposition": disposition, "notes": notes, "recording_url": "",
+        "crm_url": pop.get("url", ""), "contact_total": pop.get("total", 0),
+    }
+
+
+@dataclass
+class _Pending:
+    call_id: str
+    revision: int
+    created_at: datetime
+    entry: dict
+    attempts: int = 0
+    next_at: datetime = field(default_factory=utcnow)
+
+
+class CallLog:
+    """The outbox and its delivery loop. ``store`` and ``sessions`` are the hub's, ``agents``
+    gives its agents now (the file may be re-read); the HTTP client is its own
+    (``http_client.client``), so the credential goes to the log URL's origin only, wherever the
+    lookups go."""
+
+    def __init__(self, settings, store, sessions, agents: Callable[[], Any]):
+        self.settings, self.store, self.sessions, self._agents = settings, store, sessions, agents
+        self.url = settings.crm_log_url
+        self.headers: dict[str, str] = {}
+        if header := settings.crm_auth_header.get_secret_value():
+            name, _, value = header.partition(":")
+            self.headers[name.strip()] = value.strip()
+        self.http: httpx.AsyncClient | None = None
+        self._pending: dict[tuple[str, int], _Pending] = {}
+        self._last: collections.OrderedDict[str, tuple[int, dict]] = collections.OrderedDict()
+        self._held: dict[str, tuple[str, str]] = {}  # notes saved while the call was live
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one revision at a time: numbers are handed out in order
+        self.delivered = self.failed = 0
+
+    # --- life cycle
+    async def start(self) -> None:
+        if not self.url:
+            return
+        self.http = http_client.client(self.settings)
+        if self.headers:
+            http_client.only_to_origin(self.http, httpx.URL(self.url), self.headers)
+        rows = await asyncio.to_thread(self.store.query, "SELECT call_id, revision, created_at, entry, attempts, "
+                                       "next_at FROM call_logs WHERE state = 'pending' ORDER BY created_at, revision")
+        for r in rows.itertuples():
+            p = _Pending(r.call_id, int(r.revision), r.created_at.to_pydatetime(), json.loads(r.entry),
+                         int(r.attempts), r.next_at.to_pydatetime() if r.next_at is not None else utcnow())
+            self._pending[(p.call_id, p.revision)] = p
+        held = await asyncio.to_thread(self.store.query, "SELECT call_id, disposition, notes FROM call_notes WHERE "
+                                       "revision IS NULL AND saved_at > ? ORDER BY saved_at",
+                                       [utcnow() - timedelta(hours=4)])
+        for r in held.itertuples():
+            self._held[r.call_id] = (r.disposition or "", r.notes or "")
+        if self._pending:
+            log.info("%d call log entries still to deliver", len(self._pending))
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+
+    def status(self) -> dict[str, Any]:
+        return {"configured": bool(self.url), "pending": len(self._pending), "delivered": self.delivered,
+                "failed": self.failed}
+
+    # --- revisions
+    def ended(self, call: Call) -> None:
+        """The call is over: revision 1, in the unit of the event that ended it."""
+        disposition, notes = self._held.pop(call.call_id, ("", ""))
+        if not self.url:
+            return
+        agents = self._agents()
+        agent = agents.get(call.agent_id) if call.agent_id else None
+        answered_by_agent = bool(call.answered_by) and bool(agents.by_extension(call.answered_by))
+        self._write(call.call_id, 1, entry(call, agent_name=agent.name if agent else "",
+                                           answered_by_agent=answered_by_agent,
+                                           phone_format=self.settings.crm_phone_format,
+                                           disposition=disposition, notes=notes))
+
+    async def amend(self, call_id: str, changes: dict[str, Any]) -> int | None:
+        """The next revision of an ended call's entry with ``changes``; None when there is no
+        entry to amend (no log URL, or the call's end never reached the hub)."""
+        if not self.url:
+            return None
+        async with self._lock:
+            last = await self._latest(call_id)
+            if last is None:
+                return None
+            revision, previous = last
+            if all(previous.get(k) == v for k, v in changes.items()):
+                return revision  # nothing new (a call record sent twice): no revision for it
+            self._write(call_id, revision + 1, {**previous, **changes})
+            return revision + 1
+
+    async def _latest(self, call_id: str) -> tuple[int, dict] | None:
+        if call_id in self._last:
+            return self._last[call_id]
+        rows = await asyncio.to_thread(self.store.query, "SELECT revision, entry FROM call_logs WHERE call_id = ? "
+                                       "ORDER BY revision DESC LIMIT 1", [call_id])
+        return None if rows.empty else (int(rows.revision[0]), json.loads(rows.entry[0]))
+
+    def _write(self, call_id: str, revision: int, body: dict) -> None:
+        now = utcnow()
+        pending = _Pending(call_id, revision, now, body)
+        self._last[call_id] = (revision, body)
+        self._last.move_to_end(call_id)
+        while len(self._last) > REMEMBERED:
+            self._last.popitem(last=False)
+        written = self.store.insert("call_logs", {
+            "call_id": call_id, "revision": revision, "created_at": now, "agent_id": body.get("agent_id") or None,
+            "entry": json.dumps(body, ensure_ascii=False), "state": "pending", "attempts": 0, "next_at": now})
+        loop = asyncio.get_running_loop()
+
+        def committed(f) -> None:  # sent only once it is in the file: a restart cannot lose it
+            if not f.exception():
+                self._pending[(call_id, revision)] = pending
+                self._wake.set()
+        written.add_done_callback(lambda f: loop.call_soon_threadsafe(committed, f))
+
+    # --- notes and disposition (the route)
+    async def save(self, call: dict, agent_id: str, disposition: str, notes: str) -> dict[str, Any]:
+        """Record the agent's note; on an ended call, the next revision of its entry."""
+        now = utcnow()
+        ended = call["status"] in ("ended", "missed")
+        revision = await self.amend(call["call_id"], {"disposition": disposition, "notes": notes}) if ended else None
+        if not ended:
+            self._held[call["call_id"]] = (disposition, notes)  # goes with revision 1 at the call's end
+        await asyncio.wrap_future(self.store.insert("call_notes", {
+            "call_id": call["call_id"], "agent_id": agent_id, "saved_at": now, "revision": revision,
+            "disposition": disposition or None, "notes": notes or None}))
+        logged = ("not configured" if not self.url else "queued" if revision else
+                  "with the call's end" if not ended else "no entry of this call to amend")
+        return {"call_id": call["call_id"], "revision": revision, "saved_at": iso(now), "logged": logged}
+
+    # --- delivery
+    async def run(self) -> None:
+        while True:
+            if self.url:
+                await self._deliver_due()
+            self._wake.clear()
+            waits = [p.next_at for p in self._pending.values()]
+            delay = max(0.05, min(((min(waits) - utcnow()).total_seconds() if waits else 60.0), 60.0))
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def _deliver_due(self) -> None:
+        now = utcnow()
+        first: dict[str, _Pending] = {}
+        for p in sorted(self._pending.values(), key=lambda p: p.revision):
+            first.setdefault(p.call_id, p)  # one call's revisions in order
+        due = [p for p in first.values() if p.next_at <= now][:BATCH]
+        if due:
+            await asyncio.gather(*(self._attempt(p) for p in due))
+
+    async def _attempt(self, p: _Pending) -> None:
+        p.attempts += 1
+        status, error, url = await self._post(p)
+        key = {"call_id": p.call_id, "revision": p.revision, "created_at": p.created_at}
+        now = utcnow()
+        if not error:
+            del self._pending[(p.call_id, p.revision)]
+            self.delivered += 1
+            self.store.update("call_logs", key, {"state": "delivered", "attempts": p.attempts, "delivered_at": now,
+                                                 "http_status": status, "last_error": None, "activity_url": url or None,
+                                                 "next_at": None})
+            self._tell(p, "delivered", url)
+            return
+        give_up = now - p.created_at > timedelta(hours=self.settings.crm_log_retry_h)
+        if give_up:
+            del self._pending[(p.call_id, p.revision)]
+            self.failed += 1
+            log.warning("call log of %s revision %d not delivered after %d attempts: %s", p.call_id, p.revision,
+                        p.attempts, error)
+            self._tell(p, "failed", "")
+        else:
+            wait = min(LAST_RETRY_S, FIRST_RETRY_S * 2 ** (p.attempts - 1)) * random.uniform(0.8, 1.2)
+            p.next_at = now + timedelta(seconds=wait)
+            if p.attempts == 1:
+                log.info("call log of %s revision %d: %s; retrying", p.call_id, p.revision, error)
+        self.store.update("call_logs", key, {"state": "failed" if give_up else "pending", "attempts": p.attempts,
+                                             "http_status": status, "last_error": error[:300],
+                                             "next_at": None if give_up else p.next_at})
+
+    async def _post(self, p: _Pending) -> tuple[int | None, str, str]:
+        """(HTTP status, '' or why it failed, the logged activity's URL)."""
+        headers = {"Idempotency-Key": f"{p.call_id}:{p.revision}", **self.headers}
+        try:
+            async with asyncio.timeout(ATTEMPT_TIMEOUT_S):
+                async with self.http.stream("POST", self.url, json=p.entry, headers=headers) as response:
+                    body = await read_capped(response, ANSWER_MAX_BYTES)
+        except TimeoutError:
+            return None, f"no answer within {ATTEMPT_TIMEOUT_S:g} s", ""
+        except TooLarge:
+            return None, f"an answer over {ANSWER_MAX_BYTES} bytes", ""
+        except httpx.HTTPError as e:
+            return None, f"cannot reach the log URL ({type(e).__name__})", ""
+        if not 200 <= response.status_code < 300:
+            return response.status_code, f"HTTP {response.status_code}", ""
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return response.status_code, "the answer is not JSON", ""
+        if not isinstance(answer, dict) or str(answer.get("STATUS", "")).upper() != "OK":
+            return response.status_code, 'the answer is not {"STATUS":"OK"}', ""
+        url, _ = safe_url(answer.get("URL", ""))
+        return response.status_code, "", url
+
+    def _tell(self, p: _Pending, state: str, url: str) -> None:
+        agent_id = p.entry.get("agent_id")
+        if agent_id:
+            self.sessions.send(agent_id, {"type": "call_log", "call_id": p.call_id, "revision": p.revision,
+                                          "state": state, "url": url})
+
+
+# --- the route
+class LogRequest(BaseModel):
+    disposition: str = Field(default="", max_length=100, description="One of CALLPOP_DISPOSITIONS, or empty.")
+    notes: str = Field(default="", description="Free text, at most CALLPOP_NOTES_MAX_CHARS characters.")
+
+
+router = APIRouter(tags=["calls"])
+CallId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+async def _call(hub, call_id: str) -> dict | None:
+    """The call as the hub knows it: live in memory, else its row."""
+    live = hub.book.get(call_id)
+    if live is not None:
+        return {"call_id": live.call_id, "agent_id": live.agent_id, "status": live.status}
+    rows = await asyncio.to_thread(hub.store.query, "SELECT call_id, agent_id, status FROM calls WHERE call_id = ? "
+                                   "ORDER BY started_at DESC LIMIT 1", [call_id])
+    return None if rows.empty else {"call_id": call_id, "agent_id": rows.agent_id[0], "status": rows.status[0]}
+
+
+async def _own_call(hub, call_id: str, agent) -> dict:
+    call = await _call(hub, call_id)
+    if call is None:
+        raise ApiError(404, "not_found", f"no call {call_id!r}")
+    if call["agent_id"] != agent.id:
+        raise ApiError(403, "forbidden", "this call is not yours: notes go on your own calls")
+    return call
+
+
+@router.post("/api/calls/{call_id}/log", status_code=202,
+             summary="Your note and disposition for one of your calls; 202 once recorded")
+async def save_log(call_id: CallId, request: LogRequest, http: Request, agent: AgentDep) -> dict:
+    hub = http.app.state.hub
+    s = hub.settings
+    if request.disposition and request.disposition not in s.dispositions:
+        raise ApiError(422, "unknown_disposition", f"disposition must be one of: {', '.join(s.dispositions)}")
+    if len(request.notes) > s.notes_max_chars:
+        raise ApiError(422, "notes_too_long", f"notes are {len(request.notes)} characters; at most "
+                                              f"{s.notes_max_chars} (CALLPOP_NOTES_MAX_CHARS)")
+    call = await _own_call(hub, call_id, agent)
+    return await hub.calllog.save(call, agent.id, request.disposition, request.notes)
+
+
+@router.get("/api/calls/{call_id}/log", summary="One call's notes, dispositions to choose from, and its log "
+                                                  "entries' delivery")
+async def show_log(call_id: CallId, http: Request, agent: AgentDep) -> dict:
+    hub = http.app.state.hub
+    call = await _call(hub, call_id)
+    if call is None or (call["agent_id"] != agent.id and not sees_everything(agent)):
+        raise ApiError(404, "not_found", f"no call {call_id!r} of yours")
+
+    def read(cur):
+        notes = cur.execute("SELECT saved_at, disposition, notes, revision FROM call_notes WHERE call_id = ? "
+                            "ORDER BY saved_at", [call_id]).fetchall()
+        logs = cur.execute("SELECT revision, state, attempts, http_status, last_error, delivered_at, activity_url "
+                           "FROM call_logs WHERE call_id = ? ORDER BY revision", [call_id]).fetchall()
+        return notes, logs
+    notes, logs = await asyncio.to_thread(hub.store.run, read)
+    return {"call_id": call_id, "status": call["status"], "dispositions": list(hub.settings.dispositions),
+            "notes": [{"saved_at": iso(t), "disposition": d or "", "notes": n or "", "revision": r}
+                      for t, d, n, r in notes],
+            "log": [{"revision": r, "state": st, "attempts": a, "http_status": h, "error": e or "",
+                     "delivered_at": iso(d), "url": u or ""} for r, st, a, h, e, d, u in logs]}
