@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, crmcheck, samplecrm
+from . import agent_admin, analytics, crmcheck, samplecrm
 from .access import INGEST, STAFF, SUPERVISOR, require_role, sees_everything
-from .agents import Agent
+from .agents import Agent, token_digest
 from .contacts import parse_csv
 from .dial import FINAL_STATES, DialRefused, iso_utc
 from .errors import ApiError
@@ -392,6 +392,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
                 raise ApiError(422, "target_refused", str(e)) from None
         return report.public()
 
+    app.include_router(agent_admin.router(hub))  # supervisors manage agents; one-time sign-in
+
     if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
         app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))
     if (provider_routes := hub.provider.routes()) is not None:  # URLs the phone system calls, if any
@@ -420,6 +422,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         session = Session(agent, websocket.send_text, websocket.close, queue_size=settings.ws_send_queue,
                           send_timeout_s=settings.ws_send_timeout_s, heartbeat_s=settings.ws_heartbeat_s,
                           client=str(hello.get("client", ""))[:20])
+        session.token_digest = token_digest(hello["token"])
         session.start()
         hub.welcome(session)
         try:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .access import sees_everything
+from .agent_admin import AgentFile
 from .agents import Agent, Agents
 from .calls import CallBook
 from .contacts import Contacts
@@ -67,6 +68,7 @@ class Hub:
         self.settings = settings
         self.agents = Agents.from_csv(settings.agents_csv)
         refuse_unsafe(settings, self.agents)
+        self.agent_file = AgentFile(self)  # changes to the agents, and hand edits of their file read again
         self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
         self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
                            queue_max=settings.store_queue_max)
@@ -98,7 +100,8 @@ class Hub:
                              s.dial_budget_per_hour)
         await self.provider.start(self)
         loop = asyncio.get_running_loop()
-        self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects())]
+        self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects()),
+                       loop.create_task(self.agent_file.watch())]
         log.info("hub started: provider %s, %d agents (%s), %d contacts, database %s, CRM %s", self.provider.name,
                  len(self.agents), s.agents_csv.resolve(), len(self.contacts), self.store.path.resolve(),
                  "sample" if not s.crm_url else "configured")

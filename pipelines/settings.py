@@ -208,7 +208,16 @@ class Settings(BaseSettings):
         "long, and logged at most once per source and reason (a flood must not fill the disk).", ge=1, le=3600)
     # --- who may connect
     agents_csv: Path = setting(Path("data/agents.csv"),
-                            "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled].")
+                            "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled,"
+                            "voicenter_user]; supervisors edit it through /api/agents, and edits made by hand are "
+                            "read again.")
+    agents_check_s: float = setting(2.0, "Seconds between two looks at the agents file for an edit made by hand "
+                                    "(a changed size or time: read again; the sockets of a disabled agent close).",
+                                    gt=0, le=300)
+    signin_code_ttl_s: int = setting(600, "Seconds a one-time sign-in code made by a supervisor stays valid.",
+                                     ge=1, le=86400)
+    signin_try_every_s: float = setting(1.0, "One try at a sign-in code per client address per this many seconds "
+                                        "(others get 429): a code cannot be guessed in its lifetime.", gt=0, le=60)
     ingest_token: SecretStr = setting(
         SecretStr(""), "Bearer token a PBX must send to POST /api/events; empty refuses every event.")
     contacts_csv: Path = setting(Path("data/contacts.csv"),
