@@ -88,7 +88,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
             print("callpop agents token: which agent? callpop agents token <id>", file=sys.stderr)
             return 2
         token = issue_token(path, args.agent_id)
-        print(f"New token for {args.agent_id} (shown only now; {path} keeps its digest; restart the hub to use it):",
+        print(f"New token for {args.agent_id} (shown only now; {path} keeps its digest; a running hub reads it within seconds):",
               file=sys.stderr)
         print(token)
     else:
