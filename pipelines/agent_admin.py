@@ -123,6 +123,11 @@ class AgentFile:
                 log.error("the agents file does not load; the hub keeps the agents it had: %s", e)
             self._broken = signature
             return 0
+        if not self.hub.settings.loopback_only and (demo := fresh.with_demo_tokens()):
+            if signature != self._broken:  # as at start (hub.refuse_unsafe): public tokens on a reachable hub
+                log.error("the agents file now holds the demo's public tokens (%s): not taken", ", ".join(demo[:5]))
+            self._broken = signature
+            return 0
         self._seen, self._broken = signature, None
         old, self.hub.agents = self.hub.agents, fresh
         for agent_id in {a.id for a in old} | {a.id for a in fresh}:
