@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from .access import SUPERVISOR, require_role
@@ -46,6 +46,13 @@ ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 EXTENSION = re.compile(r"^[0-9]{1,15}$")
 VOICENTER_USER = re.compile(r"^[A-Za-z0-9._@-]{0,64}$")
 Supervisor = Annotated[Agent, Depends(require_role(SUPERVISOR))]
+SIGNIN_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>callpop sign-in</title>
+<body style="font-family: sans-serif; max-width: 36em; margin: 3em auto">
+<h1>Sign in to callpop</h1>
+<p>This is a one-time sign-in link. Copy this page's address, then open callpop's options (right-click the callpop
+icon, then <b>Options</b>) and paste it into <b>Sign-in code</b>; or paste it into the console's sign-in.</p>
+<p>The link works once, for a few minutes. If it has expired, ask your supervisor for a new one.</p>
+</body></html>"""
 
 
 def _value(agent: Agent, name: str) -> Any:
@@ -338,6 +345,12 @@ def router(hub) -> APIRouter:
         return {"changes": [{"changed_at": r.changed_at.isoformat() + "Z", "actor": r.actor, "action": r.action,
                              "agent_id": r.agent_id, "detail": json.loads(r.detail or "{}")}
                             for r in rows.itertuples()]}
+
+    @routes.get("/signin", response_class=HTMLResponse, summary="Where a sign-in link opens: says what to do with it")
+    async def signin_page() -> HTMLResponse:
+        # The code is in the link's #fragment: the browser never sends it here, and the page never reads it.
+        return HTMLResponse(SIGNIN_PAGE, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                                                  "Content-Security-Policy": "default-src 'none'"})
 
     @routes.post("/api/signin", summary="Trade a one-time sign-in code for a token of your own (no bearer)")
     async def sign_in(body: SignIn, request: Request) -> JSONResponse:

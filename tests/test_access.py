@@ -49,6 +49,7 @@ MATRIX = {
     ("GET", "/api/agents/changes", "/api/agents/changes"): {SUPERVISOR},
     # a one-time code is the credential: no bearer (throttled per client)
     ("POST", "/api/signin", "/api/signin"): ANYONE,
+    ("GET", "/signin", "/signin"): ANYONE,
     # the sample CRM (demo and tests only: CALLPOP_SAMPLE_CRM) is a CRM: it has no tokens
     ("GET", "/crm/lookup", "/crm/lookup?phone=0722776772"): ANYONE,
     ("GET", "/crm/contacts/{contact_id}", "/crm/contacts/c1"): ANYONE,

@@ -205,6 +205,8 @@ def test_a_code_works_once_and_adds_a_token_for_the_device(hub, agents_csv):
     made = code_for(hub, "noa")
     assert len(made["code"]) == 9 and made["code"][4] == "-" and made["expires_in_s"] == 600
     assert made["link"] == f"{hub.settings.base_url}/signin#code={made['code']}"
+    page = api(hub, "GET", "/signin")  # where the link opens in a browser: what to do with it
+    assert page.status_code == 200 and "Sign-in code" in page.text and page.headers["cache-control"] == "no-store"
     r = api(hub, "POST", "/api/signin", json={"code": made["code"].lower().replace("-", " ")})
     assert r.status_code == 200, r.text
     token = r.json()["token"]
