@@ -35,6 +35,7 @@ from .errors import ApiError
 from .events import utcnow
 from .limits import Throttle
 from .phone import normalise
+from .providers import peers
 from .sessions import CLOSE_UNAUTHORIZED
 from .signin_codes import WHY, Codes
 
@@ -100,6 +101,7 @@ class AgentFile:
         self.path = hub.settings.agents_csv
         self.codes = Codes(hub.settings.signin_code_ttl_s)
         self.tries = Throttle(hub.settings.signin_try_every_s)
+        self.trusted = peers.networks(hub.settings.trusted_proxies)
         self._lock = asyncio.Lock()
         self._seen = self._signature()
         self._broken: tuple | None = None  # the signature of a hand edit that does not load (said once)
@@ -354,7 +356,9 @@ def router(hub) -> APIRouter:
 
     @routes.post("/api/signin", summary="Trade a one-time sign-in code for a token of your own (no bearer)")
     async def sign_in(body: SignIn, request: Request) -> JSONResponse:
-        allowed, _ = book.tries.allow(request.client.host if request.client else "")
+        peer = request.client.host if request.client else ""
+        client = peers.client_address(peer, request.headers.getlist("x-forwarded-for"), book.trusted)
+        allowed, _ = book.tries.allow(str(client or peer))  # behind the TLS proxy: the agent's address, not the proxy's
         if not allowed:
             hub.reject("/api/signin", "too_many_tries")
             return JSONResponse({"error": "too_many_tries", "message": "one try per "

@@ -244,7 +244,8 @@ class Settings(BaseSettings):
         "call /voicenter/*; others get 403.")
     trusted_proxies: Networks = setting(
         [], "Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the real client "
-        "for CALLPOP_VOICENTER_ALLOWED_IPS; empty = the connecting address is the client.")
+        "for CALLPOP_VOICENTER_ALLOWED_IPS and the sign-in code throttle; empty = the connecting address is the "
+        "client.")
     voicenter_code: SecretStr = setting(
         SecretStr(""), "voicenter: the account's Click2Call API token ('code', from Voicenter's back office).")
     voicenter_click2call_url: HttpUrl = setting("https://api.voicenter.com/ForwardDialer/click2call.aspx",

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -257,3 +258,14 @@ def test_tries_are_throttled_per_client(start_hub, agents_csv):
     assert api(hub, "POST", "/api/signin", json={"code": "ABCD-EFGH"}).status_code == 404
     r = api(hub, "POST", "/api/signin", json={"code": made["code"]})  # even the right one: wait first
     assert r.status_code == 429 and r.json()["error"] == "too_many_tries" and r.headers["Retry-After"] == "30"
+
+
+def test_behind_a_trusted_proxy_each_client_is_throttled_apart(start_hub, agents_csv):
+    hub = start_hub(agents_csv=str(agents_csv), signin_try_every_s=30, trusted_proxies="127.0.0.1")
+    made = code_for(hub, "noa")
+
+    def try_from(client: str, code: str = "ABCD-EFGH"):
+        return httpx.post(f"{hub.url}/api/signin", json={"code": code}, headers={"X-Forwarded-For": client}, timeout=10)
+    assert try_from("203.0.113.7").status_code == 404
+    assert try_from("203.0.113.7").status_code == 429
+    assert try_from("198.51.100.9", made["code"]).status_code == 200  # another agent behind the same proxy
