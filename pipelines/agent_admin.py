@@ -17,11 +17,13 @@ the first one out.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
 import re
 import secrets
+import time
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable
 
@@ -41,6 +43,10 @@ from .signin_codes import WHY, Codes
 
 log = logging.getLogger("callpop.agents")
 MAX_TOKENS = 5  # devices signed in with codes, per agent
+# Wrong codes from the whole world per minute before every try waits (addresses are cheap, IPv6
+# ones above all, so the per-address throttle alone would not bound guessing): ~40 bits of code
+# at 60 guesses a minute is millions of years per live code.
+MAX_WRONG_PER_MINUTE = 60
 FILE_ACTOR = "file"
 SHOWN = ("name", "extension", "mobile", "home", "role", "voicenter_user", "disabled", "expires_at")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
@@ -102,6 +108,7 @@ class AgentFile:
         self.codes = Codes(hub.settings.signin_code_ttl_s)
         self.tries = Throttle(hub.settings.signin_try_every_s)
         self.trusted = peers.networks(hub.settings.trusted_proxies)
+        self.wrong: collections.deque[float] = collections.deque()  # when recent wrong codes came (monotonic)
         self._lock = asyncio.Lock()
         self._seen = self._signature()
         self._broken: tuple | None = None  # the signature of a hand edit that does not load (said once)
@@ -359,13 +366,18 @@ def router(hub) -> APIRouter:
         peer = request.client.host if request.client else ""
         client = peers.client_address(peer, request.headers.getlist("x-forwarded-for"), book.trusted)
         allowed, _ = book.tries.allow(str(client or peer))  # behind the TLS proxy: the agent's address, not the proxy's
-        if not allowed:
+        now = time.monotonic()
+        while book.wrong and now - book.wrong[0] > 60:
+            book.wrong.popleft()
+        if not allowed or len(book.wrong) >= MAX_WRONG_PER_MINUTE:
             hub.reject("/api/signin", "too_many_tries")
             return JSONResponse({"error": "too_many_tries", "message": "one try per "
                                  f"{hub.settings.signin_try_every_s:g} s: wait, then try again"}, status_code=429,
                                 headers={"Retry-After": str(max(1, round(hub.settings.signin_try_every_s)))})
         code, why = book.codes.take(body.code)
         if code is None:
+            if why != "malformed":
+                book.wrong.append(now)
             hub.reject("/api/signin", "bad_code", why)  # the kind of refusal, never the code
             status, message = WHY[why]
             raise ApiError(status, "bad_code", message)

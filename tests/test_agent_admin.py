@@ -269,3 +269,15 @@ def test_behind_a_trusted_proxy_each_client_is_throttled_apart(start_hub, agents
     assert try_from("203.0.113.7").status_code == 404
     assert try_from("203.0.113.7").status_code == 429
     assert try_from("198.51.100.9", made["code"]).status_code == 200  # another agent behind the same proxy
+
+
+def test_wrong_codes_from_many_addresses_make_everyone_wait(start_hub, agents_csv, monkeypatch):
+    from pipelines import agent_admin
+    monkeypatch.setattr(agent_admin, "MAX_WRONG_PER_MINUTE", 3)
+    hub = start_hub(agents_csv=str(agents_csv), signin_try_every_s=30, trusted_proxies="127.0.0.1")
+    made = code_for(hub, "noa")
+    for n in range(3):  # a guesser with many addresses
+        r = httpx.post(f"{hub.url}/api/signin", json={"code": "ABCD-EFGH"}, headers={"X-Forwarded-For": f"203.0.113.{n}"})
+        assert r.status_code == 404
+    r = httpx.post(f"{hub.url}/api/signin", json={"code": made["code"]}, headers={"X-Forwarded-For": "198.51.100.9"})
+    assert r.status_code == 429 and r.json()["error"] == "too_many_tries"
