@@ -112,6 +112,10 @@ def test_a_one_time_code_signs_the_extension_in_and_it_gets_pops(options, extens
     result.filter(has_text="used already").wait_for()
     assert extension_browser.stored()["local"]["token"] == token, "a refused code changes nothing"
 
+    # A supervisor disables the agent: the extension is signed out at once, and says why.
+    assert api(hub, "POST", "/api/agents/avi/disable", TOKENS["dana"]).json()["sockets_closed"] == 1
+    options.locator("#status.signed_out", has_text="agent disabled by a supervisor").wait_for(timeout=5000)
+
 
 def test_an_http_hub_on_another_machine_is_refused_and_nothing_saved(options, extension_browser):
     before = extension_browser.stored()
