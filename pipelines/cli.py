@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,12 +115,23 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_agents(folder: Path) -> Path:
+    """The demo's agents file, a copy in its folder: the console's Agents page writes to it, never
+    to the file callpop ships."""
+    path = folder / "agents.csv"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DEMO["agents_csv"], path)
+    return path
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole demo: the hub on the simulated PBX and sample CRM, with history, and the console."""
     if importlib.util.find_spec("streamlit") is None:
         print("callpop demo: the console is not installed: pip install 'callpop[console]'", file=sys.stderr)
         return 2
-    demo = {**DEMO, "db_path": Path(args.dir).resolve() / "callpop.duckdb"}
+    folder = Path(args.dir).resolve()
+    demo = {**DEMO, "db_path": folder / "callpop.duckdb", "agents_csv": _demo_agents(folder)}
     s = settings_mod.load().replace(**demo)
     setup_logging(s.log_level)
     console_port = args.console_port or s.console_port
@@ -248,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
                                        "its own database with history, and the console")
     demo.add_argument("--console-port", type=int, default=0, help="default CALLPOP_CONSOLE_PORT (8501)")
-    demo.add_argument("--dir", default=str(DEMO_DIR), help="where the demo keeps its database (default var/demo)")
+    demo.add_argument("--dir", default=str(DEMO_DIR), help="where the demo keeps its database and its agents file (default var/demo)")
     demo.set_defaults(func=cmd_demo)
     ring = sub.add_parser("ring", help="ring an extension on the running hub now (a pop on demand)")
     ring.add_argument("extension", help="the extension that rings, e.g. 201")
