@@ -146,9 +146,12 @@ class AgentFile:
             return 0
         self._seen, self._broken = signature, None
         old, self.hub.agents = self.hub.agents, fresh
-        for agent_id in {a.id for a in old} | {a.id for a in fresh}:
-            if what := diff(old.get(agent_id), fresh.get(agent_id)):
-                self.record(actor, action, agent_id, what)
+        touched = sorted(i for i in {a.id for a in old} | {a.id for a in fresh} if diff(old.get(i), fresh.get(i)))
+        for agent_id in touched:
+            self.record(actor, action, agent_id, diff(old.get(agent_id), fresh.get(agent_id)))
+        if actor == FILE_ACTOR:
+            log.info("agents file edited by hand, read again: %d agents, %d changed (%s)", len(fresh), len(touched),
+                     ", ".join(touched[:10]))
         closed = 0
         for session in self.hub.sessions.all():
             if why := _why_closed(self.hub, session):
