@@ -48,6 +48,7 @@ MAX_TOKENS = 5  # devices signed in with codes, per agent
 # at 60 guesses a minute is millions of years per live code.
 MAX_WRONG_PER_MINUTE = 60
 FILE_ACTOR = "file"
+EMPTY = (None, "", False)
 SHOWN = ("name", "extension", "mobile", "home", "role", "voicenter_user", "disabled", "expires_at")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 EXTENSION = re.compile(r"^[0-9]{1,15}$")
@@ -73,7 +74,7 @@ def diff(old: Agent | None, new: Agent | None) -> dict[str, Any]:
     for name in SHOWN:
         before = _value(old, name) if old else None
         after = _value(new, name) if new else None
-        if before != after:
+        if before != after and not (before in EMPTY and after in EMPTY):  # a new agent's empty phones: nothing
             out[name] = [before, after]
     had, has = set(old.digests if old else ()), set(new.digests if new else ())
     if had != has:

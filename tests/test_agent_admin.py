@@ -153,6 +153,8 @@ def test_every_change_is_recorded_without_the_token(hub):
     found = wait_rows(hub, "SELECT * FROM agent_changes WHERE agent_id = 'rec' ORDER BY changed_at", n=6)
     assert list(found.action) == ["add", "edit", "disable", "enable", "token", "signin_code"]
     assert set(found.actor) == {"dana"}
+    assert json.loads(found.detail[0]) == {"name": [None, "Rec Ord"], "role": [None, "agent"],
+                                           "tokens": "1 added, 0 removed"}
     assert json.loads(found.detail[1]) == {"mobile": ["", "054-999-8888"]}
     assert json.loads(found.detail[4]) == {"tokens": "1 added, 1 removed"}
     text = found.to_csv()
