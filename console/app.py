@@ -13,13 +13,16 @@ from console import session, sidebar
 st.set_page_config(page_title="callpop console", page_icon=":material/call:", layout="wide")
 st.set_option("client.toolbarMode", "viewer")  # operators get no Deploy / Rerun / Clear cache
 
-page = st.navigation([
+session.restore()  # a reload or a new tab: signed in again from the session cookie, if it is live
+pages = [
     st.Page("views/live.py", title="Live", icon=":material/call:", default=True),
     st.Page("views/contacts.py", title="Contacts", icon=":material/contacts:"),
     st.Page("views/analytics.py", title="Analytics", icon=":material/monitoring:"),
     st.Page("views/crm.py", title="CRM check", icon=":material/fact_check:"),
-])
-session.restore()  # a reload or a new tab: signed in again from the session cookie, if it is live
+]
+if (session.agent() or {}).get("role") == "supervisor":  # the hub refuses the others anyway (403)
+    pages.append(st.Page("views/agents.py", title="Agents", icon=":material/manage_accounts:"))
+page = st.navigation(pages)
 sidebar.render()
 with st.sidebar:
     session.keep_cookie()

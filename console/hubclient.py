@@ -11,6 +11,7 @@ import csv
 import io
 import os
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -131,6 +132,35 @@ class HubClient:
             total["preview"] += part.get("preview", [])[: 20 - len(total["preview"])]
             total["problems"] += [{"line": p["line"] + offset, "reason": p["reason"]} for p in part.get("problems", [])]
         return total
+
+    # --- agents (supervisors): the answers that carry a token or a code show it once; never kept here
+    def agents(self) -> list[dict]:
+        return self._request("GET", "/api/agents")["agents"]
+
+    def add_agent(self, fields: dict) -> dict:
+        """``{"agent": ..., "token": ...}``: the new agent's token, to be shown once."""
+        return self._request("POST", "/api/agents", json=fields)
+
+    def edit_agent(self, agent_id: str, fields: dict) -> dict:
+        return self._request("PATCH", f"/api/agents/{quote(agent_id, safe='')}", json=fields)
+
+    def set_agent_disabled(self, agent_id: str, disabled: bool) -> dict:
+        return self._request("POST", f"/api/agents/{quote(agent_id, safe='')}/{'disable' if disabled else 'enable'}")
+
+    def new_token(self, agent_id: str) -> dict:
+        """``{"agent", "token", "sockets_closed"}``: the old tokens stop working."""
+        return self._request("POST", f"/api/agents/{quote(agent_id, safe='')}/token")
+
+    def signin_code(self, agent_id: str) -> dict:
+        """``{"code", "link", "hub_url", "expires_in_s"}``."""
+        return self._request("POST", f"/api/agents/{quote(agent_id, safe='')}/signin-code")
+
+    def agent_changes(self, limit: int = 50) -> list[dict]:
+        return self._request("GET", "/api/agents/changes", params={"limit": limit})["changes"]
+
+    def exchange_code(self, code: str) -> dict:
+        """A one-time sign-in code traded for a token of the agent's own: ``{"token", "agent"}``."""
+        return self._request("POST", "/api/signin", auth=False, json={"code": code})
 
     def analytics_list(self) -> Any:
         return self._request("GET", "/api/analytics")

@@ -95,10 +95,16 @@ def agent(report: bool = False) -> dict | None:
 
 
 def sign_in(token: str) -> str | None:
-    """Check the token with the hub; None when signed in, else why not (for the operator)."""
+    """Check the token with the hub (or first trade a one-time sign-in code for one); None when
+    signed in, else why not (for the operator)."""
     token = token.strip()
     if not token:
-        return "Paste an agent token."
+        return "Paste an agent token or a sign-in code."
+    if code := signins.code_in(token):
+        try:
+            token = client().exchange_code(code)["token"]
+        except HubError as e:
+            return e.message
     try:
         me = client().with_token(token).me()
     except HubError as e:

@@ -56,8 +56,9 @@ def sign_in_box() -> None:
             st.rerun()
         return
     with st.form("sign_in", clear_on_submit=True, border=False):
-        token = st.text_input("Agent token", type="password", key="token_input",
-                              help="From the agents CSV; `make run` prints the demo agents' tokens.")
+        token = st.text_input("Agent token or sign-in code", type="password", key="token_input",
+                              help="A one-time sign-in code (ABCD-EFGH) from a supervisor's Agents page, or a "
+                                   "token; `make run` prints the demo agents' tokens.")
         if st.form_submit_button("Sign in"):
             problem = session.sign_in(token)
             if problem:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Callable
 COOKIE = "callpop_console_session"
 DEFAULT_HOURS = 12.0
 MAX_SESSIONS = 10_000  # a bound on memory: the oldest go first
+CODE = re.compile(r"^[A-Za-z0-9]{4}[- ]?[A-Za-z0-9]{4}$")  # a one-time sign-in code (pipelines/signin_codes.py)
 
 
 def lifetime_s() -> float:
@@ -78,6 +80,15 @@ class SignIns:
         now = self.clock()
         for key in [k for k, (_, expires) in self._by_digest.items() if now >= expires]:
             del self._by_digest[key]
+
+
+def code_in(text: str) -> str | None:
+    """The one-time sign-in code in what was typed ("ABCD-EFGH", or the sign-in link the
+    Agents page gives, ``https://hub/signin#code=ABCD-EFGH``), else None (then it is a token)."""
+    text = (text or "").strip()
+    if "#code=" in text:
+        text = text.split("#code=", 1)[1].split("&", 1)[0]
+    return text.upper() if CODE.match(text) else None
 
 
 def cookie_script(session_id: str | None, max_age_s: float = 0) -> str:

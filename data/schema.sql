@@ -138,3 +138,13 @@ CREATE TABLE IF NOT EXISTS call_notes (
     disposition VARCHAR,
     notes       VARCHAR
 );
+
+-- Every change to the agents (pipelines/agent_admin.py): who made it, when, and what changed; a
+-- token only as "1 added, 1 removed", never the token or its digest.
+CREATE TABLE IF NOT EXISTS agent_changes (
+    changed_at TIMESTAMP NOT NULL,
+    actor      VARCHAR NOT NULL,       -- the supervisor's (or, signing in with a code, the agent's) id; 'file' for a hand edit
+    action     VARCHAR NOT NULL,       -- add | edit | disable | enable | token | signin_code | signin | file
+    agent_id   VARCHAR NOT NULL,
+    detail     VARCHAR                 -- JSON: {"field": [before, after], ..., "tokens": "1 added, 1 removed"}
+);

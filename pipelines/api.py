@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import analytics, backup, calllog, crmcheck, extension_updates, metrics, sockets
+from . import agent_admin, analytics, backup, calllog, crmcheck, extension_updates, metrics, sockets
 from .access import AgentDep, IngestDep, SupervisorDep, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
@@ -290,6 +290,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
                 hub.reject("/api/crm/check", "target_refused", f"{agent.id}: {e}")
                 raise ApiError(422, "target_refused", str(e)) from None
         return report.public()
+
+    app.include_router(agent_admin.router(hub))  # supervisors manage agents; one-time sign-in
 
     if settings.sample_crm:  # the demo's: it answers anyone (the hub refuses it off loopback)
         app.include_router(samplecrm.router(lambda request: hub.contacts, settings.base_url))

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import logs, settings as settings_mod
+from . import logs, settings as settings_mod, settings_doc
 from .agents import AgentsError, hash_tokens, issue_token
 from .demo import run as demo
 from .resources import console_command
@@ -50,12 +50,12 @@ def _port_taken(host: str, port: int, setting: str) -> str:
 
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.example:
-        sys.stdout.write(settings_mod.env_example())
+        sys.stdout.write(settings_doc.env_example())
         return 0
     values = settings_mod.load().redacted()
     env = settings_mod.configured_env_file().resolve()
     print(f"settings file: {env} ({'read' if env.is_file() else 'none there'})", file=sys.stderr)
-    rows = settings_mod.described()
+    rows = settings_doc.described()
     width = max(len(env) for env, *_ in rows)
     for env, help_text, *_ in rows:
         print(f"{env:<{width}}  {values[env]:<24}  {help_text}")
@@ -71,7 +71,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
             print("callpop agents token: which agent? callpop agents token <id>", file=sys.stderr)
             return 2
         token = issue_token(path, args.agent_id)
-        print(f"New token for {args.agent_id} (shown only now; {path} keeps its digest; restart the hub to use it):",
+        print(f"New token for {args.agent_id} (shown only now; {path} keeps its digest; a running hub reads it within seconds):",
               file=sys.stderr)
         print(token)
     else:
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     demo_cmd = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
                                        "its own database with history, and the console")
     demo_cmd.add_argument("--console-port", type=int, default=0, help="default CALLPOP_CONSOLE_PORT (8501)")
-    demo_cmd.add_argument("--dir", default=str(demo.DIR), help="where the demo keeps its database (default var/demo)")
+    demo_cmd.add_argument("--dir", default=str(demo.DIR), help="where the demo keeps its database and its agents file (default var/demo)")
     demo_cmd.set_defaults(func=cmd_demo)
     sub.add_parser("console", help="run the console alone (Streamlit on CALLPOP_CONSOLE_HOST:CALLPOP_CONSOLE_PORT, "
                    "a client of CALLPOP_HUB_URL)").set_defaults(func=cmd_console)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .access import sees_everything
+from .agent_admin import AgentFile
 from .agents import Agent, Agents
 from .calllog import CallLog
 from .calls import CallBook
@@ -70,6 +71,7 @@ class Hub:
         self.settings = settings
         self.agents = Agents.from_csv(settings.agents_csv)
         refuse_unsafe(settings, self.agents)
+        self.agent_file = AgentFile(self)  # changes to the agents, and hand edits of their file read again
         if settings.contacts_csv.is_file():
             self.contacts = Contacts.from_csv(settings.contacts_csv, settings.default_region)
         else:  # a server without a contacts file yet: an empty grid until a supervisor imports some
@@ -112,7 +114,7 @@ class Hub:
         await self.provider.start(self)
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects()),
-                       loop.create_task(self.calllog.run())]
+                       loop.create_task(self.calllog.run()), loop.create_task(self.agent_file.watch())]
         log.info("hub started: provider %s, %d agents (%s), %d contacts, database %s, CRM %s", self.provider.name,
                  len(self.agents), s.agents_csv.resolve(), len(self.contacts), self.store.path.resolve(),
                  "sample" if not s.crm_url else "configured")

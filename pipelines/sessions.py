@@ -43,6 +43,7 @@ class Session:
         self.id = Session._next
         self.agent = agent
         self.client = client  # "extension", "console", ... as the hello said
+        self.token_digest = b""  # agents.token_digest of the token it signed in with: a replaced token ends it
         self._send, self._close = send, close
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
         self._send_timeout_s = send_timeout_s

@@ -98,7 +98,16 @@ class Settings(BaseSettings):
         "long, and logged at most once per source and reason (a flood must not fill the disk).", ge=1, le=3600)
     # --- who may connect
     agents_csv: Path = setting(Path("data/agents.csv"),
-                            "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled].")
+                            "Agents: CSV with id,name,token,extension,mobile,home[,role,expires_at,disabled,"
+                            "voicenter_user]; supervisors edit it through /api/agents, and edits made by hand are "
+                            "read again.")
+    agents_check_s: float = setting(2.0, "Seconds between two looks at the agents file for an edit made by hand "
+                                    "(a changed size or time: read again; the sockets of a disabled agent close).",
+                                    gt=0, le=300)
+    signin_code_ttl_s: int = setting(600, "Seconds a one-time sign-in code made by a supervisor stays valid.",
+                                     ge=1, le=86400)
+    signin_try_every_s: float = setting(1.0, "One try at a sign-in code per client address per this many seconds "
+                                        "(others get 429): a code cannot be guessed in its lifetime.", gt=0, le=60)
     ingest_token: SecretStr = setting(
         SecretStr(""), "Bearer token a PBX must send to POST /api/events; empty refuses every event.")
     metrics_token: SecretStr = setting(
@@ -128,7 +137,8 @@ class Settings(BaseSettings):
         "call /voicenter/*; others get 403.")
     trusted_proxies: Networks = setting(
         [], "Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the real client "
-        "for CALLPOP_VOICENTER_ALLOWED_IPS; empty = the connecting address is the client.")
+        "for CALLPOP_VOICENTER_ALLOWED_IPS and the sign-in code throttle; empty = the connecting address is the "
+        "client.")
     voicenter_code: SecretStr = setting(
         SecretStr(""), "voicenter: the account's Click2Call API token ('code', from Voicenter's back office).")
     voicenter_click2call_url: HttpUrl = setting("https://api.voicenter.com/ForwardDialer/click2call.aspx",
@@ -414,36 +424,3 @@ def load(env_file: Path | str | None = CONFIGURED, **overrides: Any) -> Settings
             close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.8)
             log.warning("%s: unknown setting %s ignored%s", path, key, f" (did you mean {close[0]}?)" if close else "")
     return _build(path, overrides)
-
-
-def described() -> list[tuple[str, str, Any, tuple[str, ...], bool]]:
-    """(environment name, help, default as written in .env, choices, secret) for every setting."""
-    out = []
-    for name, field in Settings.model_fields.items():
-        default = field.default
-        secret = isinstance(default, SecretStr)
-        out.append((env_name(name), field.description or "", "" if secret else _shown(default),
-                    _choices(field.annotation), secret))
-    return out
-
-
-def env_example() -> str:
-    """The text of .env.example: every setting, its help and its default."""
-    out = ["# callpop settings: copy to .env and edit. Every line is optional;",
-           "# the value shown is the default. The environment overrides this file.",
-           f"# Another file than ./.env: {ENV_FILE_VAR}=/path in the environment, or callpop --env-file /path",
-           "# (under systemd give it explicitly: the unit's WorkingDirectory decides where ./.env is).", ""]
-    for env, help_text, default, choices, _ in described():
-        out.append(f"# {help_text}")
-        if choices:
-            out.append(f"# one of: {', '.join(choices)}")
-        out.append(f"{env}={_quoted(default)}")
-        out.append("")
-    return "\n".join(out)
-
-
-def _quoted(value: str) -> str:
-    """A value as a .env line must hold it: single quotes when it has spaces, quotes or '#'."""
-    if re.search(r"[\s'\"#\\]", value):
-        return "'" + value.replace("'", "\\'") + "'"
-    return value

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket
 
+from .agents import token_digest
 from .events import ACK_EVENTS, msg_error
 from .hub import Hub
 from .sessions import CLOSE_UNAUTHORIZED, Session
@@ -43,6 +44,7 @@ def router(hub: Hub, settings: Settings) -> APIRouter:
         session = Session(agent, websocket.send_text, websocket.close, queue_size=settings.ws_send_queue,
                           send_timeout_s=settings.ws_send_timeout_s, heartbeat_s=settings.ws_heartbeat_s,
                           client=str(hello.get("client", ""))[:20])
+        session.token_digest = token_digest(hello["token"])  # a replaced token's sockets are closed
         session.start()
         hub.welcome(session)
         try:

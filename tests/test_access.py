@@ -45,6 +45,18 @@ MATRIX = {
     ("GET", "/metrics", "/metrics"): {SUPERVISOR, MET},
     ("POST", "/api/calls/{call_id}/log", "/api/calls/c0/log"): STAFF,
     ("GET", "/api/calls/{call_id}/log", "/api/calls/c0/log"): STAFF,
+    # agents managed by supervisors (an unknown agent: the repository's agents file is never changed here)
+    ("GET", "/api/agents", "/api/agents"): {SUPERVISOR},
+    ("POST", "/api/agents", "/api/agents"): {SUPERVISOR},
+    ("PATCH", "/api/agents/{agent_id}", "/api/agents/ghost"): {SUPERVISOR},
+    ("POST", "/api/agents/{agent_id}/disable", "/api/agents/ghost/disable"): {SUPERVISOR},
+    ("POST", "/api/agents/{agent_id}/enable", "/api/agents/ghost/enable"): {SUPERVISOR},
+    ("POST", "/api/agents/{agent_id}/token", "/api/agents/ghost/token"): {SUPERVISOR},
+    ("POST", "/api/agents/{agent_id}/signin-code", "/api/agents/ghost/signin-code"): {SUPERVISOR},
+    ("GET", "/api/agents/changes", "/api/agents/changes"): {SUPERVISOR},
+    # a one-time code is the credential: no bearer (throttled per client)
+    ("POST", "/api/signin", "/api/signin"): ANYONE,
+    ("GET", "/signin", "/signin"): ANYONE,
     # the sample CRM (demo and tests only: CALLPOP_SAMPLE_CRM) is a CRM: it has no tokens
     ("GET", "/crm/lookup", "/crm/lookup?phone=0722776772"): ANYONE,
     ("GET", "/crm/contacts/{contact_id}", "/crm/contacts/c1"): ANYONE,
@@ -81,7 +93,7 @@ def test_each_role_is_allowed_or_refused_as_the_matrix_says(hub, method, declare
     for role, token in BEARER.items():
         # An empty body: an allowed caller gets past the role check to validation (422) or an
         # answer; a refused one never gets that far.
-        r = api(hub, method, path, token, **({"json": {}} if method == "POST" else {}))
+        r = api(hub, method, path, token, **({"json": {}} if method in ("POST", "PATCH") else {}))
         assert r.headers["content-type"].startswith(("application/json", "text/html", "text/plain; version=")), r.text
         if role in MATRIX[(method, declared, path)]:
             assert r.status_code not in (401, 403), (role, r.status_code, r.text)

@@ -77,6 +77,9 @@ def test_the_demo_runs_apart_and_sigterm_stops_all_it_started(tmp_path):
         assert status["provider"]["name"] == "sim"
         # The demo's own database with its history; the user's .env token and database untouched.
         assert (tmp_path / "demo" / "callpop.duckdb").exists() and not (tmp_path / "mine.duckdb").exists()
+        # Its agents file is a copy in its folder: the Agents page never writes to the one callpop ships.
+        assert (tmp_path / "demo" / "agents.csv").read_text(encoding="utf-8") == \
+            (ROOT / "data" / "agents.csv").read_text(encoding="utf-8")
         own = httpx.post(f"http://127.0.0.1:{hub_port}/api/events", timeout=5,
                          headers={"Authorization": "Bearer my-own-token"}, json={"call_id": "x", "type": "hangup"})
         assert own.status_code == 401

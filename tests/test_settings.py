@@ -7,26 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import settings as s
+from pipelines import settings as s, settings_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_env_example_lists_every_setting_with_its_help_and_default():
-    assert (ROOT / ".env.example").read_text(encoding="utf-8") == s.env_example(), \
+    assert (ROOT / ".env.example").read_text(encoding="utf-8") == settings_doc.env_example(), \
         "regenerate: python -m pipelines settings --example > .env.example"
-    listed = {line.split("=", 1)[0] for line in s.env_example().splitlines() if line.startswith("CALLPOP_")}
-    assert listed == {env for env, *_ in s.described()}
+    listed = {line.split("=", 1)[0] for line in settings_doc.env_example().splitlines() if line.startswith("CALLPOP_")}
+    assert listed == {env for env, *_ in settings_doc.described()}
 
 
 def test_env_example_read_back_gives_the_defaults(tmp_path):
     example = tmp_path / ".env"
-    example.write_text(s.env_example(), encoding="utf-8")
+    example.write_text(settings_doc.env_example(), encoding="utf-8")
     assert s.load(env_file=example) == s.load(env_file=None)
 
 
 def test_every_setting_has_help_and_the_names_outside_checks_use():
-    rows = s.described()
+    rows = settings_doc.described()
     assert all(help_text.strip() for _, help_text, *_ in rows)
     for name in ("CALLPOP_HOST", "CALLPOP_PORT", "CALLPOP_DB_PATH", "CALLPOP_CRM_URL", "CALLPOP_INGEST_TOKEN",
                  "CALLPOP_AGENTS_CSV", "CALLPOP_PROVIDER", "CALLPOP_DEFAULT_REGION", "CALLPOP_AMI_HOST",

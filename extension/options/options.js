@@ -1,9 +1,11 @@
 /* The options page: read the form, validate it (a hub on another machine must be https://; a hub
  * address the admin's policy locks is shown read-only), ask
  * Chrome for access to a hub that is not on this machine, save (the token to local storage, the
- * rest to sync: storage.js); "Test connection" asks the hub who the token is. */
+ * rest to sync: storage.js); "Test connection" asks the hub who the token is; "Sign in with the
+ * code" trades a one-time code for a token (signin.js) and saves it the same way. */
 
 import { apiUrl, normaliseHubUrl, validateSettings } from "../background/settings.js";
+import { exchangeCode, parseSignIn } from "../background/signin.js";
 import { loadManaged, loadSettings, saveSettings } from "../background/storage.js";
 
 const form = document.getElementById("form");
@@ -117,6 +119,28 @@ $("test").addEventListener("click", () => {
     const outcome = await testConnection(form.hubUrl.value, form.token.value);
     say(result, outcome.text, outcome.ok);
     if (outcome.agent) labelPhones(outcome.agent);
+  });
+});
+
+$("signin").addEventListener("click", () => {
+  const result = $("signin-result");
+  const parsed = parseSignIn(form.signinCode.value, form.hubUrl.value);
+  if (parsed.error) return say(result, parsed.error, false);
+  const permitted = askForHub(parsed.hubUrl); // first: the permission prompt needs this click
+  say(result, "Signing in…", true);
+  permitted.then(async (ok) => {
+    if (!ok) return say(result, "Chrome was not allowed to contact this hub, so callpop cannot reach it.", false);
+    const outcome = await exchangeCode(parsed.hubUrl, parsed.code);
+    if (!outcome.ok) return say(result, outcome.text, false);
+    // The rest of the settings as they were saved (not half-typed ones); the token only in local storage.
+    const checked = validateSettings({ ...(await loadSettings()), hubUrl: parsed.hubUrl, token: outcome.token });
+    if (checked.errors) return say(result, "Signed in, but not saved: " + Object.values(checked.errors).join("; "), false);
+    await saveSettings(checked.settings);
+    form.hubUrl.value = checked.settings.hubUrl;
+    form.token.value = checked.settings.token; // a password field: kept for Save, never shown
+    form.signinCode.value = "";
+    labelPhones(outcome.agent);
+    say(result, outcome.text, true);
   });
 });
 

@@ -7,6 +7,7 @@ simulated PBX and the sample CRM. Nothing of it touches the settings ``callpop s
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,19 @@ CALLS_PER_DAY = 400
 
 def settings_for(folder: str | Path) -> settings_mod.Settings:
     """The settings in force (environment, settings file) with the demo's world on top."""
-    return settings_mod.load().replace(**SETTINGS, db_path=Path(folder).resolve() / "callpop.duckdb")
+    folder = Path(folder).resolve()
+    return settings_mod.load().replace(**{**SETTINGS, "db_path": folder / "callpop.duckdb",
+                                          "agents_csv": _agents_copy(folder)})
+
+
+def _agents_copy(folder: Path) -> Path:
+    """The demo's agents file, a copy in its folder: the console's Agents page writes to it, never
+    to the file callpop ships."""
+    path = folder / "agents.csv"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SETTINGS["agents_csv"], path)
+    return path
 
 
 def ensure_history(s: settings_mod.Settings) -> None:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.support import free_port, wait_until
-from tests.support.hub import TOKENS
+from tests.support import ROOT, free_port, wait_until
+from tests.support.hub import TOKENS, api, post_event
 
 pytestmark = pytest.mark.browser
 
@@ -86,6 +86,37 @@ def test_saving_validates_and_the_worker_signs_in_with_the_saved_settings(option
     extension_browser.wait_connected(hub)
     options.locator("#status.connected").wait_for()
     assert "Noa Levi" in options.locator("#status").inner_text()
+
+
+def test_a_one_time_code_signs_the_extension_in_and_it_gets_pops(options, extension_browser, module_hubs,
+                                                                  tmp_path):
+    agents = tmp_path / "agents.csv"  # the code adds a token to the agent's row: a copy of the demo's file
+    agents.write_text((ROOT / "data" / "agents.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    hub = module_hubs(agents_csv=str(agents), signin_try_every_s=0.01)
+    made = api(hub, "POST", "/api/agents/avi/signin-code", TOKENS["dana"]).json()
+    options.fill("#hubUrl", "http://127.0.0.1:1")  # the link names the hub: it wins over the field
+    options.fill("#signinCode", made["link"])
+    options.click("#signin")
+    result = options.locator("#signin-result")
+    result.filter(has_text="Signed in as").wait_for()
+    assert result.inner_text() == "Signed in as Avi Cohen."
+    stored = extension_browser.stored()
+    token = stored["local"]["token"]
+    assert token != TOKENS["avi"] and api(hub, "GET", "/api/me", token).json()["id"] == "avi"
+    assert stored["sync"]["hubUrl"] == hub.url and "token" not in stored["sync"]
+    assert token not in options.locator("body").inner_text() and options.input_value("#signinCode") == ""
+    extension_browser.wait_connected(hub)
+    assert post_event(hub, call_id="code-pop-1", type="ringing", caller="0722776772", extension="202").status_code == 202
+    wait_until(lambda: "pop:code-pop-1" in extension_browser.notification_ids(), 15, what="the pop's bubble")
+
+    options.fill("#signinCode", made["code"])  # used already
+    options.click("#signin")
+    result.filter(has_text="used already").wait_for()
+    assert extension_browser.stored()["local"]["token"] == token, "a refused code changes nothing"
+
+    # A supervisor disables the agent: the extension is signed out at once, and says why.
+    assert api(hub, "POST", "/api/agents/avi/disable", TOKENS["dana"]).json()["sockets_closed"] == 1
+    options.locator("#status.signed_out", has_text="agent disabled by a supervisor").wait_for(timeout=5000)
 
 
 def test_an_http_hub_on_another_machine_is_refused_and_nothing_saved(options, extension_browser):
