@@ -9,6 +9,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler
 
+import httpx
 import pytest
 
 from tests.support import wait_until
@@ -188,3 +189,16 @@ def test_without_a_log_url_notes_are_kept_and_nothing_is_sent(start_hub):
     assert r.status_code == 202 and r.json()["logged"] == "not configured"
     assert hub.hub.store.query("SELECT count(*) AS n FROM call_logs").n[0] == 0
     assert wait_rows(hub, "SELECT disposition FROM call_notes").disposition.tolist() == ["Sale"]
+
+
+def test_the_sample_crm_takes_the_log_and_shows_the_latest_revision_on_the_contact_page(hub):
+    contact = api(hub, "GET", "/crm/lookup?phone=0722776772").json()["URL"]
+    base = {"call_id": "s1", "e164": "+972722776772", "status": "answered", "agent_name": "Noa Levi",
+            "started_at": "2026-12-02T10:00:00Z", "disposition": "Sale"}
+    for revision, notes in ((2, "the newer note"), (1, "the first note")):  # out of order, as retries may be
+        r = httpx.post(f"{hub.url}/crm/log", json={**base, "notes": notes}, headers={"Idempotency-Key": f"s1:{revision}"},
+                       timeout=10)
+        assert r.status_code == 200 and r.json()["STATUS"] == "OK" and r.json()["URL"].endswith("/crm/calls/s1")
+    page = api(hub, "GET", contact.replace(hub.url, "")).text
+    assert "the newer note" in page and "the first note" not in page and "Noa Levi" in page
+    assert api(hub, "POST", "/crm/log", json={"notes": "no call id"}).status_code == 422

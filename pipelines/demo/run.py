@@ -30,8 +30,9 @@ CALLS_PER_DAY = 400
 def settings_for(folder: str | Path) -> settings_mod.Settings:
     """The settings in force (environment, settings file) with the demo's world on top."""
     folder = Path(folder).resolve()
-    return settings_mod.load().replace(**{**SETTINGS, "db_path": folder / "callpop.duckdb",
-                                          "agents_csv": _agents_copy(folder)})
+    base = settings_mod.load()
+    return base.replace(**{**SETTINGS, "db_path": folder / "callpop.duckdb", "agents_csv": _agents_copy(folder),
+                           "crm_log_url": f"{base.base_url}/crm/log"})  # the sample CRM takes the call log
 
 
 def _agents_copy(folder: Path) -> Path:
