@@ -16,6 +16,7 @@ st.set_option("client.toolbarMode", "viewer")  # operators get no Deploy / Rerun
 session.restore()  # a reload or a new tab: signed in again from the session cookie, if it is live
 pages = [
     st.Page("views/live.py", title="Live", icon=":material/call:", default=True),
+    st.Page("views/calls.py", title="My calls", icon=":material/history:"),
     st.Page("views/contacts.py", title="Contacts", icon=":material/contacts:"),
     st.Page("views/analytics.py", title="Analytics", icon=":material/monitoring:"),
     st.Page("views/crm.py", title="CRM check", icon=":material/fact_check:"),

@@ -93,6 +93,14 @@ class HubClient:
     def recent_pops(self, limit: int = 50) -> list[dict]:
         return self._request("GET", "/api/pops/recent", params={"limit": limit})["pops"]
 
+    def call_history(self, limit: int = 50) -> dict:
+        """``{"calls": [your latest calls, with notes and log state], "dispositions": [...]}``."""
+        return self._request("GET", "/api/calls/history", params={"limit": limit})
+
+    def save_note(self, call_id: str, disposition: str, notes: str) -> dict:
+        return self._request("POST", f"/api/calls/{quote(call_id, safe='')}/log",
+                             json={"disposition": disposition, "notes": notes})
+
     def contacts(self, q: str = "", limit: int = 5000) -> dict:
         """``{"total": contacts the hub has, "contacts": [...matching, at most limit]}``."""
         return self._request("GET", "/api/contacts", params={"q": q[:100], "limit": limit})

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Callable
 
 import httpx
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from . import http_client
@@ -321,6 +321,31 @@ async def save_log(call_id: CallId, request: LogRequest, http: Request, agent: A
                                               f"{s.notes_max_chars} (CALLPOP_NOTES_MAX_CHARS)")
     call = await _own_call(hub, call_id, agent)
     return await hub.calllog.save(call, agent.id, request.disposition, request.notes)
+
+
+HISTORY_SQL = """
+SELECT c.call_id, c.direction, c.caller, c.started_at, c.answered_at, c.ended_at, c.status,
+       l.client_name AS name, l.company,
+       (SELECT n.disposition FROM call_notes n WHERE n.call_id = c.call_id ORDER BY n.saved_at DESC LIMIT 1)
+           AS disposition,
+       (SELECT n.notes FROM call_notes n WHERE n.call_id = c.call_id ORDER BY n.saved_at DESC LIMIT 1) AS notes,
+       (SELECT g.state FROM call_logs g WHERE g.call_id = c.call_id ORDER BY g.revision DESC LIMIT 1) AS logged
+FROM calls c LEFT JOIN lookups l ON l.call_id = c.call_id
+WHERE c.agent_id = ? AND c.started_at >= ?
+ORDER BY c.started_at DESC LIMIT ?"""
+
+
+@router.get("/api/calls/history", summary="Your latest calls, with their notes and how their call log went")
+async def history(http: Request, agent: AgentDep,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  days: Annotated[int, Query(ge=1, le=90)] = 7) -> dict:
+    hub = http.app.state.hub
+    rows = await asyncio.to_thread(hub.store.query, HISTORY_SQL, [agent.id, utcnow() - timedelta(days=days), limit])
+    calls = []
+    for r in rows.to_dict("records"):
+        calls.append({k: (iso(v.to_pydatetime()) if hasattr(v, "to_pydatetime") else
+                          None if v is None or v != v else v) for k, v in r.items()})
+    return {"calls": calls, "dispositions": list(hub.settings.dispositions)}
 
 
 @router.get("/api/calls/{call_id}/log", summary="One call's notes, dispositions to choose from, and its log "

@@ -45,6 +45,7 @@ MATRIX = {
     ("GET", "/metrics", "/metrics"): {SUPERVISOR, MET},
     ("POST", "/api/calls/{call_id}/log", "/api/calls/c0/log"): STAFF,
     ("GET", "/api/calls/{call_id}/log", "/api/calls/c0/log"): STAFF,
+    ("GET", "/api/calls/history", "/api/calls/history"): STAFF,
     # agents managed by supervisors (an unknown agent: the repository's agents file is never changed here)
     ("GET", "/api/agents", "/api/agents"): {SUPERVISOR},
     ("POST", "/api/agents", "/api/agents"): {SUPERVISOR},

@@ -108,6 +108,11 @@ def test_a_call_is_logged_at_its_end_and_again_with_the_agents_note(start_hub, r
                                                        TOKENS["noa"]).json()["log"]] == ["delivered"] * 2, 5)
     rows = wait_rows(hub, "SELECT revision FROM call_notes WHERE call_id = 'c1'")
     assert rows.revision.tolist() == [2]
+    mine = api(hub, "GET", "/api/calls/history", TOKENS["noa"]).json()["calls"]
+    assert [(c["call_id"], c["disposition"], c["notes"], c["logged"]) for c in mine] == \
+        [("c1", "Sale", "wants a quote", "delivered")]
+    assert mine[0]["name"] and mine[0]["ended_at"].endswith("Z")
+    assert api(hub, "GET", "/api/calls/history", TOKENS["avi"]).json()["calls"] == []  # only one's own
     noa.close()
 
 
