@@ -3,6 +3,7 @@
  * CRM page (http/https only) and closing it is reported back, so the hub can tell whether agents
  * use their pops: `ack shown`, `ack clicked`, `ack closed`. */
 
+import { notesPage } from "./notes.js";
 import { displayText } from "./text.js";
 
 export const POP_PREFIX = "pop:";
@@ -55,6 +56,7 @@ export function popBubble(pop, { popBehaviour = "stay", iconUrl = "" } = {}) {
     priority: 2,
     requireInteraction: popBehaviour !== "fade",
     isClickable: Boolean(safeUrl(pop.url)),
+    buttons: [{ title: "Add note" }],
     silent: false,
   };
 }
@@ -62,10 +64,11 @@ export function popBubble(pop, { popBehaviour = "stay", iconUrl = "" } = {}) {
 export class Popups {
   /**
    * @param {object} deps notifications/tabs: the chrome APIs (or fakes); records: a Records;
-   *   send(message): to the hub; settings(): the current settings; iconUrl; now()
+   *   send(message): to the hub; settings(): the current settings; iconUrl; now();
+   *   pageUrl(path): the extension's own page at path (chrome.runtime.getURL)
    */
-  constructor({ notifications, tabs, records, send, settings, iconUrl = "", now = Date.now }) {
-    Object.assign(this, { notifications, tabs, records, send, settings, iconUrl, now });
+  constructor({ notifications, tabs, records, send, settings, iconUrl = "", now = Date.now, pageUrl = (path) => path }) {
+    Object.assign(this, { notifications, tabs, records, send, settings, iconUrl, now, pageUrl });
     this.queue = Promise.resolve(); // one bubble operation at a time: create, then update, never crossed
   }
 
@@ -120,6 +123,25 @@ export class Popups {
       this.send({ type: "ack", call_id: record.call_id, event: "clicked" });
       await this.records.put(id, { ...record, clickedAt: this.now(), cleared: record.cleared || "clicked" });
       await this.notifications.clear(id);
+    });
+  }
+
+  /* A bubble's button: "Add note" opens the call's note page (the bubble stays). */
+  button(id, index) {
+    return this.serial(async () => {
+      if (!id.startsWith(POP_PREFIX) || index !== 0) return;
+      const record = await this.records.get(id);
+      if (record) await this.tabs.create({ url: this.pageUrl(notesPage(record.call_id)) });
+    });
+  }
+
+  /* The hub says how the call's log went to the CRM: kept with the bubble's record. */
+  logged(message) {
+    return this.serial(async () => {
+      if (!message || typeof message.call_id !== "string") return;
+      const id = POP_PREFIX + message.call_id;
+      const record = await this.records.get(id);
+      if (record) await this.records.put(id, { ...record, logged: message.state, logUrl: safeUrl(message.url) });
     });
   }
 

@@ -35,7 +35,7 @@ const connection = new HubConnection({
 
 const app = {
   popups: new Popups({ notifications: apis.notifications, tabs: apis.tabs, records: new Records(session, "bubbles"),
-    send: (m) => connection.send(m), settings, iconUrl: ICON }),
+    send: (m) => connection.send(m), settings, iconUrl: ICON, pageUrl: (path) => chrome.runtime.getURL(path) }),
   dialing: new Dialing({ notifications: apis.notifications, records: new Records(session, "dials"), settings, iconUrl: ICON }),
   menu: new Menu({ contextMenus: apis.contextMenus, records: new Records(session, "menu"), settings }),
   welcomed: (agent) => session.set({ agent }),
@@ -77,6 +77,7 @@ chrome.runtime.onMessage.addListener((message, sender, reply) => {
 });
 chrome.notifications.onClicked.addListener((id) => app.popups.clicked(id));
 chrome.notifications.onClosed.addListener((id, byUser) => app.popups.closed(id, byUser));
+chrome.notifications.onButtonClicked.addListener((id, index) => app.popups.button(id, index));
 chrome.action.onClicked.addListener(() => chrome.runtime.openOptionsPage());
 chrome.storage.onChanged.addListener((changes, area) => {
   if (area !== "sync" && area !== "local" && area !== "managed") return; // preferences, the token, or the policy

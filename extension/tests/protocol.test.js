@@ -157,3 +157,17 @@ test("dial, welcome, error and unknown messages go where they belong", async () 
     "hub error unknown_call: no pop"]);
   assert.equal(log.length, 6, "unknown types are logged, not acted on");
 });
+
+test("a bubble's Add note button opens the call's note page, and the log's outcome is kept", async () => {
+  const { tabs, app, popups } = setup();
+  await dispatch(POP, app);
+  assert.deepEqual(app.popups.notifications.shown.get("pop:c1").buttons, [{ title: "Add note" }]);
+  await popups.button("pop:c1", 0);
+  assert.deepEqual(tabs.opened, ["notes/notes.html?call=c1"]);
+  await popups.button("pop:c1", 1); // no second button
+  assert.equal(tabs.opened.length, 1);
+  await dispatch({ type: "call_log", call_id: "c1", revision: 1, state: "delivered", url: "javascript:alert(1)" }, app);
+  const record = await popups.records.get("pop:c1");
+  assert.equal(record.logged, "delivered");
+  assert.equal(record.logUrl, "");
+});
