@@ -207,3 +207,28 @@ def test_the_sample_crm_takes_the_log_and_shows_the_latest_revision_on_the_conta
     page = api(hub, "GET", contact.replace(hub.url, "")).text
     assert "the newer note" in page and "the first note" not in page and "Noa Levi" in page
     assert api(hub, "POST", "/crm/log", json={"notes": "no call id"}).status_code == 422
+
+
+def test_the_after_call_figures(start_hub, receiver):
+    hub = logged_hub(start_hub, receiver)
+    answered_call(hub, "f1")
+    answered_call(hub, "f2")
+    for call_id, disposition in (("f1", "Support"), ("f1", "Sale"), ("f2", "")):
+        assert api(hub, "POST", f"/api/calls/{call_id}/log", TOKENS["noa"],
+                   json={"disposition": disposition, "notes": "n"}).status_code == 202
+    wait_until(lambda: len(receiver.keys()) == 5, 10, what="five revisions")
+    wait_until(lambda: set(hub.hub.store.query("SELECT state FROM call_logs").state) == {"delivered"}, 10)
+
+    def figure(name, token=TOKENS["dana"], **params):
+        r = api(hub, "GET", f"/api/analytics/{name}", token, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["records"]
+    [delivery] = figure("call_log_delivery")
+    assert (delivery["entries"], delivery["delivered"], delivery["pending"], delivery["calls"]) == (5, 5, 0, 2)
+    assert delivery["delivered_share"] == 1.0 and delivery["delay_p50_s"] >= 0
+    assert figure("dispositions") == [{"agent_id": "noa", "disposition": "Sale", "calls": 1, "share": 1.0}]
+    [noa] = figure("notes_coverage")
+    assert (noa["agent_id"], noa["calls"], noa["with_notes"], noa["with_disposition"], noa["coverage"]) == \
+        ("noa", 2, 2, 1, 1.0)
+    assert figure("notes_coverage", TOKENS["avi"]) == []  # an agent's figures are their own
+    assert figure("call_log_delivery", TOKENS["avi"])[0]["entries"] == 0

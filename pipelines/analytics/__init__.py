@@ -49,11 +49,18 @@ Definitions (written once; every query below uses them)
   ``bridged``. **Failed**: outcome ``failed``, by its reason code (``error``). **In progress**:
   outcome still NULL. **Time to bridge**: ``bridged_at - requested_at`` in seconds, over bridged
   dials. Answer rate = leg A answered / requested; bridge rate = bridged / requested.
+- **Call log entry**: a row of ``call_logs`` (one revision of a call's log sent to the CRM),
+  in range by ``created_at``. **Delivered** / **pending** / **failed**: its ``state`` (failed =
+  given up). **Retried**: more than one attempt. **Delivery delay**: ``delivered_at -
+  created_at`` in seconds, over delivered entries.
+- **Disposition of a call**: the latest one saved on it (``call_notes``); a call counts once.
+  **Covered call**: an ended or missed call with an agent that got a note or a disposition.
 - Rates are fractions in [0, 1]; a rate over nothing is NULL (NaN), never 0.
 
 Where things are: ``params`` (parameters, the ``QUERIES`` registry, ``run``), ``ranges`` (the
 range and local time), ``sql`` (shared SQL building blocks), the queries by subject
-(``lookups``, ``pops``, ``dials``, ``overview``: busiest hours, key figures, coverage),
+(``lookups``, ``pops``, ``dials``, ``overview``: busiest hours, key figures, coverage;
+``after_call``: the call log's delivery, dispositions, notes coverage),
 ``scope`` (an agent's own rows) and ``payload`` (answers as JSON).
 """
 
@@ -68,11 +75,12 @@ from .lookups import (LOOKUP_BY, deadline_what_if, failing_numbers, latency_hist
 from .pops import pop_funnel, pops_by_agent, provisional_pops
 from .dials import DIAL_BY, dial_failures, dial_funnel, dials_by, time_to_bridge
 from .overview import busiest_hours, coverage, kpis
+from .after_call import call_log_delivery, dispositions, notes_coverage
 from .scope import AGENT_SCOPE, scope_to_agent
 from .payload import answer, from_payload, to_payload
 
 __all__ = [
-    "AGENT_SCOPE", "BUCKET", "BUCKETS", "DEFAULT_SPAN", "DIAL_BY", "END", "ERRORS", "HIT", "LOOKUP_BY", "MAX_BUCKETS",
+    "AGENT_SCOPE", "BUCKET", "call_log_delivery", "dispositions", "notes_coverage", "BUCKETS", "DEFAULT_SPAN", "DIAL_BY", "END", "ERRORS", "HIT", "LOOKUP_BY", "MAX_BUCKETS",
     "OUTCOMES", "QUERIES", "START", "TZ", "InvalidParameter", "NamedQuery", "Param", "answer", "busiest_hours",
     "catalog", "coverage", "deadline_what_if", "dial_failures", "dial_funnel", "dials_by", "failing_numbers",
     "from_payload", "kpis", "latency_histogram", "lookup_errors", "lookup_latency", "lookup_outcomes",

@@ -54,7 +54,7 @@ CASES = [
 UNTIMED_IN = ("autumn", "ny_autumn")
 TIMED = {"bucket", "hour", "weekday"}
 BY_OPTIONS = {"lookup_outcomes": analytics.LOOKUP_BY, "lookup_latency": analytics.LOOKUP_BY,
-              "dials_by": analytics.DIAL_BY}
+              "dials_by": analytics.DIAL_BY, "dispositions": ("agent", "hour")}
 
 
 def calls() -> list[tuple[str, dict]]:
