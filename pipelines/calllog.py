@@ -69,6 +69,19 @@ def entry(call: Call, *, agent_name: str, answered_by_agent: bool, phone_format:
     }
 
 
+def dial_entry(plan, *, agent_name: str, requested_at: datetime, bridged_at: datetime | None,
+               ended_at: datetime, outcome: str | None) -> dict[str, Any]:
+    """Revision 1 of a click-to-call's entry, once it is over (``plan``: its DialPlan)."""
+    talk = (ended_at - bridged_at).total_seconds() if bridged_at else 0
+    return {
+        "call_id": plan.dial_id, "dial_id": plan.dial_id, "direction": "outbound", "phone": plan.leg_b,
+        "e164": plan.leg_b, "did": "", "extension": plan.extension, "agent_id": plan.agent_id,
+        "agent_name": agent_name, "started_at": iso(requested_at), "answered_at": iso(bridged_at),
+        "ended_at": iso(ended_at), "duration_s": round(talk), "status": "answered" if outcome == "bridged" else "failed",
+        "disposition": "", "notes": "", "recording_url": "", "crm_url": "", "contact_total": 0,
+    }
+
+
 @dataclass
 class _Pending:
     call_id: str
@@ -142,6 +155,14 @@ class CallLog:
                                            answered_by_agent=answered_by_agent,
                                            phone_format=self.settings.crm_phone_format,
                                            disposition=disposition, notes=notes))
+
+    def dialled(self, plan, **over: Any) -> None:
+        """A click-to-call is over: revision 1 of its entry (its call id is the dial's id)."""
+        if not self.url:
+            return
+        agent = self._agents().get(plan.agent_id)
+        fields = {k: over[k] for k in ("requested_at", "bridged_at", "ended_at", "outcome")}
+        self._write(plan.dial_id, 1, dial_entry(plan, agent_name=agent.name if agent else "", **fields))
 
     async def amend(self, call_id: str, changes: dict[str, Any]) -> int | None:
         """The next revision of an ended call's entry with ``changes``; None when there is no
@@ -295,8 +316,11 @@ async def _call(hub, call_id: str) -> dict | None:
     live = hub.book.get(call_id)
     if live is not None:
         return {"call_id": live.call_id, "agent_id": live.agent_id, "status": live.status}
-    rows = await asyncio.to_thread(hub.store.query, "SELECT call_id, agent_id, status FROM calls WHERE call_id = ? "
-                                   "ORDER BY started_at DESC LIMIT 1", [call_id])
+    rows = await asyncio.to_thread(
+        hub.store.query, "SELECT agent_id, status FROM (SELECT agent_id, status, started_at FROM calls WHERE call_id = ? "
+        "UNION ALL SELECT agent_id, CASE WHEN outcome IS NULL THEN 'answered' ELSE 'ended' END, requested_at "
+        "FROM dials WHERE dial_id = ? AND outcome IS DISTINCT FROM 'refused') ORDER BY started_at DESC LIMIT 1",
+        [call_id, call_id])  # a click-to-call's notes go by its dial id
     return None if rows.empty else {"call_id": call_id, "agent_id": rows.agent_id[0], "status": rows.status[0]}
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -148,6 +148,7 @@ class _Dial:
     outcome: str | None = None  # bridged | failed, as the dials row says
     error: str | None = None
     ended_at: datetime | None = None
+    bridged_at: datetime | None = None
 
     def answer(self) -> dict:
         """What ``GET /api/dials/{id}`` says about this dial."""
@@ -183,8 +184,12 @@ class RateLimiter:
 
 class Dialer:
     def __init__(self, provider: "Provider", store: Store, sessions: Sessions, rules: DialRules,
-                 rate_per_minute: int, budget_per_hour: int = 600, clock=time.monotonic):
+                 rate_per_minute: int, budget_per_hour: int = 600, clock=time.monotonic,
+                 on_over: Callable[..., None] | None = None):
         self.provider, self.store, self.sessions, self.rules = provider, store, sessions, rules
+        # Told of each dial that is over: on_over(plan, requested_at=, bridged_at=, ended_at=,
+        # outcome=, error=) (the hub logs it to the CRM).
+        self.on_over = on_over
         self.limiter = RateLimiter(rate_per_minute, 60, clock)
         # Every agent's dials together: what a stolen token (or many) can cost in an hour. Only
         # dials placed count, so refused probes cannot use it up for everyone.
@@ -269,6 +274,10 @@ class Dialer:
         dial.state = state
         dial.outcome, dial.error = values.get("outcome", dial.outcome), values.get("error", dial.error)
         dial.ended_at = values.get("ended_at", dial.ended_at)
+        dial.bridged_at = values.get("bridged_at", dial.bridged_at)
+        if state in FINAL_STATES and self.on_over is not None:
+            self.on_over(dial.plan, requested_at=dial.requested_at, bridged_at=dial.bridged_at,
+                         ended_at=dial.ended_at or now, outcome=dial.outcome, error=dial.error)
         if values:
             written = self.store.update("dials", {"dial_id": dial_id, "requested_at": dial.requested_at}, values)
             if state in FINAL_STATES:

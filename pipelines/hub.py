@@ -109,7 +109,7 @@ class Hub:
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
-                             s.dial_budget_per_hour)
+                             s.dial_budget_per_hour, on_over=self.calllog.dialled)
         await self.calllog.start()
         await self.provider.start(self)
         loop = asyncio.get_running_loop()

@@ -232,3 +232,22 @@ def test_the_after_call_figures(start_hub, receiver):
         ("noa", 2, 2, 1, 1.0)
     assert figure("notes_coverage", TOKENS["avi"]) == []  # an agent's figures are their own
     assert figure("call_log_delivery", TOKENS["avi"])[0]["entries"] == 0
+
+
+def test_a_click_to_call_is_logged_once_over_with_its_dial_id(start_hub, receiver):
+    hub = logged_hub(start_hub, receiver)
+    noa = Agent(hub, TOKENS["noa"])
+    dial_id = api(hub, "POST", "/api/dial", TOKENS["noa"], json={"to": "054-555-7777", "leg_a": "mobile"}).json()["dial_id"]
+    while noa.recv("dial", timeout=10, where=lambda m: m["dial_id"] == dial_id)["state"] not in ("ended", "failed"):
+        pass
+    wait_until(lambda: receiver.keys() == [f"{dial_id}:1"], 10, what="the dial's entry")
+    logged = receiver.entry(f"{dial_id}:1")
+    assert (logged["dial_id"], logged["direction"], logged["status"], logged["e164"], logged["agent_id"]) == \
+        (dial_id, "outbound", "answered", "+972545557777", "noa")
+    assert logged["answered_at"] and logged["ended_at"] >= logged["answered_at"]
+    wait_rows(hub, "SELECT 1 FROM dials WHERE dial_id = ? AND outcome IS NOT NULL", [dial_id])
+    r = api(hub, "POST", f"/api/calls/{dial_id}/log", TOKENS["noa"], json={"disposition": "Sale"})
+    assert r.status_code == 202 and r.json()["revision"] == 2, r.text  # a dial's note goes by its dial id
+    wait_until(lambda: receiver.keys() == [f"{dial_id}:1", f"{dial_id}:2"], 10, what="the note's revision")
+    assert api(hub, "POST", f"/api/calls/{dial_id}/log", TOKENS["avi"], json={"notes": "x"}).status_code == 403
+    noa.close()
