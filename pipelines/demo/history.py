@@ -183,8 +183,44 @@ def fill(con: duckdb.DuckDBPyConnection, *, days: int = 30, calls_per_day: float
         if progress:
             progress(f"{day_list[span][-1]}: {call_no - 1:,} calls, {dial_no - 1:,} dials")
     rows["rejects"] = _rejects(con, np.random.default_rng([seed, 2]), day_list)
+    rows |= _after_call(con, seed)
     span_t = con.execute("SELECT min(started_at), max(started_at) FROM calls").fetchone()
     return Summary(rows, time.perf_counter() - started, span_t[0], span_t[1])
+
+
+DISPOSITIONS = ("Sale", "Support", "Callback", "No answer", "Wrong number")
+_AFTER_CALL = """
+CREATE OR REPLACE TEMP TABLE h_ended AS
+SELECT call_id, agent_id, started_at, ended_at, status, hash(call_id, $seed) AS h
+FROM calls WHERE agent_id IS NOT NULL AND ended_at IS NOT NULL AND call_id LIKE 'hist-%';
+INSERT INTO call_notes BY NAME
+SELECT call_id, agent_id, ended_at + to_microseconds(CAST(5e6 + h % 115000000 AS BIGINT)) AS saved_at, 2 AS revision,
+       CASE WHEN h % 10 < 7 THEN $dispositions[1 + CAST((h // 10) % len($dispositions) AS INTEGER)] END AS disposition,
+       CASE WHEN (h // 100) % 10 < 4 THEN 'Follow-up noted' END AS notes
+FROM h_ended WHERE status = 'ended' AND (h % 10 < 7 OR (h // 100) % 10 < 4);
+INSERT INTO call_logs BY NAME
+SELECT e.call_id, r.revision, r.created_at, e.agent_id, '{}' AS entry,
+       CASE WHEN (e.h // 1000) % 200 = 0 THEN 'failed' ELSE 'delivered' END AS state,
+       CASE WHEN (e.h // 1000) % 20 = 0 THEN 3 ELSE 1 END AS attempts,
+       CASE WHEN (e.h // 1000) % 200 <> 0 THEN r.created_at + to_microseconds(CAST(
+           CASE WHEN (e.h // 1000) % 20 = 0 THEN 7e6 ELSE 2e5 END + (e.h // 100000) % 900000 AS BIGINT)) END
+           AS delivered_at,
+       CASE WHEN (e.h // 1000) % 200 = 0 THEN 503 ELSE 200 END AS http_status
+FROM h_ended e JOIN (SELECT call_id, 1 AS revision, ended_at AS created_at FROM h_ended
+                     UNION ALL SELECT call_id, 2, saved_at FROM call_notes WHERE call_id LIKE 'hist-%') r USING (call_id);
+"""
+
+
+def _after_call(con: duckdb.DuckDBPyConnection, seed: int) -> dict[str, int]:
+    """After each call: notes and dispositions on most answered calls, and the call log's delivery
+    to the CRM (revision 1 at the end, 2 with the note; a few retried, one in 200 failed).
+    Derived from the calls by hashing their ids, so the other tables' rows are unchanged."""
+    ended, notes, logs = (part.strip() for part in _AFTER_CALL.strip().rstrip(";").split(";\n"))
+    con.execute(ended, {"seed": seed})
+    con.execute(notes, {"dispositions": list(DISPOSITIONS)})
+    con.execute(logs)
+    return {t: con.execute(f"SELECT count(*) FROM {t} WHERE call_id LIKE 'hist-%'").fetchone()[0]
+            for t in ("call_notes", "call_logs")}
 
 
 def _rejects(con: duckdb.DuckDBPyConnection, rng: np.random.Generator, days: list[dt.date]) -> int:
