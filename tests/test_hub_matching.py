@@ -7,6 +7,9 @@ import time
 
 import pytest
 
+from console.hubclient import HubClient
+from console.views import live
+
 from tests.support.crm import FakeCrm, contract
 from tests.support.hub import TOKENS, Agent, post_event, wait_rows
 
@@ -46,8 +49,9 @@ def test_a_number_stored_only_in_e164_is_found_when_the_first_format_is_national
     assert [r["phone"] for r in crm.requests] == [NATIONAL, E164]  # national first, then E.164
     row = lookup_row(hub, "fmt-1")
     assert row.outcome == "found" and row.matched_format == "e164" and row.phone == E164
-    feed = hub.hub.popper.recent["fmt-1"]
-    assert feed["matched"]["as"] == E164
+    # The console's Live page says so in its pops feed.
+    frame = live.pops_frame(HubClient(hub.url, TOKENS["noa"]).recent_pops())
+    assert frame.loc[0, "Matched"] == "matched as +972722776772 (e164)"
 
 
 def test_one_format_keeps_todays_behaviour_and_says_it_matched_on_the_first(start_hub, crm):
@@ -139,6 +143,8 @@ def test_several_matches_pop_the_candidates_and_the_choice_is_remembered(start_h
     pop = noa.recv("pop", where=lambda m: m["call_id"] == "mm-2")
     assert pop["status"] == "found" and pop["name"] == "Person 2" and pop["url"] == "https://crm.example.com/c/2"
     assert pop["matched"] == {"how": "chosen", "by": "noa", "total": 3} and "contacts" not in pop
+    frame = live.pops_frame(HubClient(hub.url, TOKENS["noa"]).recent_pops())
+    assert frame.loc[0, "Matched"] == "chosen by noa among 3"
     assert wait_rows(hub, "SELECT matched FROM pops WHERE call_id = 'mm-2'").matched[0] == "chosen"
     hang_up(hub, "mm-2")
     noa.close()
