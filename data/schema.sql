@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS calls (
 -- One row per CRM lookup made for a call (cache hits included).
 CREATE TABLE IF NOT EXISTS lookups (
     call_id         VARCHAR,
-    phone           VARCHAR,           -- the value sent to the CRM
+    phone           VARCHAR,           -- the value sent to the CRM (with several formats: the last asked)
     phone_e164      VARCHAR,
     started_at      TIMESTAMP NOT NULL,
     latency_ms      DOUBLE,            -- time to the answer (or to the give-up)
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS lookups (
     company         VARCHAR,
     url             VARCHAR,
     error           VARCHAR,           -- why, for every outcome but found/multiple/not_found
-    cache           VARCHAR,           -- miss | hit | coalesced
+    cache           VARCHAR,           -- miss | hit | coalesced (the first format's lookup)
     deadline_ms     INTEGER,           -- the deadline in force
     late_outcome    VARCHAR,           -- for a timeout: what the CRM answered after the deadline
     late_latency_ms DOUBLE,
