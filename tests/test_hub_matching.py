@@ -82,14 +82,14 @@ def test_all_formats_not_found_is_not_found_within_the_deadline(start_hub, crm):
 
 def test_formats_that_run_past_the_deadline_stop_there(start_hub, crm):
     crm.respond(NATIONAL, contract(total="0", url=""), delay=0.3)
-    crm.respond(E164, contract(total="0", url=""), delay=0.3)
+    crm.respond(E164, contract(total="0", url=""), delay=0.5)
     crm.respond("972722776772", contract("Never Asked"))
-    hub = start_hub(crm_url=crm.url, crm_phone_formats=FORMATS, crm_deadline_ms=450)
+    hub = start_hub(crm_url=crm.url, crm_phone_formats=FORMATS, crm_deadline_ms=600)
     noa = Agent(hub, TOKENS["noa"])
     started = time.monotonic()
     ring(hub, "fmt-late")
-    first = noa.recv("pop")
-    assert first["status"] == "pending" and time.monotonic() - started < 0.6
+    first = noa.recv("pop")  # national answered at 0.3 s, E.164 asked then, answering at 0.8 s
+    assert first["status"] == "pending" and time.monotonic() - started < 0.8
     second = noa.recv("pop")  # the second format's late answer: final, no third format is asked
     assert second["status"] == "not_found"
     assert crm.lookups_of("972722776772") == 0
