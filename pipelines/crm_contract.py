@@ -308,6 +308,11 @@ def check_contract(result: LookupResult, answer: RawAnswer | None, *, latency_ms
     else:
         add(RuleCheck(rules_after[10], True, {"found": "one contact", "multiple": f"{result.total} contacts",
                                               "not_found": "no contact"}.get(result.outcome, result.outcome)))
+    if "CONTACTS" in fields:
+        contact_faults = [f for f in result.faults if f.startswith("CONTACTS")]
+        add(RuleCheck("CONTACTS are contacts to choose from", not contact_faults, "; ".join(contact_faults)[:300] or (
+            f"{len(result.contacts)} offered to the agent" if result.outcome == "multiple"
+            else "read only when TOTAL is over 1")))
     extra = sorted(k for k in fields if k not in CONTRACT_FIELDS and k != "CONTACTS")
     if extra:
         add(RuleCheck("Other fields are ignored", True, ", ".join(extra)[:200]))

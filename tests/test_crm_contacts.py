@@ -3,7 +3,7 @@ fields, capped, and a bad entry a recorded fault, never a crash."""
 
 import json
 
-from pipelines.crm_contract import CONTACTS_CAP, Candidate, parse_lookup
+from pipelines.crm_contract import CONTACTS_CAP, Candidate, RawAnswer, check_contract, parse_lookup
 from pipelines.phone import for_crm, normalise
 
 
@@ -65,3 +65,16 @@ def test_contacts_only_count_for_several_matches():
 def test_last9_is_the_last_nine_digits_whatever_the_prefix():
     assert for_crm(normalise("0722776772", "IL"), "last9") == "722776772"
     assert for_crm(normalise("+972 72-277-6772", "IL"), "last9") == "722776772"
+
+
+def test_the_crm_check_judges_contacts():
+    def judged(contacts):
+        body = json.dumps({"STATUS": "OK", "URL": "https://crm.example.com/s", "TOTAL": "2", "CLIENTNAME": "Two",
+                           "CONTACTS": contacts}).encode()
+        checks = check_contract(parse_lookup(200, body), RawAnswer(200, "application/json", body), latency_ms=10,
+                                deadline_ms=1500, max_bytes=262144)
+        return next(c for c in checks if c.rule.startswith("CONTACTS"))
+    good = judged([entry(0), entry(1)])
+    assert good.passed and good.reason == "2 offered to the agent"
+    bad = judged([entry(0), entry(1, URL="data:text/html,x")])
+    assert bad.passed is False and "entry 2" in bad.reason
