@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS calls (
 -- One row per CRM lookup made for a call (cache hits included).
 CREATE TABLE IF NOT EXISTS lookups (
     call_id         VARCHAR,
-    phone           VARCHAR,           -- the value sent to the CRM
+    phone           VARCHAR,           -- the value sent to the CRM (with several formats: the last asked)
     phone_e164      VARCHAR,
     started_at      TIMESTAMP NOT NULL,
     latency_ms      DOUBLE,            -- time to the answer (or to the give-up)
@@ -56,13 +56,14 @@ CREATE TABLE IF NOT EXISTS lookups (
     company         VARCHAR,
     url             VARCHAR,
     error           VARCHAR,           -- why, for every outcome but found/multiple/not_found
-    cache           VARCHAR,           -- miss | hit | coalesced
+    cache           VARCHAR,           -- miss | hit | coalesced (the first format's lookup)
     deadline_ms     INTEGER,           -- the deadline in force
     late_outcome    VARCHAR,           -- for a timeout: what the CRM answered after the deadline
     late_latency_ms DOUBLE,
     extension       VARCHAR,
     did             VARCHAR,
-    contract_faults VARCHAR            -- contract rules the answer broke, comma-separated
+    contract_faults VARCHAR,           -- contract rules the answer broke, comma-separated
+    matched_format  VARCHAR            -- for a hit: the CALLPOP_CRM_PHONE_FORMATS entry that found the caller
 );
 
 -- One row per (call, agent) that was sent a pop.
@@ -76,7 +77,22 @@ CREATE TABLE IF NOT EXISTS pops (
     updated_at TIMESTAMP,              -- when a provisional pop was replaced
     shown_at   TIMESTAMP,
     clicked_at TIMESTAMP,
-    closed_at  TIMESTAMP
+    closed_at  TIMESTAMP,
+    candidates INTEGER,                -- contacts offered to choose from (several matches with CONTACTS)
+    matched    VARCHAR                 -- why the caller was named: format | chosen (pop's "matched")
+);
+
+-- One row per contact an agent chose among several matches; the latest per number is popped
+-- directly on its next call while the CRM still answers several matches.
+CREATE TABLE IF NOT EXISTS contact_choices (
+    e164      VARCHAR NOT NULL,
+    url       VARCHAR NOT NULL,
+    name      VARCHAR,
+    company   VARCHAR,
+    agent_id  VARCHAR NOT NULL,
+    chosen_at TIMESTAMP NOT NULL,
+    call_id   VARCHAR,                 -- the call whose pop offered the choice
+    candidates INTEGER                 -- how many contacts were offered
 );
 
 -- One row per click-to-call request, refused ones included.

@@ -20,7 +20,19 @@ from urllib.parse import urlsplit
 
 OUTCOMES = ("found", "multiple", "not_found", "timeout", "http_error", "bad_response")
 TEXT_CAP = 120  # characters kept of a name or company
+CONTACTS_CAP = 5  # candidates kept of a several-matches answer: the bubble offers a few, not a list
 _WS = re.compile(r"\s+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One contact of a several-matches answer (``CONTACTS``), cleaned like the answer's own fields."""
+    name: str
+    company: str
+    url: str
+
+    def public(self) -> dict[str, str]:
+        return {"name": self.name, "company": self.company, "url": self.url}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +46,7 @@ class LookupResult:
     error: str = ""
     faults: tuple[str, ...] = ()  # contract rules the answer broke, each a short sentence
     cache: str = "miss"  # miss | hit | coalesced
+    contacts: tuple[Candidate, ...] = ()  # the candidates of a several-matches answer, if it listed them
 
     @property
     def pop_status(self) -> str:
@@ -139,8 +152,35 @@ def parse_lookup(status_code: int, body: bytes, content_type: str = "application
             faults.append(f"TOTAL {str(raw_total)[:20]!r} is not a count")
             total = 1 if name else 0
     outcome = "not_found" if total == 0 else "found" if total == 1 else "multiple"
+    contacts = parse_contacts(fields.get("CONTACTS"), faults) if outcome == "multiple" else ()
     return LookupResult(outcome, name=name, company=company, url=url, total=total,
-                        http_status=status_code, faults=tuple(faults))
+                        http_status=status_code, faults=tuple(faults), contacts=contacts)
+
+
+def parse_contacts(value: Any, faults: list[str]) -> tuple[Candidate, ...]:
+    """The ``CONTACTS`` list of a several-matches answer: each entry an object with NAME, COMPANY
+    and URL, cleaned by the same rules as the answer's own; an entry without a name or without a
+    URL that may be opened is dropped (the agent could not choose it), and said in ``faults``."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        faults.append(f"CONTACTS is a JSON {type(value).__name__}, not a list: ignored")
+        return ()
+    if len(value) > CONTACTS_CAP:
+        faults.append(f"CONTACTS lists {len(value)} contacts: the first {CONTACTS_CAP} are offered")
+    kept: list[Candidate] = []
+    for i, entry in enumerate(value[:CONTACTS_CAP]):
+        if not isinstance(entry, dict):
+            faults.append(f"CONTACTS entry {i + 1} is not an object: dropped")
+            continue
+        entry = {str(k).upper(): v for k, v in entry.items()}
+        url, url_fault = safe_url(entry.get("URL"))
+        name = clean_text(entry.get("NAME"))
+        if url_fault or not url or not name:
+            faults.append(f"CONTACTS entry {i + 1} dropped: " + (url_fault or ("no URL" if not url else "no NAME")))
+            continue
+        kept.append(Candidate(name, clean_text(entry.get("COMPANY")), url))
+    return tuple(kept)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,7 +308,12 @@ def check_contract(result: LookupResult, answer: RawAnswer | None, *, latency_ms
     else:
         add(RuleCheck(rules_after[10], True, {"found": "one contact", "multiple": f"{result.total} contacts",
                                               "not_found": "no contact"}.get(result.outcome, result.outcome)))
-    extra = sorted(k for k in fields if k not in CONTRACT_FIELDS)
+    if "CONTACTS" in fields:
+        contact_faults = [f for f in result.faults if f.startswith("CONTACTS")]
+        add(RuleCheck("CONTACTS are contacts to choose from", not contact_faults, "; ".join(contact_faults)[:300] or (
+            f"{len(result.contacts)} offered to the agent" if result.outcome == "multiple"
+            else "read only when TOTAL is over 1")))
+    extra = sorted(k for k in fields if k not in CONTRACT_FIELDS and k != "CONTACTS")
     if extra:
         add(RuleCheck("Other fields are ignored", True, ", ".join(extra)[:200]))
     return checks

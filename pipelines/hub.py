@@ -30,7 +30,7 @@ from .dial import Dialer, DialRules
 from .events import CallEvent, utcnow
 from .limits import Rejects
 from .metrics import Metrics
-from .pops import Popper
+from .pops import Popper, load_choices
 from .phone import normalise
 from .providers.base import CallRecord, DialRecord, Provider
 from .providers.registry import make_provider
@@ -104,8 +104,9 @@ class Hub:
         self.http = http_client.client(s)
         self.crm = crm_client_for(s, self.http, s.crm_lookup_url)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
-                             phone_format=s.crm_phone_format, context_params=s.crm_context_params,
-                             metrics=self.metrics)
+                             phone_formats=s.crm_phone_formats or [s.crm_phone_format],
+                             context_params=s.crm_context_params, metrics=self.metrics)
+        self.popper.choices = await asyncio.to_thread(load_choices, self.store)
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,

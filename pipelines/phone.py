@@ -130,7 +130,11 @@ def parse_diallable(text: str, region: str) -> Phone:
 
 
 def for_crm(phone: Phone, fmt: str) -> str:
-    """The number in the format the customer's CRM expects (setting crm_phone_format)."""
+    """The number in the format the customer's CRM expects (settings crm_phone_format and
+    crm_phone_formats; ``last9``: the last 9 digits, which a CRM that stored the number with or
+    without a country code or trunk prefix still ends with)."""
+    if fmt == "last9":
+        return (phone.e164 or phone.digits).lstrip("+")[-9:]
     if fmt == "raw" or not phone.valid:
         return phone.raw if fmt == "raw" else phone.digits
     if fmt == "e164":

@@ -5,6 +5,12 @@ task that starts (or joins) the call's lookup, waits for it at most until the de
 the pop to every socket of the agents being rung, and if the CRM was late sends a provisional
 pop first and the real one when it comes. Every lookup is recorded in ``lookups`` with its
 latency and outcome, every pop in ``pops``, every ack (shown / clicked / closed) on its pop's row.
+
+Two things say why a caller was named (the pop's ``matched``): the lookup format that found
+them (``CALLPOP_CRM_PHONE_FORMATS``: while the CRM says not found, the next format is asked,
+within the call's one deadline), or, for a number with several matches, the contact an agent
+chose for it before (``contact_choices``; ``choose`` records a choice, ``load_choices`` reads
+the latest per number at start).
 """
 
 from __future__ import annotations
@@ -30,11 +36,18 @@ from .store import Store
 log = logging.getLogger("callpop.pops")
 
 
-def build_pop(call: Call, result: LookupResult | None, extension: str) -> dict[str, Any]:
-    """The ``pop`` message for a call; ``result`` None means the CRM has not answered yet."""
+def build_pop(call: Call, result: LookupResult | None, extension: str,
+              matched: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``pop`` message for a call; ``result`` None means the CRM has not answered yet.
+    ``matched``: why the caller was named (docs/PROTOCOL.md)."""
     status = "pending" if result is None else result.pop_status
     r = result or LookupResult("timeout")
-    return {
+    extra: dict[str, Any] = {}
+    if status == "multiple" and r.contacts:
+        extra["contacts"] = [c.public() for c in r.contacts]
+    if matched:
+        extra["matched"] = matched
+    return extra | {
         "type": "pop", "call_id": call.call_id, "status": status,
         "phone": call.phone.display, "e164": call.phone.e164, "raw": call.caller,
         "name": r.name, "company": r.company, "url": r.url, "total": r.total,
@@ -53,6 +66,9 @@ class _CallLookup:
     cache: str
     started: float  # monotonic
     started_at: datetime
+    sent: str = ""  # the value the CRM was last asked (the one that matched, for a hit)
+    format: str = ""  # its format
+    attempt: int = 1  # which of the formats it is (1: the first)
     row_written: bool = False
     late_written: bool = False
 
@@ -61,14 +77,21 @@ class _CallLookup:
         return _result_of(self.future) if self.future.done() else None
 
 
+HITS = ("found", "multiple")
+
+
 class Popper:
     def __init__(self, crm: CrmClient, store: Store, sessions: Sessions, *, deadline_ms: int,
-                 phone_format: str, context_params: list[str], clock: Callable[[], float] = time.monotonic,
+                 phone_formats: list[str], context_params: list[str], clock: Callable[[], float] = time.monotonic,
                  ledger_size: int = 50000, metrics: Metrics | None = None):
         self.crm, self.store, self.sessions = crm, store, sessions
         self.metrics = metrics or Metrics()
         self.deadline_s = deadline_ms / 1000
-        self.phone_format = phone_format
+        self.phone_formats = phone_formats
+        # number -> the contact last chosen for it (see choose); the hub loads them at start.
+        self.choices: dict[str, dict[str, Any]] = {}
+        # call id -> (number, contacts offered): what an ack's "chosen" may name.
+        self._offered: collections.OrderedDict[str, tuple[str, list[dict]]] = collections.OrderedDict()
         self.context_params = context_params
         self.clock = clock
         self._lookups: dict[str, _CallLookup] = {}
@@ -93,14 +116,14 @@ class Popper:
         result = lookup.result
         if result is not None:
             self._finish_lookup(call, lookup)
-            self._send(call, agents, build_pop(call, result, extension))
+            self._send(call, agents, self._pop_for(call, lookup, result, extension))
             return
         # Past the deadline: the agent gets the number now and the name when the CRM answers.
         self._write_timeout(call, lookup)
         self._send(call, agents, build_pop(call, None, extension))
         result = await self._late(call, lookup)
         if call.status not in ("ended", "missed"):  # else the bubble is gone; the row keeps what the CRM said
-            self._send(call, agents, build_pop(call, result, extension), update=True)
+            self._send(call, agents, self._pop_for(call, lookup, result, extension), update=True)
 
     async def answer(self, call: Call, extension: str) -> LookupResult | None:
         """The call's CRM answer within the deadline, for a phone system that waits for it
@@ -138,9 +161,46 @@ class Popper:
             for name in self.context_params:
                 if values.get(name):
                     context[name] = values[name]
-            future, cache = self.crm.lookup(for_crm(call.phone, self.phone_format), context)
-            lookup = self._lookups[call.call_id] = _CallLookup(future, cache, self.clock(), utcnow())
+            tries: dict[str, str] = {}  # value -> format: two formats that write the number alike ask once
+            for fmt in self.phone_formats:
+                tries.setdefault(for_crm(call.phone, fmt), fmt)
+            (value, fmt), *rest = tries.items()
+            future, cache = self.crm.lookup(value, context)
+            lookup = self._lookups[call.call_id] = _CallLookup(future, cache, self.clock(), utcnow(), value, fmt)
+            if rest and not (future.done() and _result_of(future).outcome != "not_found"):
+                lookup.future = asyncio.get_running_loop().create_task(
+                    self._next_formats(lookup, future, rest, context))
         return lookup
+
+    async def _next_formats(self, lookup: _CallLookup, first: asyncio.Future[LookupResult],
+                            rest: list[tuple[str, str]], context: dict) -> LookupResult:
+        """The first format's answer, or while it is not found the next formats' (each cached and
+        coalesced per its own value by the client), as long as the call's deadline has not passed:
+        after it, the agent has the provisional pop and the answer in hand is final."""
+        await asyncio.wait([first])
+        result = _result_of(first)
+        for attempt, (value, fmt) in enumerate(rest, 2):
+            if result.outcome != "not_found" or self._left(lookup) <= 0:
+                break
+            future, _ = self.crm.lookup(value, context)
+            await asyncio.wait([future])
+            result = _result_of(future)
+            lookup.sent, lookup.format, lookup.attempt = value, fmt, attempt
+        return result
+
+    def _pop_for(self, call: Call, lookup: _CallLookup, result: LookupResult, extension: str) -> dict[str, Any]:
+        """The pop for a settled lookup, with why it matched; several matches for a number an agent
+        chose a contact for pop that contact."""
+        if result.outcome not in HITS:
+            return build_pop(call, result, extension)
+        matched: dict[str, Any] = {"how": "format", "format": lookup.format, "as": lookup.sent,
+                                   "attempt": lookup.attempt}
+        choice = self.choices.get(_number(call)) if result.outcome == "multiple" else None
+        if choice is not None:
+            matched = {"how": "chosen", "by": choice["agent_id"], "total": result.total}
+            result = dataclasses.replace(result, outcome="found", name=choice["name"], company=choice["company"],
+                                         url=choice["url"], total=1, contacts=())
+        return build_pop(call, result, extension, matched)
 
     async def _late(self, call: Call, lookup: _CallLookup) -> LookupResult:
         """Wait for a lookup that missed its deadline (the client's hard timeout bounds it) and
@@ -156,6 +216,7 @@ class Popper:
                 "late_outcome": result.outcome, "late_latency_ms": latency, "http_status": result.http_status,
                 "total": result.total, "client_name": result.name or None, "company": result.company or None,
                 "url": result.url or None, "contract_faults": "; ".join(result.faults) or None,
+                "phone": lookup.sent, "matched_format": lookup.format if result.outcome in HITS else None,
             })
         return result
 
@@ -172,6 +233,7 @@ class Popper:
             "client_name": result.name or None, "company": result.company or None,
             "url": result.url or None, "error": result.error or None,
             "contract_faults": "; ".join(result.faults) or None,
+            "matched_format": lookup.format if result.outcome in HITS else None,
         })
 
     def _write_timeout(self, call: Call, lookup: _CallLookup) -> None:
@@ -183,7 +245,7 @@ class Popper:
             "error": f"no answer within the {self.deadline_s * 1000:.0f} ms deadline"})
 
     def _lookup_row(self, call: Call, lookup: _CallLookup, outcome: str, latency_ms: float) -> dict:
-        return {"call_id": call.call_id, "phone": for_crm(call.phone, self.phone_format),
+        return {"call_id": call.call_id, "phone": lookup.sent,
                 "phone_e164": call.phone.e164, "started_at": lookup.started_at, "latency_ms": latency_ms,
                 "outcome": outcome, "cache": lookup.cache, "deadline_ms": round(self.deadline_s * 1000),
                 "extension": call.extensions[0] if call.extensions else None, "did": call.callee or None}
@@ -193,6 +255,12 @@ class Popper:
         text = dumps(message)
         now = utcnow()
         self._feed(call, message)
+        if message.get("contacts"):
+            self._offered[call.call_id] = (_number(call), message["contacts"])
+            while len(self._offered) > self._ledger_size:
+                self._offered.popitem(last=False)
+        why = {"candidates": len(message.get("contacts", ())) or None,
+               "matched": message.get("matched", {}).get("how")}
         for agent in agents:
             if call.status in ("ended", "missed") or (
                     call.status == "answered" and call.answered_by and call.popped.get(agent.id) != call.answered_by):
@@ -204,10 +272,10 @@ class Popper:
                 self.metrics.pop(reached)
                 self.store.insert("pops", {"call_id": call.call_id, "agent_id": agent.id,
                                            "extension": message["extension"], "sent_at": now,
-                                           "status": message["status"], "sessions": reached})
+                                           "status": message["status"], "sessions": reached} | why)
             elif update:
                 self.store.update("pops", {"call_id": call.call_id, "agent_id": agent.id, "sent_at": sent[0]},
-                                  {"status": message["status"], "updated_at": now})
+                                  {"status": message["status"], "updated_at": now} | why)
 
     def _feed(self, call: Call, message: dict) -> None:
         lookup = self._lookups.get(call.call_id)
@@ -215,7 +283,7 @@ class Popper:
             "call_id": call.call_id, "at": message["at"], "phone": message["phone"], "name": message["name"],
             "company": message["company"], "status": message["status"], "extension": message["extension"],
             "agents": sorted(call.popped), "lookup_ms": None if call.lookup_ms is None else round(call.lookup_ms, 1),
-            "cache": lookup.cache if lookup else None}
+            "cache": lookup.cache if lookup else None, "matched": message.get("matched")}
         self.recent.move_to_end(call.call_id)
         while len(self.recent) > 200:
             self.recent.popitem(last=False)
@@ -234,6 +302,27 @@ class Popper:
                           {f"{event}_at": utcnow()})
         return None
 
+    def choose(self, agent: Agent, call_id: str, chosen: Any) -> str | None:
+        """The agent chose one of the contacts the call's pop offered (its index or its URL):
+        recorded, and popped directly on the number's next calls. An error text for a choice
+        the pop did not offer."""
+        offered = self._offered.get(call_id)
+        if offered is None or (call_id, agent.id) not in self._ledger:
+            return f"the pop of call {call_id!r} offered you no contacts to choose from"
+        number, contacts = offered
+        if isinstance(chosen, int) and not isinstance(chosen, bool) and 0 <= chosen < len(contacts):
+            contact = contacts[chosen]
+        elif isinstance(chosen, str) and any(c["url"] == chosen for c in contacts):
+            contact = next(c for c in contacts if c["url"] == chosen)
+        else:
+            return (f"chosen must be the index (0 to {len(contacts) - 1}) or the url of a contact the pop "
+                    f"offered, not {str(chosen)[:40]!r}")
+        row = {"e164": number, "url": contact["url"], "name": contact["name"], "company": contact["company"],
+               "agent_id": agent.id, "chosen_at": utcnow(), "call_id": call_id, "candidates": len(contacts)}
+        self.store.insert("contact_choices", row)
+        self.choices[number] = row
+        return None
+
     def _remember(self, call_id: str, agent_id: str, sent_at: datetime) -> None:
         self._ledger[(call_id, agent_id)] = (sent_at, 0)
         while len(self._ledger) > self._ledger_size:
@@ -242,6 +331,18 @@ class Popper:
     def forget(self, call_id: str) -> None:
         """The call left the book: its lookup is no longer needed (its pops stay ackable)."""
         self._lookups.pop(call_id, None)
+
+
+def _number(call: Call) -> str:
+    """The key a choice is remembered by: the caller's E.164, or the digits of a number that has none."""
+    return call.phone.e164 or call.phone.digits
+
+
+def load_choices(store: Store) -> dict[str, dict[str, Any]]:
+    """The latest contact chosen for each number (for ``Popper.choices``)."""
+    rows = store.query("SELECT * FROM contact_choices QUALIFY row_number() OVER "
+                       "(PARTITION BY e164 ORDER BY chosen_at DESC) = 1")
+    return {r["e164"]: r for r in rows.astype(object).where(rows.notna(), None).to_dict("records")}
 
 
 def _result_of(future: asyncio.Future[LookupResult]) -> LookupResult:

@@ -25,7 +25,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .settings_rules import (Countries, CsvList, DialTypes, E164Prefixes, Host, HttpUrl, LogFormat, LogLevel, Networks,
-                             OneLine, OptionalPath, ProviderName, Region, is_loopback, require_shared_secret)
+                             OneLine, OptionalPath, PhoneFormats, ProviderName, Region, is_loopback, require_shared_secret)
 
 PREFIX = "CALLPOP_"
 ENV_FILE = Path(".env")  # when CALLPOP_ENV_FILE does not name one; relative to the working directory
@@ -191,6 +191,9 @@ class Settings(BaseSettings):
         "phone", "Query parameter that carries the number to the CRM.")
     crm_phone_format: Literal["raw", "national", "e164", "digits"] = setting(
         "raw", "Number format sent to the CRM: raw, national, e164 or digits.")
+    crm_phone_formats: PhoneFormats = setting(
+        [], "Formats tried in order while the CRM says not found, comma-separated, within the one deadline: raw, "
+        "national, e164, digits, last9 (the last 9 digits). Empty: CALLPOP_CRM_PHONE_FORMAT alone.")
     crm_context_params: CsvList = setting(
         [], "Extra parameters sent to the CRM, comma-separated: did, extension, call_id, direction.")
     crm_auth_header: SecretStr = setting(

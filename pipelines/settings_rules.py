@@ -101,6 +101,17 @@ def _dial_types(values: list[str]) -> list[str]:
     return values
 
 
+CRM_FORMATS = ("raw", "national", "e164", "digits", "last9")  # what phone.for_crm writes
+
+
+def _phone_formats(values: list[str]) -> list[str]:
+    values = [v.lower() for v in values]
+    bad = [v for v in values if v not in CRM_FORMATS]
+    if bad:
+        raise ValueError(f"{bad[0][:30]!r} is not one of {', '.join(CRM_FORMATS)}")
+    return list(dict.fromkeys(values))  # a format twice would only ask the CRM the same again
+
+
 def _e164_prefixes(values: list[str]) -> list[str]:
     out = [re.sub(r"[\s\-().]", "", v) for v in values]
     bad = [v for v in out if v != "*" and not re.fullmatch(r"\+[1-9]\d{0,14}", v)]
@@ -133,4 +144,5 @@ ProviderName = Annotated[str, BeforeValidator(_lower), AfterValidator(_known_pro
 OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
 Countries = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_countries)]
 DialTypes = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_dial_types)]
+PhoneFormats = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_phone_formats)]
 E164Prefixes = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_e164_prefixes)]

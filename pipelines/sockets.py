@@ -94,8 +94,14 @@ def _on_ack(hub: Hub, session: Session, message: dict) -> dict | None:
     call_id, event = message.get("call_id"), message.get("event")
     if not isinstance(call_id, str) or event not in ACK_EVENTS:
         return msg_error("bad_ack", f"ack needs a call_id and an event ({', '.join(ACK_EVENTS)})")
+    chosen = "chosen" in message  # a click on one of the pop's contacts (docs/PROTOCOL.md)
+    if chosen and event != "clicked":
+        return msg_error("bad_choice", "chosen goes with the event 'clicked'")
     problem = hub.popper.ack(session.agent, call_id, event)
-    return msg_error("unknown_call", problem) if problem else None
+    if problem:
+        return msg_error("unknown_call", problem)
+    problem = hub.popper.choose(session.agent, call_id, message["chosen"]) if chosen else None
+    return msg_error("bad_choice", problem) if problem else None
 
 
 CLIENT_HANDLERS = {

@@ -44,7 +44,7 @@ class Sockets:
 def popper_for(future_of, store, deadline_ms=1500):
     """A Popper whose every lookup is ``future_of()``, and the sockets it sends to."""
     sockets = Sockets()
-    return Popper(Crm(future_of), store, sockets, deadline_ms=deadline_ms, phone_format="local",
+    return Popper(Crm(future_of), store, sockets, deadline_ms=deadline_ms, phone_formats=["local"],
                   context_params=[]), sockets
 
 

@@ -93,6 +93,8 @@ FIGURES: dict[str, tuple[str, dict, bool]] = {
     "by_hour": ("lookup_outcomes", {"by": "hour"}, True),
     "busiest": ("busiest_hours", {}, False),
     "dials_by_agent": ("dials_by", {"by": "agent"}, True),
+    "by_format": ("hit_rate_by_format", {}, False),
+    "choices": ("multiple_match_choices", {}, False),
 }
 
 
@@ -393,6 +395,10 @@ def render() -> None:
                     errors = errors.assign(label=errors["outcome"] + ": " + errors["kind"])
                     chart(bars(errors, "label", "lookups", "Timeouts and errors by kind", horizontal=True,
                                color="#cf222e"), "an_errors")
+        if (by_format := show(frames, "by_format")) is not None and not by_format.empty:
+            st.markdown("**Hits by matching format** (CALLPOP_CRM_PHONE_FORMATS: hits past the first format are "
+                        "callers the CRM stores in another format)")
+            table(by_format, "an_by_format", rates=("hit_rate", "share_of_hits"))
     with pops_tab:
         if (funnel := show(frames, "pop_funnel")) is not None:
             if int(funnel["pops"].max() or 0):
@@ -403,6 +409,9 @@ def render() -> None:
         if (by_agent := show(frames, "pops_by_agent")) is not None and not by_agent.empty:
             st.markdown("**Pops and click-through by agent**")
             table(by_agent, "an_pops_by_agent", rates=("show_rate", "click_through"))
+        if (choices := show(frames, "choices")) is not None and not choices.empty:
+            st.markdown("**Several matches: contacts chosen by agent**")
+            table(choices, "an_choices", rates=("choice_rate",))
     with dials_tab:
         left, right = st.columns(2)
         with left:

@@ -18,7 +18,7 @@ POP_TEXT = {"found": "found", "multiple": "several matches", "not_found": "not f
             "pending": "CRM late (pending)", "error": "CRM error"}
 
 CALL_COLUMNS = ["Caller", "Name", "Company", "Extension", "Agent", "State", "How long", "Lookup", "CRM page"]
-POP_COLUMNS = ["At", "Caller", "Name", "Company", "Extension", "Lookup", "Latency (ms)", "Cache"]
+POP_COLUMNS = ["At", "Caller", "Name", "Company", "Extension", "Lookup", "Matched", "Latency (ms)", "Cache"]
 
 
 def clock(seconds: float | None) -> str:
@@ -50,10 +50,22 @@ def pops_frame(pops: list[dict], tz: str | None = None) -> pd.DataFrame:
         "Company": p.get("company") or "",
         "Extension": p.get("extension") or "",
         "Lookup": POP_TEXT.get(p.get("status", ""), p.get("status", "")),
+        "Matched": matched_text(p.get("matched")),
         "Latency (ms)": "" if p.get("lookup_ms") is None else f"{p['lookup_ms']:.0f}",
         "Cache": p.get("cache") or "",
     } for p in pops]
     return pd.DataFrame(rows, columns=POP_COLUMNS)
+
+
+def matched_text(matched: dict | None) -> str:
+    """Why the caller was named (the pop's ``matched``), for people: "matched as +972722776772"."""
+    if not isinstance(matched, dict):
+        return ""
+    if matched.get("how") == "chosen":
+        return f"chosen by {matched.get('by', '?')} among {matched.get('total', 'several')}"
+    if matched.get("how") == "format":
+        return f"matched as {matched.get('as', '')} ({matched.get('format', '')})"
+    return ""
 
 
 def rings_for(agent: dict | None, calls: list[dict]) -> list[dict]:

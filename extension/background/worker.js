@@ -8,7 +8,7 @@ import { showBadge } from "./badge.js";
 import { HubConnection } from "./connection.js";
 import { Dialing } from "./dialing.js";
 import { installMenu, Menu, MENU_ID } from "./menus.js";
-import { Popups } from "./popups.js";
+import { fromChoicePage, Popups } from "./popups.js";
 import { dispatch } from "./protocol.js";
 import { Records } from "./records.js";
 import { wsUrl } from "./settings.js";
@@ -17,6 +17,7 @@ import { loadSettings, lockSecrets, migrateSecrets } from "./storage.js";
 const KEEPALIVE_ALARM = "callpop-keepalive";
 const KEEPALIVE_MINUTES = 0.5; // the shortest period Chrome allows a packed extension
 const ICON = chrome.runtime.getURL("icons/icon128.png");
+const CHOOSE_PAGE = chrome.runtime.getURL("choose/choose.html");
 const session = chrome.storage.session;
 
 // Read fresh each time (a local read): a change takes effect at once, with no cache to go stale.
@@ -35,7 +36,8 @@ const connection = new HubConnection({
 
 const app = {
   popups: new Popups({ notifications: apis.notifications, tabs: apis.tabs, records: new Records(session, "bubbles"),
-    send: (m) => connection.send(m), settings, iconUrl: ICON, pageUrl: (path) => chrome.runtime.getURL(path) }),
+    send: (m) => connection.send(m), settings, iconUrl: ICON, choosePage: CHOOSE_PAGE,
+    pageUrl: (path) => chrome.runtime.getURL(path) }),
   dialing: new Dialing({ notifications: apis.notifications, records: new Records(session, "dials"), settings, iconUrl: ICON }),
   menu: new Menu({ contextMenus: apis.contextMenus, records: new Records(session, "menu"), settings }),
   welcomed: (agent) => session.set({ agent }),
@@ -71,13 +73,20 @@ chrome.contextMenus.onClicked.addListener((info, tab) => {
   onMenuClicked(info, tab).catch((e) => console.warn("callpop: dial", e));
 });
 chrome.runtime.onMessage.addListener((message, sender, reply) => {
+  // The choice page only (an extension page, never a content script in a web page).
+  const choice = sender.id === chrome.runtime.id && String(sender.url || "").startsWith(CHOOSE_PAGE)
+    ? fromChoicePage(app.popups, message) : undefined;
+  if (choice !== undefined) {
+    choice.then(reply, () => reply(null));
+    return true;
+  }
   if (sender.id !== chrome.runtime.id || !message || message.type !== "menu-target") return false;
   app.menu.target(message.target, sender).then(reply, () => reply(null));
   return true; // reply comes asynchronously
 });
 chrome.notifications.onClicked.addListener((id) => app.popups.clicked(id));
+chrome.notifications.onButtonClicked.addListener((id, index) => app.popups.buttonClicked(id, index));
 chrome.notifications.onClosed.addListener((id, byUser) => app.popups.closed(id, byUser));
-chrome.notifications.onButtonClicked.addListener((id, index) => app.popups.button(id, index));
 chrome.action.onClicked.addListener(() => chrome.runtime.openOptionsPage());
 chrome.storage.onChanged.addListener((changes, area) => {
   if (area !== "sync" && area !== "local" && area !== "managed") return; // preferences, the token, or the policy

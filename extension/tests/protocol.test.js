@@ -162,9 +162,9 @@ test("a bubble's Add note button opens the call's note page, and the log's outco
   const { tabs, app, popups } = setup();
   await dispatch(POP, app);
   assert.deepEqual(app.popups.notifications.shown.get("pop:c1").buttons, [{ title: "Add note" }]);
-  await popups.button("pop:c1", 0);
+  await popups.buttonClicked("pop:c1", 0);
   assert.deepEqual(tabs.opened, ["notes/notes.html?call=c1"]);
-  await popups.button("pop:c1", 1); // no second button
+  await popups.buttonClicked("pop:c1", 1); // no second button
   assert.equal(tabs.opened.length, 1);
   await dispatch({ type: "call_log", call_id: "c1", revision: 1, state: "delivered", url: "javascript:alert(1)" }, app);
   const record = await popups.records.get("pop:c1");

@@ -55,12 +55,21 @@ Definitions (written once; every query below uses them)
   created_at`` in seconds, over delivered entries.
 - **Disposition of a call**: the latest one saved on it (``call_notes``); a call counts once.
   **Covered call**: an ended or missed call with an agent that got a note or a disposition.
+- **Matching format**: ``lookups.matched_format``, the entry of ``CALLPOP_CRM_PHONE_FORMATS``
+  whose lookup found the caller (the hub asks the next format while the CRM says not found,
+  within the one deadline); set on hits only (a timeout's late hit too, but it counts as a
+  timeout here).
+- **Multiple-match pop**: a sent pop with status ``multiple``, or one named from a contact an
+  agent chose for the number before (``pops.matched`` = ``chosen``, status ``found``). **With
+  candidates**: it offered contacts to choose from (``pops.candidates`` > 0). **Chosen**: the
+  agent recorded a choice on it (a ``contact_choices`` row of the call and agent).
 - Rates are fractions in [0, 1]; a rate over nothing is NULL (NaN), never 0.
 
 Where things are: ``params`` (parameters, the ``QUERIES`` registry, ``run``), ``ranges`` (the
 range and local time), ``sql`` (shared SQL building blocks), the queries by subject
 (``lookups``, ``pops``, ``dials``, ``overview``: busiest hours, key figures, coverage;
-``after_call``: the call log's delivery, dispositions, notes coverage),
+``matching``: lookup formats and multiple-match choices; ``after_call``: the call log's delivery,
+dispositions, notes coverage),
 ``scope`` (an agent's own rows) and ``payload`` (answers as JSON).
 """
 
@@ -75,15 +84,17 @@ from .lookups import (LOOKUP_BY, deadline_what_if, failing_numbers, latency_hist
 from .pops import pop_funnel, pops_by_agent, provisional_pops
 from .dials import DIAL_BY, dial_failures, dial_funnel, dials_by, time_to_bridge
 from .overview import busiest_hours, coverage, kpis
+from .matching import hit_rate_by_format, multiple_match_choices
 from .after_call import call_log_delivery, dispositions, notes_coverage
 from .scope import AGENT_SCOPE, scope_to_agent
 from .payload import answer, from_payload, to_payload
 
 __all__ = [
-    "AGENT_SCOPE", "BUCKET", "call_log_delivery", "dispositions", "notes_coverage", "BUCKETS", "DEFAULT_SPAN", "DIAL_BY", "END", "ERRORS", "HIT", "LOOKUP_BY", "MAX_BUCKETS",
-    "OUTCOMES", "QUERIES", "START", "TZ", "InvalidParameter", "NamedQuery", "Param", "answer", "busiest_hours",
-    "catalog", "coverage", "deadline_what_if", "dial_failures", "dial_funnel", "dials_by", "failing_numbers",
-    "from_payload", "kpis", "latency_histogram", "lookup_errors", "lookup_latency", "lookup_outcomes",
-    "lookup_timeouts", "named", "parse_time", "pop_funnel", "pops_by_agent", "provisional_pops", "run",
-    "scope_to_agent", "time_to_bridge", "to_payload",
+    "AGENT_SCOPE", "answer", "BUCKET", "BUCKETS", "busiest_hours", "call_log_delivery", "catalog", "coverage",
+    "deadline_what_if", "DEFAULT_SPAN", "DIAL_BY", "dial_failures", "dial_funnel", "dials_by", "dispositions",
+    "END", "ERRORS", "failing_numbers", "from_payload", "HIT", "hit_rate_by_format", "InvalidParameter",
+    "kpis", "latency_histogram", "LOOKUP_BY", "lookup_errors", "lookup_latency", "lookup_outcomes",
+    "lookup_timeouts", "MAX_BUCKETS", "multiple_match_choices", "named", "NamedQuery", "notes_coverage",
+    "OUTCOMES", "Param", "parse_time", "pop_funnel", "pops_by_agent", "provisional_pops", "QUERIES", "run",
+    "scope_to_agent", "START", "time_to_bridge", "to_payload", "TZ",
 ]

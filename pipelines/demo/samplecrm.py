@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..contacts import Contact, Contacts
+from ..crm_contract import CONTACTS_CAP
 
 
 def lookup_answer(contacts: Contacts, phone: str, base_url: str) -> dict:
@@ -31,7 +32,10 @@ def lookup_answer(contacts: Contacts, phone: str, base_url: str) -> dict:
     companies = sorted({c.company for c in found if c.company})
     return {"STATUS": "OK", "URL": f"{base_url}/crm/search?phone={quote(phone)}",
             "CLIENTNAME": " / ".join(c.name for c in found[:3]) + (" …" if len(found) > 3 else ""),
-            "TOTAL": str(len(found)), "COMPANY": companies[0] if len(companies) == 1 else ""}
+            "TOTAL": str(len(found)), "COMPANY": companies[0] if len(companies) == 1 else "",
+            # The contract's optional candidates, so the agent picks the right one in the bubble.
+            "CONTACTS": [{"NAME": c.name, "COMPANY": c.company, "URL": f"{base_url}/crm/contacts/{c.id}"}
+                         for c in found[:CONTACTS_CAP]]}
 
 
 def _page(title: str, body: str) -> HTMLResponse:
