@@ -117,6 +117,8 @@ class DialRequest(BaseModel):
     leg_a: str = Field(default="extension", max_length=64,
                        description="Phone rung first: extension, mobile, home, or a number.")
     source: Literal["extension", "console", "api"] = "api"
+    callback_for: str | None = Field(default=None, min_length=1, max_length=100,
+                                     description="The missed call (its call_id in your inbox) this dial calls back.")
 
 
 # --- hub -> client messages
