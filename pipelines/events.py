@@ -26,7 +26,7 @@ PBX_TEXT = re.compile(r"^[\x20-\x7e]*$")  # what a PBX sends as an id or extensi
 
 # WebSocket message types, both ways.
 CLIENT_TYPES = ("hello", "ack", "ping")
-HUB_TYPES = ("welcome", "pop", "call", "dial", "pong", "heartbeat", "error")
+HUB_TYPES = ("welcome", "pop", "call", "dial", "inbox", "pong", "heartbeat", "error")
 ACK_EVENTS = ("shown", "clicked", "closed")
 POP_STATUSES = ("found", "multiple", "not_found", "pending", "error")
 CALL_STATES = ("ringing", "answered", "answered_elsewhere", "ended", "missed")

@@ -49,11 +49,17 @@ Definitions (written once; every query below uses them)
   ``bridged``. **Failed**: outcome ``failed``, by its reason code (``error``). **In progress**:
   outcome still NULL. **Time to bridge**: ``bridged_at - requested_at`` in seconds, over bridged
   dials. Answer rate = leg A answered / requested; bridge rate = bridged / requested.
+- **Inbox entry**: a row of ``missed_calls``, one per (call, agent), ranged on ``missed_at`` (when the
+  call ended). **Missed**: kind ``missed`` (rang at the agent, answered nowhere); **unseen**: kind
+  ``unseen`` (answered while the agent's pop reached no browser). **Called back**: handled by a
+  click-to-call with ``callback_for``; **time to call back** = ``handled_at - missed_at`` (the
+  call-back dial's request) in seconds, over the entries called back. **Callback rate** = called
+  back / entries. **Open**: not handled yet.
 - Rates are fractions in [0, 1]; a rate over nothing is NULL (NaN), never 0.
 
 Where things are: ``params`` (parameters, the ``QUERIES`` registry, ``run``), ``ranges`` (the
 range and local time), ``sql`` (shared SQL building blocks), the queries by subject
-(``lookups``, ``pops``, ``dials``, ``overview``: busiest hours, key figures, coverage),
+(``lookups``, ``pops``, ``dials``, ``inbox``, ``overview``: busiest hours, key figures, coverage),
 ``scope`` (an agent's own rows) and ``payload`` (answers as JSON).
 """
 
@@ -68,6 +74,7 @@ from .lookups import (LOOKUP_BY, deadline_what_if, failing_numbers, latency_hist
 from .pops import pop_funnel, pops_by_agent, provisional_pops
 from .dials import DIAL_BY, dial_failures, dial_funnel, dials_by, time_to_bridge
 from .overview import busiest_hours, coverage, kpis
+from .inbox import missed_calls
 from .scope import AGENT_SCOPE, scope_to_agent
 from .payload import answer, from_payload, to_payload
 
@@ -76,6 +83,6 @@ __all__ = [
     "OUTCOMES", "QUERIES", "START", "TZ", "InvalidParameter", "NamedQuery", "Param", "answer", "busiest_hours",
     "catalog", "coverage", "deadline_what_if", "dial_failures", "dial_funnel", "dials_by", "failing_numbers",
     "from_payload", "kpis", "latency_histogram", "lookup_errors", "lookup_latency", "lookup_outcomes",
-    "lookup_timeouts", "named", "parse_time", "pop_funnel", "pops_by_agent", "provisional_pops", "run",
+    "lookup_timeouts", "missed_calls", "named", "parse_time", "pop_funnel", "pops_by_agent", "provisional_pops", "run",
     "scope_to_agent", "time_to_bridge", "to_payload",
 ]

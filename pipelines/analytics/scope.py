@@ -11,7 +11,7 @@ _OWN_CALLS = "SELECT call_id FROM {db}.main.pops WHERE agent_id = {a} UNION SELE
 AGENT_SCOPE = {
     "pops": "agent_id = {a}", "dials": "agent_id = {a}", "calls": "call_id IN (" + _OWN_CALLS + ")",
     "lookups": "call_id IN (" + _OWN_CALLS + ")", "events": "call_id IN (" + _OWN_CALLS + ")",
-    "rejects": "false",
+    "missed_calls": "agent_id = {a}", "rejects": "false",
 }
 
 
