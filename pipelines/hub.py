@@ -318,15 +318,16 @@ class Hub:
         self.sessions.add(session)
         session.offer_message({"type": "welcome", "agent": session.agent.public(),
                                "heartbeat_s": self.settings.ws_heartbeat_s})
-        agent, replayed = session.agent, []
+        agent, due = session.agent, []
         for call in self.book.live():
-            if agent.id in call.popped and call.pop and (
+            if agent.id in call.popped and (
                     (call.status == "ringing" and agent.pop_on == "ring") or (
                     call.status == "answered" and agent.pop_on == "answer"
                     and call.answered_by == call.popped[agent.id])):
-                session.offer_message(call.pop)
-                replayed.append(call.call_id)
-        self.inbox.reached(agent.id, replayed)
+                due.append(call.call_id)  # replayed now, or sent to this socket once the CRM answers
+                if call.pop:
+                    session.offer_message(call.pop)
+        self.inbox.reached(agent.id, due)
         session.offer_message(self.inbox.message_for(agent.id))
 
     async def _count_rejects(self) -> None:

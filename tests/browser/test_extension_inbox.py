@@ -62,6 +62,7 @@ def test_a_missed_call_shows_in_the_popup_with_a_badge_and_call_back_dials_it(br
         page.locator("li[data-call-id='inbox-2'] button.done").click()
         page.locator("#empty").wait_for(state="visible", timeout=10000)
         wait_until(lambda: browser.badge() == "on", 20, what="the badge back to the connection's state")
-        assert wait_rows(hub, "SELECT * FROM missed_calls WHERE handled_how = 'done'", timeout=20).call_id[0] == "inbox-2"
+        done = wait_rows(hub, "SELECT * FROM missed_calls WHERE handled_how = 'done'", timeout=20)
+        assert done.call_id[0] == "inbox-2"
     finally:
         page.close()

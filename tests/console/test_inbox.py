@@ -38,8 +38,8 @@ def test_the_live_page_lists_my_missed_calls_and_calls_back_or_marks_done(hub, c
     at.button(key="done-noa-ci-2").click().run()
     assert at.success[0].value == "Marked done."
     assert any(s.value == "Missed calls · 0" for s in at.subheader)
-    rows = wait_rows(hub, "SELECT call_id, handled_how, coalesce(callback_dial_id, '') FROM missed_calls WHERE agent_id = 'noa' "
-                          "AND handled_at IS NOT NULL ORDER BY call_id", n=2)
+    rows = wait_rows(hub, "SELECT call_id, handled_how, coalesce(callback_dial_id, '') FROM missed_calls "
+                          "WHERE agent_id = 'noa' AND handled_at IS NOT NULL ORDER BY call_id", n=2)
     assert rows.values.tolist() == [["ci-1", "called_back", dial.dial_id], ["ci-2", "done", ""]]
 
 
