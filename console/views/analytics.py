@@ -93,6 +93,7 @@ FIGURES: dict[str, tuple[str, dict, bool]] = {
     "by_hour": ("lookup_outcomes", {"by": "hour"}, True),
     "busiest": ("busiest_hours", {}, False),
     "dials_by_agent": ("dials_by", {"by": "agent"}, True),
+    "missed": ("missed_calls", {}, False),
 }
 
 
@@ -418,6 +419,9 @@ def render() -> None:
         if (by_source := show(frames, "dials_by_source")) is not None:
             st.markdown("**By source** (extension, console, api)")
             table(by_source, "an_dials_by_source", rates=("answer_rate", "bridge_rate"))
+        if (missed := show(frames, "missed")) is not None and not missed.empty:
+            st.markdown("**Missed calls and time to call back by agent** (seconds from the call's end to the call back)")
+            table(missed, "an_missed_calls", rates=("callback_rate",))
     with by_tab:
         left, right = st.columns(2)
         with left:

@@ -52,3 +52,20 @@ def test_a_supervisor_sees_the_team_and_may_mark_done_but_not_call_back_for_anot
     at.button(key="done-avi-cs-1").click().run()
     assert at.success[0].value == "Marked done."
     assert HubClient(hub.url, TOKENS["avi"]).missed()["count"] == 0
+
+
+def test_the_analytics_page_shows_missed_calls_and_time_to_call_back_from_the_named_query(hub, console):
+    missed(hub, "ca-1", "0722776772")
+    missed(hub, "ca-2", "0545550123")
+    wait_rows(hub, "SELECT * FROM missed_calls", n=2)
+    r = HubClient(hub.url, TOKENS["noa"]).dial("0722776772", "extension", callback_for="ca-1")
+    wait_rows(hub, "SELECT * FROM missed_calls WHERE handled_how = 'called_back'")
+    at = console("analytics", token="dana")
+    assert not at.exception and not at.main.error
+    shown = at.session_state["analytics_snapshot"]["frames"]["missed"]
+    noa = shown[shown["agent_id"] == "noa"].iloc[0]
+    assert (noa.entries, noa.called_back, noa.open, noa.callback_rate) == (2, 1, 1, 0.5)
+    assert 0 <= noa.ttcb_p50_s < 30 and r["dial_id"]
+    (grid,) = [d.value for d in at.dataframe if "ttcb_p50_s" in d.value.columns]
+    mine = grid[grid["agent_id"] == "noa"].iloc[0]
+    assert (mine["entries"], mine["called_back"], mine["callback_rate"]) == (2, 1, "50%")
