@@ -201,6 +201,8 @@ class Inbox:
         return entry
 
     def called_back(self, entry: Entry, dial_id: str, at: datetime) -> None:
+        if self.book.get(entry.agent_id, entry.call_id) is not entry:  # two call backs at once: the first counts
+            return
         self._handled([self.book.handle(entry, "called_back", at, dial_id)])
 
     def _handled(self, entries: list[Entry]) -> None:
