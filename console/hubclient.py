@@ -105,8 +105,21 @@ class HubClient:
         """``{"total": contacts the hub has, "contacts": [...matching, at most limit]}``."""
         return self._request("GET", "/api/contacts", params={"q": q[:100], "limit": limit})
 
-    def dial(self, to: str, leg_a: str) -> dict:
-        return self._request("POST", "/api/dial", json={"to": to, "leg_a": leg_a, "source": "console"})
+    def dial(self, to: str, leg_a: str, callback_for: str | None = None) -> dict:
+        """A click-to-call; ``callback_for``: the missed call (of my inbox) it calls back."""
+        body = {"to": to, "leg_a": leg_a, "source": "console"}
+        if callback_for:
+            body["callback_for"] = callback_for
+        return self._request("POST", "/api/dial", json=body)
+
+    def missed(self, state: str = "open") -> dict:
+        """My inbox (a supervisor's: the team's): ``{"missed": [entry, ...], "count": open entries}``."""
+        return self._request("GET", "/api/missed", params={"state": state})
+
+    def missed_done(self, call_id: str, agent_id: str | None = None) -> dict:
+        """Mark an inbox entry handled (``agent_id``: a supervisor handling someone else's)."""
+        return self._request("POST", f"/api/missed/{quote(call_id, safe='')}/done",
+                             params={"agent_id": agent_id} if agent_id else None)
 
     def dial_state(self, dial_id: str) -> dict:
         return self._request("GET", f"/api/dials/{dial_id}")

@@ -115,7 +115,8 @@ CREATE TABLE IF NOT EXISTS dials (
     leg_a_status      VARCHAR,         -- the provider's final status of each leg (Voicenter CDR)
     leg_b_status      VARCHAR,
     duration_s        INTEGER,         -- talk time once bridged, from the provider's call record
-    recording_url     VARCHAR
+    recording_url     VARCHAR,
+    callback_for      VARCHAR          -- the missed call this dial calls back (missed_calls.call_id)
 );
 
 -- Input the hub refused (bad events, bad tokens, bad dials): what and why, never a secret.
@@ -163,4 +164,20 @@ CREATE TABLE IF NOT EXISTS agent_changes (
     action     VARCHAR NOT NULL,       -- add | edit | disable | enable | token | signin_code | signin | file
     agent_id   VARCHAR NOT NULL,
     detail     VARCHAR                 -- JSON: {"field": [before, after], ..., "tokens": "1 added, 1 removed"}
+);
+
+-- The agents' inbox (pipelines/inbox.py): one row per (call, agent) that rang at the agent and
+-- was not answered anywhere (kind missed), or was answered while the agent's pop reached no
+-- browser (kind unseen). Open until handled: the hub reloads the open rows when it starts.
+CREATE TABLE IF NOT EXISTS missed_calls (
+    call_id          VARCHAR NOT NULL,
+    agent_id         VARCHAR NOT NULL,
+    kind             VARCHAR,          -- missed | unseen
+    caller           VARCHAR,          -- as the network delivered it
+    e164             VARCHAR,          -- normalised, NULL when not a phone number
+    name             VARCHAR,          -- who the pop said it was
+    missed_at        TIMESTAMP NOT NULL,  -- when the call ended
+    handled_at       TIMESTAMP,
+    handled_how      VARCHAR,          -- called_back | done | answered_later | answered_elsewhere
+    callback_dial_id VARCHAR           -- the dial that called back (dials.callback_for = call_id)
 );

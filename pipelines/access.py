@@ -1,8 +1,9 @@
 """Who may do what: every HTTP route and the WebSocket sign-in are checked here, and only here,
 against the caller's role (the matrix of docs/PROTOCOL.md, "Roles").
 
-- ``agent``: their own pops, dials, calls and figures, the contact grid to dial from;
-- ``supervisor``: also the team's live calls and analytics, hub status, the CRM check and
+- ``agent``: their own pops, dials, calls, inbox (missed calls) and figures, the contact grid to
+  dial from;
+- ``supervisor``: also the team's live calls, inboxes and analytics, hub status, the CRM check and
   contact import;
 - ``ingest``: the PBX's token (``CALLPOP_INGEST_TOKEN``): call events and dial progress only;
 - ``metrics``: a monitoring system's token (``CALLPOP_METRICS_TOKEN``): ``GET /metrics`` only.
@@ -69,6 +70,12 @@ AgentDep = Annotated[Agent, Depends(require_role(*STAFF))]       # an agent or a
 SupervisorDep = Annotated[Agent, Depends(require_role(SUPERVISOR))]
 IngestDep = Annotated[None, Depends(require_role(INGEST))]        # the PBX's token
 MonitorDep = Annotated[Agent | None, Depends(require_role(SUPERVISOR, METRICS))]
+
+
+def may_act_for(agent: Agent, owner_id: str) -> bool:
+    """Whether ``agent`` may handle what belongs to ``owner_id`` (an inbox entry): their own, or
+    anyone's for a supervisor."""
+    return agent.id == owner_id or agent.role == SUPERVISOR
 
 
 def sees_everything(agent: Agent) -> bool:

@@ -1,10 +1,10 @@
 """Agents: who may sign in, with which token, and which phones are theirs.
 
 Loaded from a CSV (``id,name,token,extension,mobile,home`` plus optional ``role``,
-``expires_at``, ``disabled``, ``voicenter_user``). The ``token`` column holds the token's SHA-256
-digest (``sha256:<hex>``, written by ``python -m pipelines agents token``), or several separated by
-spaces (one per device signed in with a one-time code); a plaintext token still loads, with a
-warning. The hub keeps only digests and compares them in constant time; tokens
+``expires_at``, ``disabled``, ``voicenter_user``, ``pop_on``). The ``token`` column holds the
+token's SHA-256 digest (``sha256:<hex>``, written by ``python -m pipelines agents token``), or several
+separated by spaces (one per device signed in with a one-time code); a plaintext token still loads,
+with a warning. The hub keeps only digests and compares them in constant time; tokens
 never appear in ``repr``, logs or API answers: ``Agent.public()`` is what leaves the hub.
 """
 
@@ -26,6 +26,7 @@ from typing import Callable
 log = logging.getLogger("callpop.agents")
 REQUIRED = ("id", "name", "token", "extension", "mobile", "home")
 ROLES = ("agent", "supervisor")  # pipelines/access.py says what each may do
+POP_ON = ("ring", "answer", "off")  # when the agent's pop is sent: pipelines/hub.py honours it
 DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 DEMO_PREFIX = "demo-"  # the demo's tokens are public (data/agents.csv): never on a reachable hub
 
@@ -52,6 +53,7 @@ class Agent:
     expires_at: datetime | None = None
     disabled: bool = False
     voicenter_user: str = ""  # the agent's Voicenter extension user (Voicenter's extenUser), if any
+    pop_on: str = "ring"  # one of POP_ON: when the ringing call, at the answer, or never (inbox only)
 
     @property
     def digests(self) -> tuple[bytes, ...]:
@@ -165,12 +167,16 @@ class Agents:
                 role = (row.get("role") or "agent").lower()
                 if role not in ROLES:  # a typo must not quietly make a supervisor an agent (or back)
                     raise AgentsError(f"{name} line {n}: role {row['role'][:20]!r} is not one of {', '.join(ROLES)}")
+                pop_on = (row.get("pop_on") or "ring").lower()
+                if pop_on not in POP_ON:
+                    raise AgentsError(f"{name} line {n}: pop_on {row['pop_on'][:20]!r} is not one of "
+                                      f"{', '.join(POP_ON)}")
                 agents.append(Agent(
                     id=row["id"], name=row["name"] or row["id"], token=row["token"],
                     extension=row["extension"], mobile=row["mobile"], home=row["home"],
                     role=role, expires_at=expires,
                     disabled=(row.get("disabled") or "").lower() in ("1", "true", "yes"),
-                    voicenter_user=row.get("voicenter_user") or "",
+                    voicenter_user=row.get("voicenter_user") or "", pop_on=pop_on,
                 ))
         if plaintext:
             log.warning("%s holds %d plaintext token(s): store digests instead with "

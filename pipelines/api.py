@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import agent_admin, analytics, backup, calllog, crmcheck, extension_updates, metrics, sockets
+from . import (agent_admin, analytics, backup, calllog, crmcheck, extension_updates, inbox_routes, metrics,
+               sockets)
 from .access import AgentDep, IngestDep, SupervisorDep, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
@@ -149,10 +150,13 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     @app.post("/api/dial", status_code=202, tags=["click-to-call"], response_model=DialAccepted,
               summary="Ring the agent's phone (leg A), then connect it to `to` (leg B)")
     async def dial(request: DialRequest, agent: AgentDep) -> DialAccepted:
+        callback = hub.inbox.callback_entry(agent.id, request.callback_for)  # 422 unless an open one of yours
         try:
             plan = await hub.dialer.dial(agent, request)
         except DialRefused as e:
             raise ApiError(e.status, e.code, e.reason) from None
+        if callback is not None:
+            hub.inbox.called_back(callback, plan.dial_id, utcnow())
         return DialAccepted(dial_id=plan.dial_id, leg_a=plan.leg_a, leg_a_kind=plan.leg_a_kind, to=plan.leg_b_display)
 
     @app.get("/api/dials/{dial_id}", tags=["click-to-call"], summary="One of your dials")
@@ -301,6 +305,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(extension_updates.router(settings.extension_dir))  # public: for Chrome's policy
     if (provider_routes := hub.provider.routes()) is not None:  # URLs the phone system calls, if any
         app.include_router(provider_routes)
+    app.include_router(inbox_routes.router(hub))  # /api/missed
     app.include_router(sockets.router(hub, settings))  # /ws
 
     return app

@@ -213,13 +213,15 @@ class Dialer:
             self.store.insert("dials", {"dial_id": new_dial_id(), "agent_id": agent.id, "source": request.source,
                                         "leg_a_kind": request.leg_a if request.leg_a in OWN_PHONES else "number",
                                         "leg_b": request.to[:64], "requested_at": now, "outcome": "refused",
-                                        "error": refused.code, "provider": self.provider.name})
+                                        "error": refused.code, "provider": self.provider.name,
+                                        "callback_for": request.callback_for})
             log.info("dial refused for agent %s: %s", agent.id, refused.code)
             raise
         self.active[plan.dial_id] = _Dial(plan, now)
         self.store.insert("dials", {"dial_id": plan.dial_id, "agent_id": agent.id, "source": plan.source,
                                     "leg_a": plan.leg_a, "leg_a_kind": plan.leg_a_kind, "leg_b": request.to[:64],
-                                    "leg_b_e164": plan.leg_b, "requested_at": now, "provider": self.provider.name})
+                                    "leg_b_e164": plan.leg_b, "requested_at": now, "provider": self.provider.name,
+                                    "callback_for": request.callback_for})
         self.sessions.send(agent.id, msg_dial(plan.dial_id, "requested", to=plan.leg_b_display,
                                               leg_a=plan.leg_a, leg_a_kind=plan.leg_a_kind))
         task = asyncio.get_running_loop().create_task(self._originate(plan))

@@ -26,7 +26,7 @@ PBX_TEXT = re.compile(r"^[\x20-\x7e]*$")  # what a PBX sends as an id or extensi
 
 # WebSocket message types, both ways.
 CLIENT_TYPES = ("hello", "ack", "ping")
-HUB_TYPES = ("welcome", "pop", "call", "dial", "call_log", "pong", "heartbeat", "error")
+HUB_TYPES = ("welcome", "pop", "call", "dial", "inbox", "call_log", "pong", "heartbeat", "error")
 ACK_EVENTS = ("shown", "clicked", "closed")
 POP_STATUSES = ("found", "multiple", "not_found", "pending", "error")
 CALL_STATES = ("ringing", "answered", "answered_elsewhere", "ended", "missed")
@@ -117,6 +117,8 @@ class DialRequest(BaseModel):
     leg_a: str = Field(default="extension", max_length=64,
                        description="Phone rung first: extension, mobile, home, or a number.")
     source: Literal["extension", "console", "api"] = "api"
+    callback_for: str | None = Field(default=None, min_length=1, max_length=100,
+                                     description="The missed call (its call_id in your inbox) this dial calls back.")
 
 
 # --- hub -> client messages

@@ -28,6 +28,7 @@ from .crm import client_for as crm_client_for
 from .crm_contract import LookupResult
 from .dial import Dialer, DialRules
 from .events import CallEvent, utcnow
+from .inbox import Inbox
 from .limits import Rejects
 from .metrics import Metrics
 from .pops import Popper, load_choices
@@ -83,6 +84,7 @@ class Hub:
         self.sessions = Sessions(per_agent=settings.ws_per_agent)
         self.rejects = Rejects(lambda row: self.store.insert("rejects", row), settings.rejects_window_s)
         self.book = CallBook(settings.default_region)
+        self.inbox = Inbox(self.store, self.sessions, settings.default_region)
         # Made now, not at start: its routes are part of the app, which is built before it starts.
         self.provider = provider or make_provider(settings, self)
         # Events acted on whose rows are not committed yet: a copy arriving meanwhile waits for
@@ -101,6 +103,7 @@ class Hub:
     async def start(self) -> None:
         s = self.settings
         await asyncio.to_thread(self.store.open)
+        await asyncio.to_thread(self.inbox.load)
         self.http = http_client.client(s)
         self.crm = crm_client_for(s, self.http, s.crm_lookup_url)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
@@ -213,6 +216,7 @@ class Hub:
         return outcome
 
     def process(self, event: CallEvent, provider: str) -> None:
+        before = getattr(self.book.get(event.call_id), "status", None)
         step = self.book.apply(event, self.agents, utcnow(), provider)
         call = step.call
         if step.insert_call:
@@ -221,8 +225,16 @@ class Hub:
             self.store.update("calls", call.key, step.update_call)
         for agent_id, message in step.notify:
             self.sessions.send(agent_id, message)
-        if step.pop_to and call is not None:
-            self.popper.pop(call, step.pop_to, step.extension)
+        if step.pop_to and call is not None:  # the lookup starts at the ring, whoever's pop waits (pop_on)
+            ringing = [a for a in step.pop_to if a.pop_on == "ring"]
+            self.popper.pop(call, ringing, step.extension)
+            self.inbox.pop_sent(call, (a.id for a in ringing))
+        if call is not None and call.status != before:
+            if call.status == "answered" and (later := [a for a in self.agents.by_extension(call.answered_by)
+                                                        if a.pop_on == "answer" and a.id in call.popped]):
+                self.popper.pop(call, later, call.answered_by)
+                self.inbox.pop_sent(call, (a.id for a in later))
+            self.inbox.call_moved(call, utcnow())
         if call is not None and (step.update_call or {}).get("status") in ("ended", "missed"):
             self.calllog.ended(call)  # in the event's unit: its 202 means the log entry is kept too
         if step.ignored:
@@ -260,6 +272,8 @@ class Hub:
                                   "cdr_status": record.status or None, "recording_url": record.recording_url or None}
         if record.answered and record.extension:
             values["answered_by"] = record.extension
+        if record.answered:  # a call that ended missed here but the provider's record says answered
+            self.inbox.answered_after_all(record.call_id, utcnow())
         started = call.started_at if call is not None else await self._latest("calls", "call_id", record.call_id,
                                                                              "started_at")
         if started is not None:
@@ -311,13 +325,22 @@ class Hub:
 
     # --- sockets
     def welcome(self, session: Session) -> None:
-        """A new socket: greet it and replay the pops of calls still ringing for its agent."""
+        """A new socket: greet it, replay the pops waiting for its agent (still ringing, or answered
+        by a ``pop_on=answer`` agent), then send the agent's inbox."""
         self.sessions.add(session)
         session.offer_message({"type": "welcome", "agent": session.agent.public(),
                                "heartbeat_s": self.settings.ws_heartbeat_s})
+        agent, due = session.agent, []
         for call in self.book.live():
-            if call.status == "ringing" and session.agent.id in call.popped and call.pop:
-                session.offer_message(call.pop)
+            if agent.id in call.popped and (
+                    (call.status == "ringing" and agent.pop_on == "ring") or (
+                    call.status == "answered" and agent.pop_on == "answer"
+                    and call.answered_by == call.popped[agent.id])):
+                due.append(call.call_id)  # replayed now, or sent to this socket once the CRM answers
+                if call.pop:
+                    session.offer_message(call.pop)
+        self.inbox.reached(agent.id, due)
+        session.offer_message(self.inbox.message_for(agent.id))
 
     async def _count_rejects(self) -> None:
         while True:

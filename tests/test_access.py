@@ -35,6 +35,8 @@ MATRIX = {
     ("POST", "/api/contacts/import", "/api/contacts/import?dry_run=true"): {SUPERVISOR},
     ("GET", "/api/calls/live", "/api/calls/live"): STAFF,
     ("GET", "/api/pops/recent", "/api/pops/recent"): STAFF,
+    ("GET", "/api/missed", "/api/missed"): STAFF,
+    ("POST", "/api/missed/{call_id}/done", "/api/missed/c0/done"): STAFF,
     ("GET", "/api/analytics", "/api/analytics"): STAFF,
     ("GET", "/api/analytics/{name}", "/api/analytics/kpis"): STAFF,
     ("GET", "/api/crm/check", "/api/crm/check"): {SUPERVISOR},

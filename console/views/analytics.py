@@ -95,6 +95,7 @@ FIGURES: dict[str, tuple[str, dict, bool]] = {
     "dials_by_agent": ("dials_by", {"by": "agent"}, True),
     "by_format": ("hit_rate_by_format", {}, False),
     "choices": ("multiple_match_choices", {}, False),
+    "missed": ("missed_calls", {}, False),
 }
 
 
@@ -427,6 +428,9 @@ def render() -> None:
         if (by_source := show(frames, "dials_by_source")) is not None:
             st.markdown("**By source** (extension, console, api)")
             table(by_source, "an_dials_by_source", rates=("answer_rate", "bridge_rate"))
+        if (missed := show(frames, "missed")) is not None and not missed.empty:
+            st.markdown("**Missed calls and time to call back by agent** (seconds from the call's end to the call back)")
+            table(missed, "an_missed_calls", rates=("callback_rate",))
     with by_tab:
         left, right = st.columns(2)
         with left:

@@ -1,4 +1,5 @@
-"""Live: calls ringing and in progress, the latest pops, a toast when a call rings for me.
+"""Live: calls ringing and in progress, the latest pops, a toast when a call rings for me, and my
+missed calls (the inbox: call back or mark done).
 
 The panel is a fragment that re-runs itself every ``EVERY_S`` seconds (polling the hub's
 ``/api/calls/live`` and ``/api/pops/recent``), so only it redraws, never the whole page.
@@ -19,6 +20,7 @@ POP_TEXT = {"found": "found", "multiple": "several matches", "not_found": "not f
 
 CALL_COLUMNS = ["Caller", "Name", "Company", "Extension", "Agent", "State", "How long", "Lookup", "CRM page"]
 POP_COLUMNS = ["At", "Caller", "Name", "Company", "Extension", "Lookup", "Matched", "Latency (ms)", "Cache"]
+KIND_TEXT = {"missed": "missed", "unseen": "pop not seen"}
 
 
 def clock(seconds: float | None) -> str:
@@ -124,6 +126,59 @@ def live_panel() -> None:
         })
     else:
         st.info("No pops yet: a pop is sent when a call rings at an agent's extension.")
+    inbox_section(session.client(), me, session.browser_tz())
+
+
+def _call_back(entry: dict) -> None:
+    """The "Call back" button: a click-to-call from my extension, linked to the missed call."""
+    try:
+        answer = session.client().dial(entry.get("e164") or entry.get("caller") or "", "extension",
+                                       callback_for=entry["call_id"])
+    except HubError as e:
+        st.session_state["inbox_note"] = ("error", f"Could not call back: {e.message}")
+        return
+    st.session_state["inbox_note"] = ("ok", f"Calling back {answer.get('to', '')}: your extension rings first.")
+
+
+def _done(entry: dict, me: dict | None) -> None:
+    mine = (me or {}).get("id") == entry.get("agent_id")
+    try:
+        session.client().missed_done(entry["call_id"], None if mine else entry.get("agent_id"))
+    except HubError as e:
+        st.session_state["inbox_note"] = ("error", f"Could not mark it done: {e.message}")
+        return
+    st.session_state["inbox_note"] = ("ok", "Marked done.")
+
+
+def inbox_section(client: HubClient, me: dict | None, tz: str | None) -> None:
+    """My missed calls (a supervisor: the team's), newest first, each with Call back and Done."""
+    try:
+        inbox = client.missed()
+    except HubError as e:
+        session.show_error(e)
+        return
+    entries = inbox.get("missed") or []
+    st.subheader(f"Missed calls · {inbox.get('count', len(entries))}")
+    note = st.session_state.pop("inbox_note", None)
+    if note:
+        (st.error if note[0] == "error" else st.success)(note[1])
+    if not entries:
+        st.caption("Nothing missed: a call that rings at you and is answered nowhere waits here until you call "
+                   "back or mark it done.")
+        return
+    for e in entries:
+        mine = (me or {}).get("id") == e.get("agent_id")
+        who, number, when, actions = st.columns([3, 2, 2, 2], vertical_alignment="center")
+        who.markdown(f"**{session.md_escape(e.get('name') or e.get('phone') or 'withheld number')}**"
+                     + ("" if mine else f" · for {session.md_escape(e.get('agent_id'))}"))
+        number.text(e.get("phone") or "withheld")
+        when.text(f"{session.clock_time(e.get('missed_at'), tz)} · {KIND_TEXT.get(e.get('kind'), e.get('kind'))}")
+        key = f"{e.get('agent_id')}-{e['call_id']}"
+        back, done = actions.columns(2)
+        back.button("Call back", key=f"callback-{key}", on_click=_call_back, args=(e,),
+                    disabled=not mine or not (e.get("e164") or e.get("caller")),
+                    help="Your extension rings first, then the caller" if mine else "Only its agent calls back")
+        done.button("Done", key=f"done-{key}", on_click=_done, args=(e, me))
 
 
 def render() -> None:

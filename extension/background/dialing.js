@@ -72,8 +72,9 @@ export class Dialing {
     return run;
   }
 
-  /* The agent chose "Click2Call to <number>". Resolves to the dial id, or null when refused. */
-  async call(e164) {
+  /* The agent chose "Click2Call to <number>" (or "Call back" in the popup: `extra` then holds
+   * `callback_for`). Resolves to the dial id, or null when refused. */
+  async call(e164, extra = {}) {
     const s = await this.settings();
     const to = phone().formatForPeople(e164, s.defaultCountry);
     if (!s.token) {
@@ -93,7 +94,7 @@ export class Dialing {
       response = await this.fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", Authorization: `Bearer ${s.token}` },
-        body: JSON.stringify({ to: e164, leg_a: legAParam(s), source: "extension" }),
+        body: JSON.stringify({ ...extra, to: e164, leg_a: legAParam(s), source: "extension" }),
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
       body = await response.json().catch(() => ({}));

@@ -6,6 +6,7 @@ export const HUB_HANDLERS = Object.freeze({
   pop: (m, app, receivedAt) => app.popups.show(m, receivedAt),
   call: (m, app) => app.popups.callState(m),
   dial: (m, app) => app.dialing.progress(m),
+  inbox: (m, app) => app.inbox.update(m),
   call_log: (m, app) => app.popups.logged(m),
   // Any message is a sign of life to the connection; these carry nothing else.
   pong: () => undefined,

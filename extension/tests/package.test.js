@@ -37,7 +37,7 @@ test("the package: a zip of the shipped files, the CRX3 signed with the key, upd
 
   const zip = fs.readFileSync(path.join(out, `${name}.zip`));
   for (const shipped of ["manifest.json", "managed_schema.json", "background/worker.js", "options/options.html",
-    "vendor/libphonenumber-max.js"]) assert.ok(zip.includes(Buffer.from(shipped)), shipped);
+    "popup/popup.html", "vendor/libphonenumber-max.js"]) assert.ok(zip.includes(Buffer.from(shipped)), shipped);
   for (const left of ["tests/", "tools/", "package.json", "README.md", ".pem"]) assert.ok(!zip.includes(Buffer.from(left)), left);
 
   const crx = fs.readFileSync(path.join(out, `${name}.crx`));

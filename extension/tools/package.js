@@ -21,7 +21,7 @@ const ChromeExtension = require("crx"); // npm "crx": CRX3 signing and the updat
 export const EXTENSION = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // What Chrome loads; the rest of extension/ (tests, tools, README, package.json) stays behind.
 export const SHIPPED = Object.freeze(["manifest.json", "managed_schema.json", "background", "content", "options",
-  "choose", "notes", "icons", "vendor"]);
+  "popup", "choose", "notes", "icons", "vendor"]);
 
 /* The update manifest's base: the hub's public address (https, or http to this machine for tests). */
 export function checkedHubUrl(text) {

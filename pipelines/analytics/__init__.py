@@ -63,11 +63,17 @@ Definitions (written once; every query below uses them)
   agent chose for the number before (``pops.matched`` = ``chosen``, status ``found``). **With
   candidates**: it offered contacts to choose from (``pops.candidates`` > 0). **Chosen**: the
   agent recorded a choice on it (a ``contact_choices`` row of the call and agent).
+- **Inbox entry**: a row of ``missed_calls``, one per (call, agent), ranged on ``missed_at`` (when the
+  call ended). **Missed**: kind ``missed`` (rang at the agent, answered nowhere); **unseen**: kind
+  ``unseen`` (answered while the agent's pop reached no browser). **Called back**: handled by a
+  click-to-call with ``callback_for``; **time to call back** = ``handled_at - missed_at`` (the
+  call-back dial's request) in seconds, over the entries called back. **Callback rate** = called
+  back / entries. **Open**: not handled yet.
 - Rates are fractions in [0, 1]; a rate over nothing is NULL (NaN), never 0.
 
 Where things are: ``params`` (parameters, the ``QUERIES`` registry, ``run``), ``ranges`` (the
 range and local time), ``sql`` (shared SQL building blocks), the queries by subject
-(``lookups``, ``pops``, ``dials``, ``overview``: busiest hours, key figures, coverage;
+(``lookups``, ``pops``, ``dials``, ``inbox``, ``overview``: busiest hours, key figures, coverage;
 ``matching``: lookup formats and multiple-match choices; ``after_call``: the call log's delivery,
 dispositions, notes coverage),
 ``scope`` (an agent's own rows) and ``payload`` (answers as JSON).
@@ -86,6 +92,7 @@ from .dials import DIAL_BY, dial_failures, dial_funnel, dials_by, time_to_bridge
 from .overview import busiest_hours, coverage, kpis
 from .matching import hit_rate_by_format, multiple_match_choices
 from .after_call import call_log_delivery, dispositions, notes_coverage
+from .inbox import missed_calls
 from .scope import AGENT_SCOPE, scope_to_agent
 from .payload import answer, from_payload, to_payload
 
@@ -94,7 +101,7 @@ __all__ = [
     "deadline_what_if", "DEFAULT_SPAN", "DIAL_BY", "dial_failures", "dial_funnel", "dials_by", "dispositions",
     "END", "ERRORS", "failing_numbers", "from_payload", "HIT", "hit_rate_by_format", "InvalidParameter",
     "kpis", "latency_histogram", "LOOKUP_BY", "lookup_errors", "lookup_latency", "lookup_outcomes",
-    "lookup_timeouts", "MAX_BUCKETS", "multiple_match_choices", "named", "NamedQuery", "notes_coverage",
+    "lookup_timeouts", "MAX_BUCKETS", "missed_calls", "multiple_match_choices", "named", "NamedQuery", "notes_coverage",
     "OUTCOMES", "Param", "parse_time", "pop_funnel", "pops_by_agent", "provisional_pops", "QUERIES", "run",
     "scope_to_agent", "START", "time_to_bridge", "to_payload", "TZ",
 ]

@@ -12,7 +12,7 @@ AGENT_SCOPE = {
     "pops": "agent_id = {a}", "dials": "agent_id = {a}", "calls": "call_id IN (" + _OWN_CALLS + ")",
     "lookups": "call_id IN (" + _OWN_CALLS + ")", "events": "call_id IN (" + _OWN_CALLS + ")",
     "call_logs": "call_id IN (" + _OWN_CALLS + ")", "call_notes": "agent_id = {a}",
-    "contact_choices": "agent_id = {a}", "rejects": "false",
+    "contact_choices": "agent_id = {a}", "missed_calls": "agent_id = {a}", "rejects": "false",
 }
 
 

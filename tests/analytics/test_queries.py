@@ -360,3 +360,34 @@ def test_local_time_matches_the_time_zone_database_across_daylight_saving_change
                              f"({d.counted('', 't', r.within('ts'))}) GROUP BY k ORDER BY k", r.binds())
         truth = con.execute(f"SELECT {right(local)} AS k, count(*) AS n FROM t GROUP BY k ORDER BY k").df()
         pd.testing.assert_frame_equal(counts, truth, check_dtype=False)
+
+
+# --- inbox -------------------------------------------------------------------------------------------
+
+def test_missed_calls_count_each_way_of_handling_and_the_time_to_call_back():
+    c = duckdb.connect()
+    c.execute(ds.SCHEMA.read_text(encoding="utf-8"))
+    rows = [  # (call, agent, kind, missed at, handled after s, how)
+        ("m1", "noa", "missed", at(10), 60, "called_back"), ("m2", "noa", "missed", at(10, 5), 120, "called_back"),
+        ("m3", "noa", "missed", at(10, 9), 300, "called_back"), ("m4", "noa", "unseen", at(11), 10, "done"),
+        ("m5", "noa", "missed", at(12), None, None), ("m1", "avi", "missed", at(10), 30, "answered_later"),
+        ("m6", "avi", "missed", at(12), 5, "answered_elsewhere"),
+        ("m7", "avi", "missed", END, None, None),  # at the range's end: out
+    ]
+    for call_id, agent, kind, missed_at, after, how in rows:
+        handled = missed_at + dt.timedelta(seconds=after) if after is not None else None
+        c.execute("INSERT INTO missed_calls (call_id, agent_id, kind, missed_at, handled_at, handled_how) "
+                  "VALUES (?, ?, ?, ?, ?, ?)", [call_id, agent, kind, missed_at, handled, how])
+    df = q(c, "missed_calls")
+    assert df["agent_id"].tolist() == ["noa", "avi"]
+    noa = row(df, "agent_id", "noa")
+    assert (noa.entries, noa.missed, noa.unseen, noa.called_back, noa.done, noa.answered_later, noa.open) == \
+           (5, 4, 1, 3, 1, 0, 1)
+    assert noa.callback_rate == pytest.approx(3 / 5)
+    assert noa.ttcb_p50_s == pytest.approx(120) and noa.ttcb_p90_s == pytest.approx(np.percentile([60, 120, 300], 90))
+    avi = row(df, "agent_id", "avi")
+    assert (avi.entries, avi.called_back, avi.answered_later, avi.open, avi.callback_rate) == (2, 0, 2, 0, 0)
+    assert math.isnan(avi.ttcb_p50_s)
+    empty = QUERIES["missed_calls"](c, START, START + dt.timedelta(minutes=1))
+    assert empty.empty and list(empty.columns) == list(df.columns)
+    c.close()

@@ -108,6 +108,7 @@ def test_sigterm_finishes_in_flight_work_closes_sockets_with_1001_and_checkpoint
         ws = connect(ws_url, open_timeout=10)
         ws.send(json.dumps({"type": "hello", "token": agent["token"]}))
         assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
+        assert json.loads(ws.recv(timeout=10))["type"] == "inbox"  # the welcome's missed calls (none)
         sockets.append(ws)
     first = sockets[0]
     r = httpx.post(f"{hub.url}/api/events", headers={"Authorization": f"Bearer {procs.INGEST}"}, timeout=10,

@@ -116,7 +116,9 @@ class ExtensionBrowser:
         def connected():
             status = self.session("status") or {}
             online = hub.hub.sessions.online() if hub is not None else True
-            return status.get("state") == "connected" and self.badge() == "on" and online
+            # "on", or the inbox's count of missed calls (shown instead while connected)
+            badge = self.badge()
+            return status.get("state") == "connected" and (badge == "on" or badge[:2].isdigit()) and online
         wait_until(connected, timeout, what=f"the extension connected to {hub.url if hub else 'the hub'}")
 
     def badge(self) -> str:
