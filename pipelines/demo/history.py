@@ -208,19 +208,29 @@ SELECT e.call_id, r.revision, r.created_at, e.agent_id, '{}' AS entry,
        CASE WHEN (e.h // 1000) % 200 = 0 THEN 503 ELSE 200 END AS http_status
 FROM h_ended e JOIN (SELECT call_id, 1 AS revision, ended_at AS created_at FROM h_ended
                      UNION ALL SELECT call_id, 2, saved_at FROM call_notes WHERE call_id LIKE 'hist-%') r USING (call_id);
+INSERT INTO missed_calls BY NAME
+SELECT e.call_id, e.agent_id, 'missed' AS kind, c.caller, c.caller_e164 AS e164, l.client_name AS name,
+       e.ended_at AS missed_at,
+       CASE WHEN e.h % 200 > 0 THEN e.ended_at + to_microseconds(CAST(3e7 + pow((e.h // 200) % 1000 / 1000.0, 3)
+           * 7.2e9 AS BIGINT)) END AS handled_at,  -- one in 200 still open: a demo inbox of a few
+       CASE WHEN e.h % 200 = 0 THEN NULL WHEN e.h % 20 < 12 THEN 'called_back' WHEN e.h % 20 < 18 THEN 'done'
+            ELSE 'answered_later' END AS handled_how
+FROM h_ended e JOIN calls c USING (call_id) LEFT JOIN lookups l USING (call_id) WHERE e.status = 'missed';
 """
 
 
 def _after_call(con: duckdb.DuckDBPyConnection, seed: int) -> dict[str, int]:
-    """After each call: notes and dispositions on most answered calls, and the call log's delivery
-    to the CRM (revision 1 at the end, 2 with the note; a few retried, one in 200 failed).
+    """After each call: notes and dispositions on most answered calls, the call log's delivery to
+    the CRM (revision 1 at the end, 2 with the note; a few retried, one in 200 failed), and each
+    missed call in its agent's inbox (most called back within minutes, some done, a few open).
     Derived from the calls by hashing their ids, so the other tables' rows are unchanged."""
-    ended, notes, logs = (part.strip() for part in _AFTER_CALL.strip().rstrip(";").split(";\n"))
+    ended, notes, logs, missed = (part.strip() for part in _AFTER_CALL.strip().rstrip(";").split(";\n"))
     con.execute(ended, {"seed": seed})
     con.execute(notes, {"dispositions": list(DISPOSITIONS)})
     con.execute(logs)
+    con.execute(missed)
     return {t: con.execute(f"SELECT count(*) FROM {t} WHERE call_id LIKE 'hist-%'").fetchone()[0]
-            for t in ("call_notes", "call_logs")}
+            for t in ("call_notes", "call_logs", "missed_calls")}
 
 
 def _rejects(con: duckdb.DuckDBPyConnection, rng: np.random.Generator, days: list[dt.date]) -> int:
