@@ -166,14 +166,21 @@ def trusting(root: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(root))
 
 
-def test_the_api_and_a_pop_over_wss_through_caddy(deployed):
+def test_an_agent_signed_in_with_a_one_time_code_gets_a_pop_over_wss_through_caddy(deployed):
     hub, root = deployed["hub"], deployed["root"]
     with httpx.Client(base_url=hub, verify=trusting(root), timeout=10) as http:
-        me = http.get("/api/me", headers={"Authorization": f"Bearer {TOKENS['noa']}"})
+        made = http.post("/api/agents/noa/signin-code", headers={"Authorization": f"Bearer {TOKENS['dana']}"})
+        assert made.status_code == 200 and made.json()["link"].startswith(f"{hub}/signin#code="), made.text
+        signed = http.post("/api/signin", json={"code": made.json()["code"]})
+        assert signed.status_code == 200, signed.text
+        token = signed.json()["token"]  # what the extension's options page keeps
+        me = http.get("/api/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json()["name"] == "Noa Levi", me.text
         assert http.get("/api/me").status_code == 401
+        time.sleep(1.1)  # one try a second per client address (CALLPOP_SIGNIN_TRY_EVERY_S), told apart through Caddy
+        assert http.post("/api/signin", json={"code": made.json()["code"]}).status_code == 410  # once only
         with connect(hub.replace("https://", "wss://") + "/ws", ssl=trusting(root), open_timeout=10) as ws:
-            ws.send(json.dumps({"type": "hello", "token": TOKENS["noa"], "client": "deploy-test"}))
+            ws.send(json.dumps({"type": "hello", "token": token, "client": "deploy-test"}))
             assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
             r = http.post("/api/events", headers={"Authorization": f"Bearer {INGEST}"},
                           json={"call_id": "tls-1", "type": "ringing", "caller": "0722776772", "extension": "201"})
