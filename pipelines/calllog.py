@@ -239,7 +239,16 @@ class CallLog:
             first.setdefault(p.call_id, p)  # one call's revisions in order
         due = [p for p in first.values() if p.next_at <= now][:BATCH]
         if due:
-            await asyncio.gather(*(self._attempt(p) for p in due))
+            await asyncio.gather(*(self._attempt_safely(p) for p in due))
+
+    async def _attempt_safely(self, p: _Pending) -> None:
+        """One attempt; a fault of ours (or a store shutting down) puts the entry back for later
+        instead of ending the delivery loop."""
+        try:
+            await self._attempt(p)
+        except Exception:  # noqa: BLE001 - the loop outlives any one entry
+            log.exception("call log of %s revision %d: the attempt failed; trying again later", p.call_id, p.revision)
+            p.next_at = utcnow() + timedelta(seconds=LAST_RETRY_S)
 
     async def _attempt(self, p: _Pending) -> None:
         p.attempts += 1
