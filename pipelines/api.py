@@ -24,10 +24,10 @@ from .access import AgentDep, IngestDep, SupervisorDep, sees_everything
 from .agents import Agent
 from .contacts import parse_csv
 from .demo import samplecrm
-from .dial import FINAL_STATES, DialRefused, iso_utc
+from .dial import FINAL_STATES, DialRefused
 from .edge import Edge
 from .errors import ApiError
-from .events import DIAL_STATES, CallEvent, DialRequest, utcnow
+from .events import DIAL_STATES, CallEvent, DialRequest, iso_utc, utcnow
 from .hub import EventRefused, Hub
 from .phone import normalise
 from .providers.base import HangupUnsupported

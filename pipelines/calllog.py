@@ -34,7 +34,7 @@ from .calls import Call
 from .crm import TooLarge, read_capped
 from .crm_contract import safe_url
 from .errors import ApiError
-from .events import utcnow
+from .events import iso_utc, utcnow
 from .phone import for_crm
 
 log = logging.getLogger("callpop.calllog")
@@ -47,7 +47,8 @@ REMEMBERED = 5000  # calls whose last entry is kept in memory (older ones are re
 
 
 def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
+    """Times in the entry: to the second (docs/crm-contract.md, "Call log")."""
+    return iso_utc(moment, "seconds")
 
 
 def entry(call: Call, *, agent_name: str, answered_by_agent: bool, phone_format: str,
@@ -101,10 +102,7 @@ class CallLog:
     def __init__(self, settings, store, sessions, agents: Callable[[], Any]):
         self.settings, self.store, self.sessions, self._agents = settings, store, sessions, agents
         self.url = settings.crm_log_url
-        self.headers: dict[str, str] = {}
-        if header := settings.crm_auth_header.get_secret_value():
-            name, _, value = header.partition(":")
-            self.headers[name.strip()] = value.strip()
+        self.headers = http_client.credential(settings.crm_auth_header.get_secret_value())
         self.http: httpx.AsyncClient | None = None
         self._pending: dict[tuple[str, int], _Pending] = {}
         self._last: collections.OrderedDict[str, tuple[int, dict]] = collections.OrderedDict()

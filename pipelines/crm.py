@@ -65,9 +65,7 @@ class CrmClient:
             self._parsed_url: httpx.URL | None = httpx.URL(url)
         except httpx.InvalidURL as e:  # the lookups say so; the hub still starts and pops
             self._parsed_url, self._url_error = None, f"invalid CRM URL ({_reason(e)})"
-        if auth_header:
-            name, _, value = auth_header.partition(":")
-            credential = {name.strip(): value.strip()}
+        if credential := http_client.credential(auth_header):
             self.headers.update(credential)
             if self._parsed_url is not None:
                 http_client.only_to_origin(http, self._parsed_url, credential)

@@ -22,7 +22,7 @@ from phonenumbers import PhoneNumberType
 
 from .agents import Agent
 from .dialplan import DialPlan, DialRefused
-from .events import DIAL_STATES, DialRequest, msg_dial, utcnow
+from .events import DIAL_STATES, DialRequest, iso_utc, msg_dial, utcnow
 from .phone import NotAPhoneNumber, Phone, parse_diallable
 from .sessions import Sessions
 from .store import Store
@@ -154,11 +154,6 @@ class _Dial:
         """What ``GET /api/dials/{id}`` says about this dial."""
         return {"dial_id": self.plan.dial_id, "state": self.state, "outcome": self.outcome, "error": self.error,
                 "to": self.plan.leg_b_display, "ended_at": iso_utc(self.ended_at)}
-
-
-def iso_utc(at: datetime | None) -> str | None:
-    """A naive UTC time (as the store holds it) as ISO 8601 with its Z."""
-    return None if at is None else at.isoformat(timespec="milliseconds") + "Z"
 
 
 class RateLimiter:

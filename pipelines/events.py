@@ -38,6 +38,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def iso_utc(at: datetime | None, timespec: str = "milliseconds") -> str | None:
+    """A naive UTC time (as the store holds it) as ISO 8601 with its Z; None stays None."""
+    return None if at is None else at.isoformat(timespec=timespec) + "Z"
+
+
 def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 

@@ -55,6 +55,14 @@ def origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
+def credential(header: str) -> dict[str, str]:
+    """A 'Name: value' header setting (CALLPOP_CRM_AUTH_HEADER) as headers; {} for ''."""
+    if not header:
+        return {}
+    name, _, value = header.partition(":")
+    return {name.strip(): value.strip()}
+
+
 def only_to_origin(http: httpx.AsyncClient, url: httpx.URL, headers: dict[str, str]) -> None:
     """Never send ``headers`` (a credential) to another origin than ``url``'s: a request hook,
     which httpx runs before every request it sends, redirects included."""

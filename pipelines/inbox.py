@@ -27,6 +27,7 @@ from typing import Any, Iterable
 
 from .calls import Call
 from .errors import ApiError
+from .events import iso_utc
 from .phone import normalise
 from .sessions import Sessions
 from .store import Store
@@ -34,10 +35,6 @@ from .store import Store
 log = logging.getLogger("callpop.inbox")
 HOW = ("called_back", "done", "answered_later", "answered_elsewhere")
 MAX_SHOWN = 200  # entries one inbox message carries at most (the count is always the whole)
-
-
-def iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat() + "Z"
 
 
 @dataclasses.dataclass
@@ -65,8 +62,8 @@ class Entry:
 
     def public(self) -> dict[str, Any]:
         return {"call_id": self.call_id, "agent_id": self.agent_id, "kind": self.kind, "caller": self.caller,
-                "phone": self.phone, "e164": self.e164, "name": self.name, "missed_at": iso(self.missed_at),
-                "handled_at": iso(self.handled_at), "handled_how": self.handled_how or None,
+                "phone": self.phone, "e164": self.e164, "name": self.name, "missed_at": iso_utc(self.missed_at, "auto"),
+                "handled_at": iso_utc(self.handled_at, "auto"), "handled_how": self.handled_how or None,
                 "callback_dial_id": self.callback_dial_id or None}
 
 
