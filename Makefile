@@ -1,7 +1,7 @@
 # callpop: `make run` starts the demo; `make test` runs every test.
 # Both install what they need first (a .venv from the pinned requirements, npm packages for the
-# extension, Debian's chromium for browser tests and caddy for the TLS deployment test); a second run
-# skips what is already there.
+# extension, Debian's chromium for browser tests, caddy for the TLS deployment test, redis-server for
+# the cluster tests); a second run skips what is already there.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,20 +9,20 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LIBPHONE := extension/vendor/libphonenumber-max.js
 
-.PHONY: run test bench soak deps dev-deps extension extension-package chromium caddy clean
+.PHONY: run test bench soak deps dev-deps extension extension-package chromium caddy redis clean
 
 run: deps extension
 	$(BIN)/callpop demo
 
 # Every stage runs whatever an earlier one said; each reports, and the target fails if any did.
-test: dev-deps extension chromium caddy
+test: dev-deps extension chromium caddy redis
 	@failed=""; \
 	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest || failed="$$failed python"; \
 	node --test extension/tests/ || failed="$$failed extension"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: python tests and extension tests passed"
 
-bench: dev-deps
+bench: dev-deps redis
 	$(BIN)/python -m bench
 
 soak: dev-deps
@@ -59,6 +59,11 @@ chromium:
 caddy:
 	@test -x /usr/bin/caddy || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq caddy >/dev/null; }
+
+# The cluster tests (tests/cluster/) and benchmarks run Debian's redis-server on a free port.
+redis:
+	@test -x /usr/bin/redis-server || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 # The extension as an admin installs it for every agent (deploy/README.md): a versioned zip, the
 # CRX signed with the admin's key and the updates.xml the hub serves from CALLPOP_EXTENSION_DIR.

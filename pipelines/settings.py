@@ -262,6 +262,20 @@ class Settings(BaseSettings):
         None, "Folder of the packed extension (make extension-package: updates.xml and callpop-<version>.crx) the "
         "hub serves to anyone at /extension/<file>, for Chrome's ExtensionInstallForcelist policy; empty = not "
         "served (404).")
+    # --- several hubs on one Redis (cluster mode, docs/CLUSTER.md)
+    redis_url: SecretStr = setting(
+        SecretStr(""), "Cluster mode: the Redis (or Valkey) every hub and the recorder share, e.g. "
+        "redis://127.0.0.1:6379/0 (rediss:// for TLS; a password in it is never shown). Empty: one hub, no Redis.")
+    hub_name: OneLine = setting("", "Cluster mode: this hub's name (logs, /api/status); empty: host name and port.")
+    redis_timeout_ms: int = setting(1000, "Cluster mode: deadline of one Redis command; past it Redis counts as down "
+                                    "and events get 503 until it answers again.", ge=50, le=30_000)
+    recorder_url: HttpUrl = setting("", "Cluster mode: the recorder (callpop record) the hubs read the database "
+                                    "through (analytics, history); empty: those routes answer 503.")
+    recorder_token: SecretStr = setting(SecretStr(""), "Cluster mode: bearer token hubs send the recorder's read "
+                                        "API; the recorder refuses reads without it.")
+    parquet_dir: OptionalPath = setting(
+        None, "Recorder: folder each finished day's history is written to as Parquet (<table>/<YYYY-MM-DD>.parquet), "
+        "for DuckDB, pandas or MotherDuck; empty: none.")
     # --- the console
     hub_url: HttpUrl = setting("http://127.0.0.1:8765", "console: the hub the console talks to.")
     console_host: Host = setting(

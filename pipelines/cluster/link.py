@@ -1,0 +1,109 @@
+"""The hub's connection to Redis: one ``redis.asyncio`` client with a deadline on every command,
+and whether Redis answers now.
+
+``Link.up`` is what the hub goes by before it promises anything (an event's 202): a command that
+fails or misses its deadline marks Redis down at once, and a watcher pings it every half second
+until it answers again, so hubs recover by themselves when Redis comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+from typing import Any, Awaitable, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..settings import Settings
+
+log = logging.getLogger("callpop.cluster")
+T = TypeVar("T")
+
+PREFIX = "callpop:"
+EVENTS = PREFIX + "journal"  # the stream of write units (events and the rows made from them)
+GROUP = "recorder"  # the recorder's consumer group on it
+CALLS = PREFIX + "calls"  # pub/sub: a call's state changed
+DELIVER = PREFIX + "deliver"  # pub/sub: a message for an agent's sockets
+PING_EVERY_S = 0.5
+
+
+class RedisDown(Exception):
+    """Redis did not answer (in time): the hub cannot keep a promise that needs it."""
+
+
+def hub_name(settings: Settings) -> str:
+    return settings.hub_name or f"{socket.gethostname()}:{settings.port or os.getpid()}"
+
+
+class Link:
+    def __init__(self, settings: Settings, name: str = ""):
+        self.name = name or hub_name(settings)
+        self.timeout_s = settings.redis_timeout_ms / 1000
+        url = settings.redis_url.get_secret_value()
+        # Every command has the deadline; a dropped connection is retried by the next command.
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
+            health_check_interval=5, decode_responses=False, client_name=f"callpop-{self.name}"[:60])
+        self.problem = ""  # why Redis counts as down; "" while it answers
+        self._watcher: asyncio.Task | None = None
+
+    @property
+    def up(self) -> bool:
+        return not self.problem
+
+    @property
+    def state(self) -> str:
+        return "down" if self.problem else "ok"
+
+    async def start(self) -> None:
+        with contextlib.suppress(RedisDown):
+            await self.call(self.redis.ping())
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+    async def call(self, command: Awaitable[T]) -> T:
+        """Await one command under the deadline; RedisDown if it fails or is late."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                result = await command
+        except (RedisError, OSError, TimeoutError) as e:
+            self.down(e)
+            raise RedisDown(self.problem) from None
+        return result
+
+    def down(self, e: BaseException | str) -> None:
+        why = e if isinstance(e, str) else (f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+        if not self.problem:
+            log.error("redis: down (%s); events are refused with 503 until it answers", _safe(why))
+        self.problem = _safe(why)[:200]
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(PING_EVERY_S)
+            if not self.problem:
+                continue
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self.redis.ping()
+            except (RedisError, OSError, TimeoutError):
+                continue
+            log.warning("redis: answers again (after: %s)", self.problem)
+            self.problem = ""
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "problem": self.problem, "hub": self.name}
+
+
+def _safe(text: str) -> str:
+    """Redis errors may quote the URL; a password in it must not reach a log or /healthz."""
+    return re.sub(r"(rediss?://)[^@/\s]*@", r"\1***@", str(text))

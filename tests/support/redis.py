@@ -1,0 +1,77 @@
+"""A real Redis for the cluster tests and benchmarks: Debian's ``redis-server`` on a free
+loopback port, in a folder of its own, with the append-only file on (as deploy/ runs it).
+
+``stop()`` and ``start()`` again keep the port and the folder, so a hub sees the same Redis go
+away and come back (with what its AOF kept); ``kill()`` is a crash (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from . import free_port, unavailable, wait_until
+
+SERVER = "/usr/bin/redis-server"
+CLI = "/usr/bin/redis-cli"
+
+
+class RedisServer:
+    def __init__(self, folder: Path, fsync: str = "always"):
+        if not Path(SERVER).is_file():
+            unavailable(f"no {SERVER} (make redis installs Debian's redis-server)")
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.fsync = fsync
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        argv = [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--daemonize", "no",
+                "--logfile", str(self.folder / "redis.log"), "--protected-mode", "yes"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.cli("PING") == "PONG", timeout=15, what=f"redis on port {self.port}")
+        return self
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run([CLI, "-p", str(self.port), *args], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        """A clean shutdown (what a restart by systemd does)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used (user + system), from its own INFO."""
+        info = dict(line.split(":", 1) for line in self.cli("INFO", "cpu").splitlines() if ":" in line)
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+def wipe(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def settle(seconds: float = 0.05) -> None:
+    time.sleep(seconds)
