@@ -181,3 +181,11 @@ CREATE TABLE IF NOT EXISTS missed_calls (
     handled_how      VARCHAR,          -- called_back | done | answered_later | answered_elsewhere
     callback_dial_id VARCHAR           -- the dial that called back (dials.callback_for = call_id)
 );
+
+-- Cluster mode: the last journal entry the recorder committed, moved in each entry's own
+-- transaction (pipelines/cluster/recorder.py), so an entry is never recorded twice.
+CREATE TABLE IF NOT EXISTS journal_marks (
+    consumer    VARCHAR NOT NULL PRIMARY KEY,
+    last_id     VARCHAR NOT NULL,       -- a Redis stream id, ms-seq
+    recorded_at TIMESTAMP NOT NULL
+);

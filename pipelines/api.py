@@ -127,6 +127,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         body = {"status": "ok" if store == "ok" else "degraded", "store": store}
         if store != "ok":
             body["reason"] = hub.store.problem
+        if hub.cluster is not None:  # cluster mode: Redis holds what the 202 promises
+            body["redis"] = hub.cluster.link.state
         return JSONResponse(body, status_code=200 if store == "ok" else 503)
 
     @app.get("/api/status", tags=["hub"], summary="Hub, provider, sockets and store at a glance")

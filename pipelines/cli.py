@@ -34,6 +34,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from .cluster.recorder_app import serve
+    from .store_schema import in_use
+    s = settings_mod.load()
+    logs.setup(s.log_level, s.log_format)
+    if not s.redis_url.get_secret_value():
+        print("callpop: the recorder needs CALLPOP_REDIS_URL (the Redis the hubs journal to)", file=sys.stderr)
+        return 2
+    if busy := _port_taken(s.host, s.port, "CALLPOP_PORT") or in_use(s.db_path):
+        print(f"callpop: {busy}", file=sys.stderr)
+        return 2
+    serve(s)
+    return 0
+
+
 def _port_taken(host: str, port: int, setting: str) -> str:
     """'' when HOST:PORT is free to listen on, else one line saying so and what to change."""
     if port == 0:
@@ -211,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                              "directory); under systemd give it explicitly")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the hub with the settings from the environment / .env").set_defaults(func=cmd_serve)
+    sub.add_parser("record", help="cluster mode: the recorder, the one writer of the database (docs/CLUSTER.md)"
+                   ).set_defaults(func=cmd_record)
     demo_cmd = sub.add_parser("demo", help="the whole demo (make run): hub on the simulated PBX and sample CRM, "
                                        "its own database with history, and the console")
     demo_cmd.add_argument("--console-port", type=int, default=0, help="default CALLPOP_CONSOLE_PORT (8501)")

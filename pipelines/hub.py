@@ -79,11 +79,17 @@ class Hub:
             log.warning("no contacts file at %s (CALLPOP_CONTACTS_CSV): the contact grid starts empty",
                         settings.contacts_csv.resolve())
             self.contacts = Contacts(settings.default_region, [])
-        self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
-                           queue_max=settings.store_queue_max)
-        self.sessions = Sessions(per_agent=settings.ws_per_agent)
-        self.rejects = Rejects(lambda row: self.store.insert("rejects", row), settings.rejects_window_s)
         self.book = CallBook(settings.default_region)
+        self.cluster = None  # one of several hubs on Redis (pipelines/cluster/): writes and sockets go through it
+        if settings.redis_url.get_secret_value():
+            from .cluster.node import Cluster
+            self.cluster = Cluster(settings, self.book)
+            self.store, self.sessions = self.cluster.journal, self.cluster.sessions
+        else:
+            self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
+                               queue_max=settings.store_queue_max)
+            self.sessions = Sessions(per_agent=settings.ws_per_agent)
+        self.rejects = Rejects(lambda row: self.store.insert("rejects", row), settings.rejects_window_s)
         self.inbox = Inbox(self.store, self.sessions, settings.default_region)
         # Made now, not at start: its routes are part of the app, which is built before it starts.
         self.provider = provider or make_provider(settings, self)
@@ -102,23 +108,33 @@ class Hub:
     # --- life cycle
     async def start(self) -> None:
         s = self.settings
-        await asyncio.to_thread(self.store.open)
-        await asyncio.to_thread(self.inbox.load)
+        if self.cluster is not None:
+            await self.cluster.start()
+        else:
+            await asyncio.to_thread(self.store.open)
+            await asyncio.to_thread(self.inbox.load)
         self.http = http_client.client(s)
         self.crm = crm_client_for(s, self.http, s.crm_lookup_url)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_formats=s.crm_phone_formats or [s.crm_phone_format],
                              context_params=s.crm_context_params, metrics=self.metrics)
-        self.popper.choices = await asyncio.to_thread(load_choices, self.store)
+        if self.cluster is None:
+            self.popper.choices = await asyncio.to_thread(load_choices, self.store)
+        else:
+            self.popper.on_pop = self.cluster.calls.pop_sent
+            self.cluster.sessions.on_remote_pop = self._popped_elsewhere
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
                              s.dial_budget_per_hour, on_over=self.calllog.dialled)
-        await self.calllog.start()
+        if self.cluster is None:  # in a cluster the recorder holds the outbox (pipelines/cluster/recorder.py)
+            await self.calllog.start()
         await self.provider.start(self)
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self._housekeeping()), loop.create_task(self._count_rejects()),
-                       loop.create_task(self.calllog.run()), loop.create_task(self.agent_file.watch())]
+                       loop.create_task(self.agent_file.watch())]
+        if self.cluster is None:
+            self._loops.append(loop.create_task(self.calllog.run()))
         log.info("hub started: provider %s, %d agents (%s), %d contacts, database %s, CRM %s", self.provider.name,
                  len(self.agents), s.agents_csv.resolve(), len(self.contacts), self.store.path.resolve(),
                  "sample" if not s.crm_url else "configured")
@@ -147,7 +163,10 @@ class Hub:
         self.rejects.flush(everything=True)  # the counts still open go to the store before it closes
         await self.http.aclose()
         await self.calllog.stop()
-        await asyncio.to_thread(self.store.close)
+        if self.cluster is not None:
+            await self.cluster.stop()
+        else:
+            await asyncio.to_thread(self.store.close)
         log.info("hub stopped")
 
     # --- events in
@@ -167,6 +186,8 @@ class Hub:
         if event.at is not None and abs(event.at - now) > timedelta(hours=self.settings.event_window_h):
             raise EventRefused("at_out_of_range", f"'at' {event.at.isoformat()}Z is more than "
                                                   f"{self.settings.event_window_h:g} h from the hub's clock")
+        if self.cluster is not None:
+            return await self.cluster.ingest(self, event, provider, wait)
         event_id = event.event_id()
         first = self._pending.get(event_id)
         if first is not None:  # a copy of an event still on its way to the disk
@@ -179,17 +200,28 @@ class Hub:
         done: asyncio.Future[str | BaseException] = asyncio.get_running_loop().create_future()
         self._pending[event_id] = done
         with self.store.together():
-            written = self.store.insert("events", {
-                "event_id": event_id, "call_id": event.call_id, "type": event.type, "direction": event.direction,
-                "caller": event.caller, "callee": event.callee, "extension": event.extension,
-                "occurred_at": event.at or now, "received_at": now, "provider": provider})
-            try:
-                self.process(event, provider)
-            except Exception:  # noqa: BLE001 - the event is kept even if acting on it failed
-                log.exception("event %s of call %s could not be processed", event.type, event.call_id)
+            written = self.act(event, event_id, provider, now)
         loop = asyncio.get_running_loop()
         written.add_done_callback(lambda f: loop.call_soon_threadsafe(self._settle, event_id, done, f))
         return await self._committed(done) if wait else "accepted"
+
+    def act(self, event: CallEvent, event_id: str, provider: str, now: datetime):
+        """The event's row, and what it means carried out (inside the caller's unit of writes)."""
+        written = self.store.insert("events", {
+            "event_id": event_id, "call_id": event.call_id, "type": event.type, "direction": event.direction,
+            "caller": event.caller, "callee": event.callee, "extension": event.extension,
+            "occurred_at": event.at or now, "received_at": now, "provider": provider})
+        try:
+            self.process(event, provider)
+        except Exception:  # noqa: BLE001 - the event is kept even if acting on it failed
+            log.exception("event %s of call %s could not be processed", event.type, event.call_id)
+        return written
+
+    def _popped_elsewhere(self, agent_id: str, call_id: str, pop: dict) -> None:
+        """Another hub sent this pop to the agent (cluster mode): replayed to sockets that sign in
+        here, and the acks and choices of this hub's browsers are taken."""
+        self.cluster.calls.popped(call_id, pop)
+        self.popper.sent_elsewhere(call_id, agent_id, pop)
 
     def _settle(self, event_id: str, done: asyncio.Future, written) -> None:
         """The event's unit is committed (accepted), refused by the unique key (duplicate), or failed."""
@@ -376,7 +408,7 @@ class Hub:
             "store": self.store_status(),
             "dial": self.dialer.status(),
             "call_log": self.calllog.status(),
-        }
+        } | ({"redis": self.cluster.status()} if self.cluster is not None else {})
 
     def store_status(self) -> dict[str, Any]:
         return {"state": self.store.state, "problem": self.store.problem, "commits": self.store.commits,

@@ -96,10 +96,11 @@ class Popper:
         self.clock = clock
         self._lookups: dict[str, _CallLookup] = {}
         # (call id, agent id) -> (sent at, acks as _ACK_BITS); outlives the call so a late click still lands.
-        self._ledger: collections.OrderedDict[tuple[str, str], tuple[datetime, int]] = collections.OrderedDict()
+        self._ledger: collections.OrderedDict[tuple[str, str], tuple[datetime | None, int]] = collections.OrderedDict()
         self._ledger_size = ledger_size
         self.tasks: set[asyncio.Task] = set()  # pops under way (the hub's drain waits for them)
         self.recent: collections.OrderedDict[str, dict] = collections.OrderedDict()  # the console's pop feed
+        self.on_pop: Callable[[Call], None] | None = None  # told of each pop sent (cluster mode shares it)
 
     # --- the hot path
     def pop(self, call: Call, agents: list[Agent], extension: str) -> None:
@@ -252,6 +253,8 @@ class Popper:
 
     def _send(self, call: Call, agents: list[Agent], message: dict, update: bool = False) -> None:
         call.pop = message
+        if self.on_pop is not None:
+            self.on_pop(call)
         text = dumps(message)
         now = utcnow()
         self._feed(call, message)
@@ -298,9 +301,18 @@ class Popper:
         if acked & _ACK_BITS[event]:
             return None  # a second 'shown' from another browser of the same agent
         self._ledger[(call_id, agent.id)] = (sent_at, acked | _ACK_BITS[event])
-        self.store.update("pops", {"call_id": call_id, "agent_id": agent.id, "sent_at": sent_at},
-                          {f"{event}_at": utcnow()})
+        key = {"call_id": call_id, "agent_id": agent.id} | ({"sent_at": sent_at} if sent_at is not None else {})
+        self.store.update("pops", key, {f"{event}_at": utcnow()})
         return None
+
+    def sent_elsewhere(self, call_id: str, agent_id: str, message: dict) -> None:
+        """Another hub sent the agent this pop (cluster mode): what the agent's browsers here ack or
+        choose is theirs. The row's time is that hub's, so acks find the row by call and agent."""
+        if (call_id, agent_id) not in self._ledger:
+            self._remember(call_id, agent_id, None)
+        if message.get("contacts"):
+            number = message.get("e164") or "".join(c for c in message.get("raw", "") if c.isdigit())
+            self._offered[call_id] = (number, message["contacts"])
 
     def choose(self, agent: Agent, call_id: str, chosen: Any) -> str | None:
         """The agent chose one of the contacts the call's pop offered (its index or its URL):
@@ -323,7 +335,7 @@ class Popper:
         self.choices[number] = row
         return None
 
-    def _remember(self, call_id: str, agent_id: str, sent_at: datetime) -> None:
+    def _remember(self, call_id: str, agent_id: str, sent_at: datetime | None) -> None:
         self._ledger[(call_id, agent_id)] = (sent_at, 0)
         while len(self._ledger) > self._ledger_size:
             self._ledger.popitem(last=False)

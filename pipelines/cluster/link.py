@@ -17,7 +17,7 @@ import socket
 from typing import Any, Awaitable, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, TimeoutError as RedisTimeout
 
 from ..settings import Settings
 
@@ -72,11 +72,12 @@ class Link:
             await self.redis.aclose()
 
     async def call(self, command: Awaitable[T]) -> T:
-        """Await one command under the deadline; RedisDown if it fails or is late."""
+        """Await one command under the deadline; RedisDown if Redis cannot be reached or is late
+        (an error Redis answers, such as BUSYGROUP, is raised as it is)."""
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await command
-        except (RedisError, OSError, TimeoutError) as e:
+        except (RedisConnectionError, RedisTimeout, OSError, TimeoutError) as e:
             self.down(e)
             raise RedisDown(self.problem) from None
         return result

@@ -196,3 +196,11 @@ def machine() -> dict[str, str]:
     return {"cpu": model or platform.processor() or "?", "cores": str(os.cpu_count()), "memory": mem,
             "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}"}
 
+
+
+def start_recorder(db_path: Path, redis_url: str, **settings) -> Proc:
+    """The cluster's recorder (``callpop record``) on a free port, writing ``db_path``."""
+    env = {"CALLPOP_PORT": "0", "CALLPOP_HOST": "127.0.0.1", "CALLPOP_DB_PATH": str(db_path),
+           "CALLPOP_REDIS_URL": redis_url, "CALLPOP_LOG_LEVEL": "INFO", "PYTHONASYNCIODEBUG": ""}
+    env.update({f"CALLPOP_{k.upper()}": str(v) for k, v in settings.items()})
+    return Proc([sys.executable, "-m", "pipelines", "record"], env, name="recorder")

@@ -1,0 +1,147 @@
+"""The calls every hub needs, shared through Redis.
+
+A call's state (``calls.Call`` without its phone, which is derived, and its last pop) is a hash
+``callpop:call:<id>`` with fields ``state`` and ``pop``, kept while the call lives (TTLs as the
+call book keeps calls in memory); the ids of ringing and answered calls are the sorted set
+``callpop:live``. Events of one call are processed one at a time across hubs (``locked``: a
+short lock that expires by itself if its hub dies), on the state loaded from Redis, and the new
+state is written in the same script as the event's journal entry (``journal.py``), so a 202
+means the state the next event sees is there too.
+
+Each hub keeps a copy of the live calls in its own ``CallBook`` (the welcome replay and
+/api/calls read it without a round trip): loaded at start and whenever the subscription to
+``callpop:calls`` is made again, then kept current by what that channel says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import secrets
+from datetime import datetime
+from typing import Any, AsyncIterator
+
+from ..calls import KEEP_ENDED, KEEP_RINGING, Call, CallBook
+from ..phone import normalise
+from .link import PREFIX, Link, RedisDown
+
+LIVE = PREFIX + "live"
+LOCK_MS = 3000  # a dead hub's lock frees itself after this
+_TIMES = ("started_at", "answered_at", "ended_at", "seen_at")
+_UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# Only onto a call Redis still keeps (a hash made here would have no TTL).
+_SET_POP = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'pop', ARGV[1]) end return 0"
+
+
+def key(call_id: str) -> str:
+    return f"{PREFIX}call:{call_id}"
+
+
+def dumps_state(call: Call) -> str:
+    """The call as JSON, without its pop (a field of its own) and its phone (derived)."""
+    row = {f.name: getattr(call, f.name) for f in dataclasses.fields(call) if f.name not in ("phone", "pop")}
+    for name in _TIMES:
+        if row[name] is not None:
+            row[name] = row[name].isoformat()
+    return json.dumps(row, separators=(",", ":"))
+
+
+def loads_state(text: str | bytes, region: str, pop: str | bytes | None = None) -> Call:
+    row: dict[str, Any] = json.loads(text)
+    for name in _TIMES:
+        if row.get(name):
+            row[name] = datetime.fromisoformat(row[name])
+    call = Call(**row, phone=normalise(row["caller"], region))
+    if pop:
+        call.pop = json.loads(pop)
+    return call
+
+
+def ttl_s(call: Call) -> int:
+    """How long Redis keeps the call: as long as the book would."""
+    return int((KEEP_ENDED if call.status in ("ended", "missed") else KEEP_RINGING).total_seconds())
+
+
+def is_live(call: Call) -> bool:
+    return call.status in ("ringing", "answered")
+
+
+class SharedCalls:
+    def __init__(self, link: Link, book: CallBook):
+        self.link, self.book = link, book
+        self._saving: set[asyncio.Task] = set()
+
+    @contextlib.asynccontextmanager
+    async def locked(self, call_id: str, wait_s: float) -> AsyncIterator[None]:
+        """Hold the call's lock (RedisDown if Redis fails, TimeoutError past ``wait_s``)."""
+        token, lock = secrets.token_hex(8), f"{PREFIX}lock:{call_id}"
+        loop = asyncio.get_running_loop()
+        end, pause = loop.time() + wait_s, 0.001
+        while not await self.link.call(self.link.redis.set(lock, token, nx=True, px=LOCK_MS)):
+            if loop.time() > end:
+                raise TimeoutError(f"call {call_id} is held by another hub")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(RedisDown):
+                await self.link.call(self.link.redis.eval(_UNLOCK, 1, lock, token))
+
+    async def load(self, call_id: str) -> None:
+        """Make the book's copy of the call the one in Redis (under its lock: nobody changes it
+        meanwhile). A pop this hub holds and Redis lacks yet is kept."""
+        state, pop = await self.link.call(self.link.redis.hmget(key(call_id), "state", "pop"))
+        mine = self.book.get(call_id)
+        if state is None:
+            if mine is not None:  # gone from Redis: ended long ago, or Redis lost it
+                self.book.calls.pop(call_id, None)
+            return
+        call = loads_state(state, self.book.region, pop)
+        if call.pop is None and mine is not None:
+            call.pop = mine.pop
+        self.book.calls[call_id] = call
+
+    def changed(self, text: bytes | str) -> None:
+        """Another hub moved a call (``callpop:calls``): the copy here follows."""
+        call = loads_state(text, self.book.region)
+        mine = self.book.get(call.call_id)
+        if mine is not None:
+            call.pop = mine.pop
+        self.book.calls[call.call_id] = call
+
+    def popped(self, call_id: str, message: dict) -> None:
+        """Another hub sent the call's pop: a socket that signs in here gets it replayed."""
+        call = self.book.get(call_id)
+        if call is not None:
+            call.pop = message
+
+    def pop_sent(self, call: Call) -> None:
+        """This hub sent the call's pop (``Popper.on_pop``): Redis keeps it, behind the pop."""
+        task = asyncio.get_running_loop().create_task(self.save_pop(call))
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+
+    async def save_pop(self, call: Call) -> None:
+        """The call's latest pop, for a hub that starts (or reconnects) while it rings."""
+        with contextlib.suppress(RedisDown):
+            await self.link.call(self.link.redis.eval(_SET_POP, 1, key(call.call_id),
+                                                      json.dumps(call.pop, default=str)))
+
+    async def load_live(self) -> int:
+        """Every live call from Redis into the book (at start, and after the subscription broke)."""
+        ids = await self.link.call(self.link.redis.zrange(LIVE, 0, -1))
+        if not ids:
+            return 0
+        pipe = self.link.redis.pipeline(transaction=False)
+        for call_id in ids:
+            pipe.hmget(key(call_id.decode()), "state", "pop")
+        loaded = 0
+        for state, pop in await self.link.call(pipe.execute()):
+            if state is not None:
+                call = loads_state(state, self.book.region, pop)
+                self.book.calls[call.call_id] = call
+                loaded += 1
+        return loaded

@@ -1,0 +1,80 @@
+"""``callpop record``: the recorder's process. It opens the DuckDB file (it is its only writer),
+records the journal (``recorder.py``), writes the daily Parquet files if asked, and answers on
+CALLPOP_HOST:CALLPOP_PORT: ``/healthz`` (lease, lag, store) for monitoring, and ``POST /read``
+for the hubs, which hold no database (``reads.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+import uvloop
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..server import bind
+from ..settings import Settings
+from ..store import Store
+from .link import Link
+from .recorder import Recorder
+
+log = logging.getLogger("callpop.recorder")
+
+
+def create_app(settings: Settings, on_end=lambda: None) -> Starlette:
+    """The recorder's app; ``on_end()`` when recording stops by itself (a lost lease): the process exits."""
+    state: dict = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms, queue_max=settings.store_queue_max)
+        await asyncio.to_thread(store.open)
+        link = Link(settings, name=settings.hub_name or "")
+        await link.start()
+        recorder = Recorder(link, store, name=settings.hub_name or "")
+        state.update(store=store, link=link, recorder=recorder)
+        task = asyncio.get_running_loop().create_task(recorder.run())
+        task.add_done_callback(lambda t: _ended(t, on_end))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            await link.stop()
+            await asyncio.to_thread(store.close)
+
+    async def healthz(request: Request) -> Response:
+        status = await state["recorder"].status()
+        ok = status["holding_lease"] and status["redis"] == "ok" and status["store"] == "ok"
+        return JSONResponse({"status": "ok" if ok else "degraded", **status}, status_code=200 if ok else 503)
+
+    routes = [Route("/healthz", healthz)]
+    from .reads import read_route  # the hubs' reads, with the recorder's token
+    routes.append(read_route(settings, lambda: state["store"]))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _ended(task: asyncio.Task, on_end) -> None:
+    if not task.cancelled():
+        log.error("recorder stopped: %s", task.exception())
+        on_end()
+
+
+def serve(settings: Settings) -> None:
+    sock, settings = bind(settings)
+    server: uvicorn.Server | None = None
+
+    def end() -> None:
+        server.should_exit = True
+
+    config = uvicorn.Config(create_app(settings, end), log_config=None, lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    log.info("callpop recorder listening on http://%s:%d (database %s)", settings.host, settings.port,
+             settings.db_path.resolve())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(server.serve(sockets=[sock]))
