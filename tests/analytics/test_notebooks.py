@@ -4,11 +4,14 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+import duckdb
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from pipelines.cluster.parquet import DAY_COLUMN, export_due
 from pipelines.demo import history
+from pipelines.store import Store
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -52,16 +55,43 @@ def generated(path: Path) -> Path:
     return path
 
 
+def exported(db: Path, folder: Path) -> Path:
+    """The history's daily Parquet files, as the recorder writes them."""
+    store = Store(db).open()
+    try:
+        assert export_due(store, folder, dt.date(2026, 11, 22))
+    finally:
+        store.close()
+    return folder
+
+
+def code_cell(nb, marker: str):
+    return next(c for c in nb.cells if c.cell_type == "code" and marker in c.source)
+
+
+def printed(nb, marker: str) -> str:
+    """What the code cell containing ``marker`` printed."""
+    return "".join(o.get("text", "") for o in code_cell(nb, marker).outputs if o.get("output_type") == "stream")
+
+
 def test_every_notebook_runs_top_to_bottom_on_a_generated_history(tmp_path, monkeypatch):
     db = generated(tmp_path / "history.duckdb")
     monkeypatch.setenv("CALLPOP_DB_PATH", str(db))
     monkeypatch.setenv("CALLPOP_HUB_URL", "")  # never a hub that happens to run on this machine
     monkeypatch.setenv("ANALYTICS_DAYS", "21")
+    monkeypatch.setenv("CALLPOP_PARQUET_DIR", str(exported(db, tmp_path / "parquet")))
     for path in ALL:
         nb = run(nbformat.read(path, as_version=4), NOTEBOOKS)  # raises CellExecutionError on any error
         assert conclusion(nb).startswith("- From 01 Nov 2026 to 21 Nov 2026"), f"{path.name} said nothing at the end"
         assert any("plotly" in "".join(o.get("data", {})) for c in nb.cells if c.cell_type == "code"
                    for o in c.outputs), f"{path.name} drew no chart"
+        if path.name.startswith("01_"):  # the Parquet cell read the files: every call of the range
+            with duckdb.connect(str(db), read_only=True) as con:
+                calls = con.execute("SELECT count(*) FROM calls WHERE started_at >= '2026-11-01' "
+                                    "AND started_at < '2026-11-22'").fetchone()[0]
+            assert f"Read {calls:,} calls of 01 Nov 2026 to 21 Nov 2026" in printed(nb, "read_parquet")
+            held = code_cell(nb, "read_parquet").outputs[0]["data"]["text/plain"]
+            assert all(table in held for table in DAY_COLUMN)  # a line per table
 
 
 def test_a_notebook_says_the_same_through_a_running_hub_and_from_the_stopped_file(start_hub, tmp_path, monkeypatch):
@@ -71,8 +101,10 @@ def test_a_notebook_says_the_same_through_a_running_hub_and_from_the_stopped_fil
     monkeypatch.setenv("CALLPOP_HUB_URL", hub.url)
     monkeypatch.setenv("CALLPOP_TOKEN", "demo-token-dana")
     monkeypatch.setenv("ANALYTICS_DAYS", "21")
+    monkeypatch.setenv("CALLPOP_PARQUET_DIR", "")  # none: the notebook says so and goes on
     first = run(nbformat.read(ALL[0], as_version=4), NOTEBOOKS)
     assert "via hub" in first.cells[2].outputs[0]["text"]
+    assert "CALLPOP_PARQUET_DIR is not set" in printed(first, "read_parquet")
     hub.stop()
     second = run(nbformat.read(ALL[0], as_version=4), NOTEBOOKS)
     assert "via file" in second.cells[2].outputs[0]["text"]
