@@ -35,7 +35,7 @@ from .access import SUPERVISOR, require_role
 from .agents import ROLES, Agent, Agents, AgentsError, digest_text, rewrite
 from .errors import ApiError
 from .events import utcnow
-from .limits import Throttle
+from .limits import Throttle, settled
 from .phone import normalise
 from .providers import peers
 from .sessions import CLOSE_UNAUTHORIZED
@@ -106,6 +106,8 @@ class AgentFile:
     def __init__(self, hub):
         self.hub = hub
         self.path = hub.settings.agents_csv
+        # In cluster mode the hub puts the ones all hubs share here (cluster/counters.py,
+        # ``signin_limits``): their methods are awaited.
         self.codes = Codes(hub.settings.signin_code_ttl_s)
         self.tries = Throttle(hub.settings.signin_try_every_s)
         self.trusted = peers.networks(hub.settings.trusted_proxies)
@@ -160,7 +162,7 @@ class AgentFile:
                 closed += 1
         for agent in fresh:
             if agent.disabled:
-                self.codes.forget(agent.id)
+                await settled(self.codes.forget(agent.id))
         return closed
 
     def record(self, actor: str, action: str, agent_id: str, detail: dict[str, Any]) -> None:
@@ -341,7 +343,7 @@ def router(hub) -> APIRouter:
     async def make_code(agent_id: str, me: Supervisor) -> dict:
         if known(agent_id).disabled:
             raise ApiError(409, "agent_disabled", "enable the agent first")
-        code = book.codes.make(agent_id, me.id)
+        code = await settled(book.codes.make(agent_id, me.id))
         book.record(me.id, "signin_code", agent_id, {"expires_in_s": hub.settings.signin_code_ttl_s})
         base = hub.settings.base_url
         return {"code": code, "link": f"{base}/signin#code={code}", "hub_url": base,
@@ -369,7 +371,8 @@ def router(hub) -> APIRouter:
     async def sign_in(body: SignIn, request: Request) -> JSONResponse:
         peer = request.client.host if request.client else ""
         client = peers.client_address(peer, request.headers.getlist("x-forwarded-for"), book.trusted)
-        allowed, _ = book.tries.allow(str(client or peer))  # behind the TLS proxy: the agent's address, not the proxy's
+        # behind the TLS proxy: the agent's address, not the proxy's
+        allowed, _ = await settled(book.tries.allow(str(client or peer)))
         now = time.monotonic()
         while book.wrong and now - book.wrong[0] > 60:
             book.wrong.popleft()
@@ -378,7 +381,7 @@ def router(hub) -> APIRouter:
             return JSONResponse({"error": "too_many_tries", "message": "one try per "
                                  f"{hub.settings.signin_try_every_s:g} s: wait, then try again"}, status_code=429,
                                 headers={"Retry-After": str(max(1, round(hub.settings.signin_try_every_s)))})
-        code, why = book.codes.take(body.code)
+        code, why = await settled(book.codes.take(body.code))
         if code is None:
             if why != "malformed":
                 book.wrong.append(now)

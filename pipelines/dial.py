@@ -23,6 +23,7 @@ from phonenumbers import PhoneNumberType
 from .agents import Agent
 from .dialplan import DialPlan, DialRefused
 from .events import DIAL_STATES, DialRequest, iso_utc, msg_dial, utcnow
+from .limits import settled
 from .phone import NotAPhoneNumber, Phone, parse_diallable
 from .sessions import Sessions
 from .store import Store
@@ -176,19 +177,26 @@ class RateLimiter:
         self._seen[key].append(self.clock())
         return True
 
+    def known(self, key: str) -> int:
+        """``used``, for answers that cannot wait (``/api/status``): here it costs nothing."""
+        return self.used(key)
+
 
 class Dialer:
     def __init__(self, provider: "Provider", store: Store, sessions: Sessions, rules: DialRules,
                  rate_per_minute: int, budget_per_hour: int = 600, clock=time.monotonic,
-                 on_over: Callable[..., None] | None = None):
+                 on_over: Callable[..., None] | None = None, limiter=None, budget=None):
         self.provider, self.store, self.sessions, self.rules = provider, store, sessions, rules
         # Told of each dial that is over: on_over(plan, requested_at=, bridged_at=, ended_at=,
         # outcome=, error=) (the hub logs it to the CRM).
         self.on_over = on_over
-        self.limiter = RateLimiter(rate_per_minute, 60, clock)
+        # ``limiter`` and ``budget`` given: the cluster's, shared by every hub through Redis
+        # (cluster/counters.py); their allow() is awaited, and raises DialRefused (503) when
+        # Redis does not answer, so a dial is never placed unlimited.
+        self.limiter = limiter or RateLimiter(rate_per_minute, 60, clock)
         # Every agent's dials together: what a stolen token (or many) can cost in an hour. Only
         # dials placed count, so refused probes cannot use it up for everyone.
-        self.budget = RateLimiter(budget_per_hour, 3600, clock)
+        self.budget = budget or RateLimiter(budget_per_hour, 3600, clock)
         self._budget_warned = False
         # Dials in progress, and finished ones until their last row is committed: until then
         # ``get`` answers from here, after that the dials table does.
@@ -199,11 +207,11 @@ class Dialer:
         """Record and start a dial; DialRefused (recorded too) when it must not be placed."""
         now = utcnow()
         try:
-            if not self.limiter.allow(agent.id):
+            if not await settled(self.limiter.allow(agent.id)):
                 raise DialRefused("rate_limited",
                                   f"more than {self.limiter.limit} calls in a minute; wait a moment", 429)
             plan = plan_dial(agent, request, self.rules)
-            self._take_budget()
+            await self._take_budget()
         except DialRefused as refused:
             self.store.insert("dials", {"dial_id": new_dial_id(), "agent_id": agent.id, "source": request.source,
                                         "leg_a_kind": request.leg_a if request.leg_a in OWN_PHONES else "number",
@@ -224,8 +232,8 @@ class Dialer:
         task.add_done_callback(self.tasks.discard)
         return plan
 
-    def _take_budget(self) -> None:
-        if self.budget.allow("all"):
+    async def _take_budget(self) -> None:
+        if await settled(self.budget.allow("all")):
             self._budget_warned = False  # the next exhaustion is news again
             return
         if not self._budget_warned:  # one line when it is hit, not one per refused dial
@@ -236,8 +244,9 @@ class Dialer:
                                                    "try again later or ask an admin", 429)
 
     def status(self) -> dict:
-        """The ``dial`` section of ``/api/status``."""
-        used = self.budget.used("all")
+        """The ``dial`` section of ``/api/status``. A shared budget says what Redis said last
+        (at the last dial or status of this hub), as it cannot wait for Redis here."""
+        used = self.budget.known("all")
         return {"budget_per_hour": self.budget.limit, "used_last_hour": used, "exhausted": used >= self.budget.limit}
 
     async def _originate(self, plan: DialPlan) -> None:

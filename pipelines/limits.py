@@ -9,6 +9,7 @@ at most once per (source, reason) per window, then once more with the number not
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,12 @@ log = logging.getLogger("callpop.hub")
 # client sent, so an attacker could make every refusal a new kind; past this, they share one.
 MAX_KINDS = 200
 OVERFLOW_SOURCE = "(many)"
+
+
+async def settled(value: Any) -> Any:
+    """``value``, awaited first if it is awaitable: the in-memory limits answer at once, the
+    ones the hubs of a cluster share (cluster/counters.py) ask Redis."""
+    return await value if inspect.isawaitable(value) else value
 
 
 class Throttle:

@@ -4,7 +4,8 @@ console) trades it once for a token of its own (``POST /api/signin``, pipelines/
 A code is eight letters and digits people can read aloud and type (``ABCD-EFGH``: no 0/O or 1/I),
 about 40 bits; it lives ``CALLPOP_SIGNIN_CODE_TTL_S`` (10 minutes by default), works once, and
 tries are throttled per client, so it cannot be guessed in its lifetime. Only the codes'
-digests are kept, in memory: a hub restart forgets them (a supervisor makes another).
+digests are kept, in memory: a hub restart forgets them (a supervisor makes another). In cluster
+mode the hubs share them in Redis instead (``cluster/counters.py``: the same rules, digests too).
 """
 
 from __future__ import annotations
@@ -34,12 +35,23 @@ def normalise(text: str) -> str:
     return re.sub(r"[\s-]", "", str(text)).upper()
 
 
-def _digest(code: str) -> str:
+def digest(code: str) -> str:
+    """What is kept of a code: never the code itself."""
     return hashlib.sha256(normalise(code).encode()).hexdigest()
 
 
+def new_code() -> str:
+    """A fresh code as people see it: "ABCD-EFGH"."""
+    code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    return f"{code[:4]}-{code[4:]}"
+
+
+def well_formed(text: object) -> bool:
+    return isinstance(text, str) and bool(SHAPE.match(text.strip()))
+
+
 @dataclasses.dataclass
-class _Code:
+class Code:
     agent_id: str
     made_by: str
     expires: float  # on the monotonic clock
@@ -52,7 +64,7 @@ class Codes:
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic, max_codes: int = MAX_CODES):
         self.ttl_s, self.clock, self.max_codes = ttl_s, clock, max_codes
-        self._by_digest: dict[str, _Code] = {}
+        self._by_digest: dict[str, Code] = {}
 
     def make(self, agent_id: str, made_by: str) -> str:
         """A new code for ``agent_id`` ("ABCD-EFGH"), shown once to the supervisor who asked."""
@@ -61,16 +73,16 @@ class Codes:
             del self._by_digest[key]
         while len(self._by_digest) >= self.max_codes:
             del self._by_digest[next(iter(self._by_digest))]
-        code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
-        self._by_digest[_digest(code)] = _Code(agent_id, made_by, self.clock() + self.ttl_s)
-        return f"{code[:4]}-{code[4:]}"
+        code = new_code()
+        self._by_digest[digest(code)] = Code(agent_id, made_by, self.clock() + self.ttl_s)
+        return code
 
-    def take(self, text: str) -> tuple[_Code | None, str]:
+    def take(self, text: str) -> tuple[Code | None, str]:
         """(the code's record, "") the first time a live code is given; else (None, why not):
         one of ``WHY``'s keys."""
-        if not isinstance(text, str) or not SHAPE.match(text.strip()):
+        if not well_formed(text):
             return None, "malformed"
-        key = _digest(text)
+        key = digest(text)
         found = self._by_digest.get(key)
         if found is None:
             return None, "unknown"

@@ -10,6 +10,8 @@ file. With it, each part keeps its job and Redis carries what the hubs share:
 - ``callstate``: the calls every hub needs (ringing calls for a welcome, who answered), in Redis
   with a TTL, a short lock per call, and each hub's copy kept current by pub/sub;
 - ``fanout``: messages for an agent reach every hub that holds one of the agent's sockets;
+- ``counters``: the limits every hub counts together: one agent's dials a minute, the dial budget
+  of the hour, and the one-time sign-in codes with their per-address throttle;
 - ``recorder``: ``callpop record``, the one writer of the DuckDB file: it reads the stream with
   a consumer group and acknowledges each entry after DuckDB committed it;
 - ``reads``: how a hub reads the database it does not hold (through the recorder).
