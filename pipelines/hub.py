@@ -125,8 +125,13 @@ class Hub:
             self.cluster.sessions.on_remote_pop = self._popped_elsewhere
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
+        limits = {}
+        if self.cluster is not None:  # the limits, the budget and the sign-in codes hold across hubs
+            from .cluster import counters
+            limits = dict(zip(("limiter", "budget"), counters.dial_limits(self.cluster.link, s)))
+            self.agent_file.codes, self.agent_file.tries = counters.signin_limits(self.cluster.link, s)
         self.dialer = Dialer(self.provider, self.store, self.sessions, rules, s.dial_rate_per_minute,
-                             s.dial_budget_per_hour, on_over=self.calllog.dialled)
+                             s.dial_budget_per_hour, on_over=self.calllog.dialled, **limits)
         if self.cluster is None:  # in a cluster the recorder holds the outbox (pipelines/cluster/recorder.py)
             await self.calllog.start()
         await self.provider.start(self)

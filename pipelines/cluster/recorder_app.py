@@ -20,6 +20,7 @@ from ..server import bind
 from ..settings import Settings
 from ..store import Store
 from .link import Link
+from .parquet import keep_exported
 from .recorder import Recorder
 
 log = logging.getLogger("callpop.recorder")
@@ -39,12 +40,18 @@ def create_app(settings: Settings, on_end=lambda: None) -> Starlette:
         state.update(store=store, link=link, recorder=recorder)
         task = asyncio.get_running_loop().create_task(recorder.run())
         task.add_done_callback(lambda t: _ended(t, on_end))
+        exporting = (asyncio.get_running_loop().create_task(keep_exported(store, settings.parquet_dir))
+                     if settings.parquet_dir else None)
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+            if exporting is not None:  # before the store closes under it
+                exporting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await exporting
             await link.stop()
             await asyncio.to_thread(store.close)
 
