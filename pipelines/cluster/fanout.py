@@ -21,7 +21,7 @@ import json
 import logging
 from typing import Any, Callable
 
-from ..sessions import Session, Sessions, dumps
+from ..sessions import Sessions, dumps
 from .link import DELIVER, PREFIX, Link, RedisDown
 
 log = logging.getLogger("callpop.cluster")
@@ -117,5 +117,3 @@ class ClusterSessions(Sessions):
         with contextlib.suppress(RedisDown):
             await self.link.call(self.link.redis.delete(presence_key(self.link.name)))
 
-
-__all__ = ["ClusterSessions", "Session"]

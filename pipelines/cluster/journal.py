@@ -62,15 +62,16 @@ class Unit:
 
 
 def encode(ops: list[Op]) -> bytes:
-    return json.dumps([[op.kind, op.table, op.row, op.key] for op in ops], default=_tag,
+    return json.dumps([[op.kind, op.table, op.row, op.key] for op in ops], default=tag,
                       separators=(",", ":")).encode()
 
 
 def decode(payload: bytes | str) -> list[Op]:
-    return [Op(kind, table, row, key) for kind, table, row, key in json.loads(payload, object_hook=_untag)]
+    return [Op(kind, table, row, key) for kind, table, row, key in json.loads(payload, object_hook=untag)]
 
 
-def _tag(value: Any) -> Any:
+def tag(value: Any) -> Any:
+    """JSON for what rows hold besides JSON's own types (``json.dumps(default=tag)``)."""
     if isinstance(value, datetime):
         return {"$t": value.isoformat()}
     if isinstance(value, date):
@@ -78,7 +79,8 @@ def _tag(value: Any) -> Any:
     raise TypeError(f"cannot journal a {type(value).__name__}")
 
 
-def _untag(obj: dict) -> Any:
+def untag(obj: dict) -> Any:
+    """Back from ``tag`` (``json.loads(object_hook=untag)``)."""
     if len(obj) == 1:
         if "$t" in obj:
             return datetime.fromisoformat(obj["$t"])

@@ -30,6 +30,7 @@ GROUP = "recorder"  # the recorder's consumer group on it
 CALLS = PREFIX + "calls"  # pub/sub: a call's state changed
 DELIVER = PREFIX + "deliver"  # pub/sub: a message for an agent's sockets
 PING_EVERY_S = 0.5
+MAX_CONNECTIONS = 100  # to Redis, per process
 
 
 class RedisDown(Exception):
@@ -45,10 +46,14 @@ class Link:
         self.name = name or hub_name(settings)
         self.timeout_s = settings.redis_timeout_ms / 1000
         url = settings.redis_url.get_secret_value()
-        # Every command has the deadline; a dropped connection is retried by the next command.
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
-            health_check_interval=5, decode_responses=False, client_name=f"callpop-{self.name}"[:60])
+        # Every command has the deadline; a dropped connection is retried by the next command. A
+        # burst waits for a free connection (within the deadline) instead of failing as if Redis
+        # were down, which the default pool does past its cap.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=self.timeout_s, socket_timeout=self.timeout_s,
+            socket_connect_timeout=self.timeout_s, health_check_interval=5, decode_responses=False,
+            client_name=f"callpop-{self.name}"[:60])
+        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # closes the pool with the client
         self.problem = ""  # why Redis counts as down; "" while it answers
         self._watcher: asyncio.Task | None = None
 

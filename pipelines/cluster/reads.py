@@ -9,6 +9,7 @@ one SELECT (or WITH) statement: the hubs read, they never write through it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import io
 import json
@@ -17,10 +18,15 @@ from typing import Any, Callable
 import httpx
 import pandas as pd
 import pyarrow as pa
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from .. import analytics
+from ..analytics.payload import answer
 from ..settings import Settings
 from ..store import Store, StoreUnavailable, query
-from .journal import _tag, _untag
+from .journal import tag, untag
 
 ARROW = "application/vnd.apache.arrow.stream"
 TIMEOUT_S = 35.0  # an analytics query may run 30 s on the recorder
@@ -35,7 +41,7 @@ class RemoteReads:
         if not self.url:
             raise StoreUnavailable("no recorder to read from (set CALLPOP_RECORDER_URL)")
         try:
-            answer = httpx.post(self.url, content=json.dumps(body, default=_tag), headers=self.headers,
+            answer = httpx.post(self.url, content=json.dumps(body, default=tag), headers=self.headers,
                                 timeout=TIMEOUT_S)
         except httpx.HTTPError as e:
             raise StoreUnavailable(f"the recorder did not answer ({type(e).__name__})") from None
@@ -56,23 +62,15 @@ def _read_only(sql: str) -> bool:
     return text.split(None, 1)[0].upper() in ("SELECT", "WITH") and ";" not in text
 
 
-def read_route(settings: Settings, store: Callable[[], Store]):
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
-
+def read_route(settings: Settings, store: Callable[[], Store]) -> Route:
     token = settings.recorder_token.get_secret_value()
 
     async def read(request: Request) -> Response:
-        import asyncio
-
-        from .. import analytics
-        from ..analytics.payload import answer
         given = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             return JSONResponse({"error": "unauthorized", "message": "the recorder's token is needed"}, 401)
         try:
-            body = json.loads(await request.body(), object_hook=_untag)
+            body = json.loads(await request.body(), object_hook=untag)
         except ValueError:
             return JSONResponse({"error": "invalid_json", "message": "the body is not JSON"}, 400)
         if "analytics" in body:

@@ -20,6 +20,7 @@ from ..server import bind
 from ..settings import Settings
 from ..store import Store
 from .link import Link
+from .reads import read_route
 from .parquet import keep_exported
 from .recorder import Recorder
 
@@ -60,9 +61,7 @@ def create_app(settings: Settings, on_end=lambda: None) -> Starlette:
         ok = status["holding_lease"] and status["redis"] == "ok" and status["store"] == "ok"
         return JSONResponse({"status": "ok" if ok else "degraded", **status}, status_code=200 if ok else 503)
 
-    routes = [Route("/healthz", healthz)]
-    from .reads import read_route  # the hubs' reads, with the recorder's token
-    routes.append(read_route(settings, lambda: state["store"]))
+    routes = [Route("/healthz", healthz), read_route(settings, lambda: state["store"])]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

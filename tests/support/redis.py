@@ -7,9 +7,7 @@ away and come back (with what its AOF kept); ``kill()`` is a crash (SIGKILL).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from . import free_port, unavailable, wait_until
@@ -68,10 +66,3 @@ class RedisServer:
     def __exit__(self, *exc) -> None:
         self.kill()
 
-
-def wipe(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def settle(seconds: float = 0.05) -> None:
-    time.sleep(seconds)
