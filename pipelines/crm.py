@@ -54,7 +54,7 @@ class CrmClient:
     def __init__(self, http: httpx.AsyncClient, url: str, *, phone_param: str = "phone",
                  auth_header: str = "", max_bytes: int = 262144, hard_timeout_s: float = 10.0,
                  cache_ttl_s: float = 60.0, cache_refresh_s: float = 5.0, cache_size: int = 2048,
-                 max_concurrent: int = 50, clock=time.monotonic):
+                 max_concurrent: int = 50, clock=time.monotonic, shared=None):
         self.http = http
         self.url = url
         self.phone_param = phone_param
@@ -75,6 +75,10 @@ class CrmClient:
         self.cache_refresh_s = cache_refresh_s
         self.cache_size = cache_size
         self.clock = clock
+        # In a cluster the hubs' cache and coalescing (pipelines/cluster/lookups.py) is the one
+        # cache: a record refreshed by one hub is what every hub serves. Lookups of this hub
+        # still coalesce here first.
+        self.shared = shared
         self._cache: collections.OrderedDict[tuple, _Cached] = collections.OrderedDict()
         self._inflight: dict[tuple, asyncio.Task[LookupResult]] = {}
         # The one bound on lookups in flight: a burst against a slow CRM waits here, within the deadline.
@@ -116,11 +120,12 @@ class CrmClient:
 
     # --- cache and coalescing
     def lookup(self, value: str, context: Mapping[str, str] | None = None) -> tuple[asyncio.Future[LookupResult], str]:
-        """(future result, how it was served: hit | coalesced | miss). Never raises."""
+        """(future result, how it was served: hit | coalesced | miss). Never raises. In a cluster
+        a "miss" here may be served by the shared cache: the result's ``cache`` then says so."""
         context = dict(context or {})
         key = (value, tuple(sorted((k, v) for k, v in context.items() if k != "call_id")))
         now = self.clock()
-        cached = self._cache.get(key)
+        cached = self._cache.get(key)  # none in a cluster
         if cached is not None:
             age = now - cached.stored
             ttl = self.cache_ttl_s if cached.result.outcome != "not_found" else min(self.cache_ttl_s, 15.0)
@@ -138,7 +143,9 @@ class CrmClient:
         return self._start(key, value, context), "miss"
 
     def _start(self, key: tuple, value: str, context: Mapping[str, str]) -> asyncio.Task[LookupResult]:
-        task = asyncio.get_running_loop().create_task(self.fetch(value, context))
+        fetch = self.fetch(value, context) if self.shared is None else \
+            self.shared.lookup(self.url, key, lambda: self.fetch(value, context))
+        task = asyncio.get_running_loop().create_task(fetch)
         self._inflight[key] = task
         task.add_done_callback(lambda t: self._finished(key, t))
         return task
@@ -149,7 +156,7 @@ class CrmClient:
             return
         result = task.result()
         self._note(result)
-        if result.cacheable and self.cache_ttl_s > 0:
+        if result.cacheable and self.cache_ttl_s > 0 and self.shared is None:
             self._cache[key] = _Cached(result, self.clock())
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
@@ -172,14 +179,16 @@ class CrmClient:
         self.failing += 1
 
 
-def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None) -> CrmClient:
-    """A ``CrmClient`` for ``url`` with the settings' parameter name, size cap, timeout and cache."""
+def client_for(settings, http: httpx.AsyncClient, url: str, auth_header: str | None = None,
+               shared=None) -> CrmClient:
+    """A ``CrmClient`` for ``url`` with the settings' parameter name, size cap, timeout and cache
+    (``shared``: the cluster's, ``pipelines/cluster/lookups.py``)."""
     return CrmClient(
         http, url, phone_param=settings.crm_phone_param,
         auth_header=settings.crm_auth_header.get_secret_value() if auth_header is None else auth_header,
         max_bytes=settings.crm_max_bytes, hard_timeout_s=settings.crm_late_timeout_ms / 1000,
         cache_ttl_s=settings.crm_cache_ttl_s, cache_refresh_s=settings.crm_cache_refresh_s,
-        cache_size=settings.crm_cache_size, max_concurrent=settings.crm_max_connections)
+        cache_size=settings.crm_cache_size, max_concurrent=settings.crm_max_connections, shared=shared)
 
 
 def _reason(e: Exception) -> str:

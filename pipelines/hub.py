@@ -114,7 +114,11 @@ class Hub:
             await asyncio.to_thread(self.store.open)
             await asyncio.to_thread(self.inbox.load)
         self.http = http_client.client(s)
-        self.crm = crm_client_for(s, self.http, s.crm_lookup_url)
+        shared = None
+        if self.cluster is not None:  # one cache and one request per number across the hubs
+            from .cluster.lookups import SharedLookups
+            shared = SharedLookups.for_settings(self.cluster.link, s)
+        self.crm = crm_client_for(s, self.http, s.crm_lookup_url, shared=shared)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_formats=s.crm_phone_formats or [s.crm_phone_format],
                              context_params=s.crm_context_params, metrics=self.metrics)
@@ -166,6 +170,8 @@ class Hub:
         for t in self._loops:
             t.cancel()
         self.rejects.flush(everything=True)  # the counts still open go to the store before it closes
+        if self.crm.shared is not None:  # its refreshes behind the pops use the HTTP client
+            await self.crm.shared.stop()
         await self.http.aclose()
         await self.calllog.stop()
         if self.cluster is not None:

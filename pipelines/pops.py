@@ -226,6 +226,8 @@ class Popper:
         if lookup.row_written:
             return
         lookup.row_written, result = True, lookup.result
+        if lookup.cache == "miss":  # in a cluster the shared cache may have served it (its result says)
+            lookup.cache = result.cache
         latency = (self.clock() - lookup.started) * 1000
         call.lookup_ms = latency
         self.metrics.lookup(result.outcome, lookup.cache, latency)
