@@ -110,11 +110,15 @@ class CallLog:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one revision at a time: numbers are handed out in order
         self.delivered = self.failed = 0
+        # Whether this process delivers (``start``): a single hub does; in a cluster the hubs only
+        # write revisions and the recorder, which owns the outbox, delivers them (``queue``).
+        self.delivering = False
 
     # --- life cycle
     async def start(self) -> None:
         if not self.url:
             return
+        self.delivering = True
         self.http = http_client.client(self.settings)
         if self.headers:
             http_client.only_to_origin(self.http, httpx.URL(self.url), self.headers)
@@ -197,10 +201,20 @@ class CallLog:
         loop = asyncio.get_running_loop()
 
         def committed(f) -> None:  # sent only once it is in the file: a restart cannot lose it
-            if not f.exception():
+            if not f.exception() and self.delivering:
                 self._pending[(call_id, revision)] = pending
                 self._wake.set()
         written.add_done_callback(lambda f: loop.call_soon_threadsafe(committed, f))
+
+    def queue(self, row: dict) -> None:
+        """A pending revision another process wrote, now committed here (the recorder, from the
+        cluster's journal): delivered like this process's own."""
+        if not self.delivering or row.get("state") != "pending":
+            return
+        p = _Pending(row["call_id"], int(row["revision"]), row["created_at"], json.loads(row["entry"]),
+                     int(row.get("attempts") or 0), row.get("next_at") or utcnow())
+        self._pending.setdefault((p.call_id, p.revision), p)
+        self._wake.set()
 
     # --- notes and disposition (the route)
     async def save(self, call: dict, agent_id: str, disposition: str, notes: str) -> dict[str, Any]:
@@ -374,8 +388,7 @@ async def history(http: Request, agent: AgentDep,
     rows = await asyncio.to_thread(hub.store.query, HISTORY_SQL, [agent.id, utcnow() - timedelta(days=days), limit])
     calls = []
     for r in rows.to_dict("records"):
-        calls.append({k: (iso(v.to_pydatetime()) if hasattr(v, "to_pydatetime") else
-                          None if v is None or v != v else v) for k, v in r.items()})
+        calls.append({k: _plain(v) for k, v in r.items()})
     return {"calls": calls, "dispositions": list(hub.settings.dispositions)}
 
 
@@ -387,15 +400,27 @@ async def show_log(call_id: CallId, http: Request, agent: AgentDep) -> dict:
     if call is None or (call["agent_id"] != agent.id and not sees_everything(agent)):
         raise ApiError(404, "not_found", f"no call {call_id!r} of yours")
 
-    def read(cur):
-        notes = cur.execute("SELECT saved_at, disposition, notes, revision FROM call_notes WHERE call_id = ? "
-                            "ORDER BY saved_at", [call_id]).fetchall()
-        logs = cur.execute("SELECT revision, state, attempts, http_status, last_error, delivered_at, activity_url "
-                           "FROM call_logs WHERE call_id = ? ORDER BY revision", [call_id]).fetchall()
-        return notes, logs
-    notes, logs = await asyncio.to_thread(hub.store.run, read)
+    # Two plain queries (not a cursor function): in a cluster they are read at the recorder.
+    notes = await asyncio.to_thread(hub.store.query, "SELECT saved_at, disposition, notes, revision FROM call_notes "
+                                    "WHERE call_id = ? ORDER BY saved_at", [call_id])
+    logs = await asyncio.to_thread(hub.store.query, "SELECT revision, state, attempts, http_status, last_error, "
+                                   "delivered_at, activity_url FROM call_logs WHERE call_id = ? ORDER BY revision",
+                                   [call_id])
     return {"call_id": call_id, "status": call["status"], "dispositions": list(hub.settings.dispositions),
-            "notes": [{"saved_at": iso(t), "disposition": d or "", "notes": n or "", "revision": r}
-                      for t, d, n, r in notes],
-            "log": [{"revision": r, "state": st, "attempts": a, "http_status": h, "error": e or "",
-                     "delivered_at": iso(d), "url": u or ""} for r, st, a, h, e, d, u in logs]}
+            "notes": [{"saved_at": _plain(t), "disposition": _plain(d) or "", "notes": _plain(n) or "",
+                       "revision": _plain(r)} for t, d, n, r in notes.itertuples(index=False)],
+            "log": [{"revision": _plain(r), "state": st, "attempts": _plain(a), "http_status": _plain(h),
+                     "error": _plain(e) or "", "delivered_at": _plain(d), "url": _plain(u) or ""}
+                    for r, st, a, h, e, d, u in logs.itertuples(index=False)]}
+
+
+def _plain(value: Any) -> Any:
+    """A value as pandas gives it, for JSON: a time in ISO form, None for NULL (NaN, NaT), a number as int."""
+    if value is None or value != value:
+        return None
+    if hasattr(value, "to_pydatetime"):
+        return iso(value.to_pydatetime())
+    if isinstance(value, (int, float)) or hasattr(value, "item"):  # numpy's numbers too
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    return value

@@ -23,6 +23,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from ..calllog import CallLog
 from ..events import utcnow
 from ..store import Store, is_duplicate
 from .journal import decode
@@ -45,8 +46,11 @@ class LeaseLost(Exception):
 
 
 class Recorder:
-    def __init__(self, link: Link, store: Store, name: str = ""):
-        self.link, self.store = link, store
+    """``calllog``: the outbox's delivery (``pipelines/calllog.py``), run while the lease is held,
+    fed the revisions the hubs journal once they are committed here."""
+
+    def __init__(self, link: Link, store: Store, name: str = "", calllog: CallLog | None = None):
+        self.link, self.store, self.calllog = link, store, calllog
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.mark: tuple[int, int] = (0, 0)
         self.recorded = 0  # entries committed by this recorder
@@ -57,9 +61,13 @@ class Recorder:
     async def run(self) -> None:
         """Wait for the lease, then record until stopped; a lost lease ends the run."""
         await self._take_lease()
-        renew = asyncio.get_running_loop().create_task(self._renew())
+        loop = asyncio.get_running_loop()
+        renew, delivering = loop.create_task(self._renew()), None
         try:
             await self._prepare()
+            if self.calllog is not None:  # what is pending in the file, then what the journal brings
+                await self.calllog.start()
+                delivering = loop.create_task(self.calllog.run())
             claimed = await self._claim_pending()
             if claimed:
                 log.info("recorder: %d entries a previous recorder left pending", claimed)
@@ -76,6 +84,8 @@ class Recorder:
                     await self._record(batch)
         finally:
             renew.cancel()
+            if delivering is not None:
+                delivering.cancel()
 
     async def _take_lease(self) -> None:
         waiting = False
@@ -134,17 +144,22 @@ class Recorder:
                 self.skipped += 1  # committed before the last crash, not acknowledged
                 continue
             mark = entry_id.decode()
+            ops = decode(fields[b"u"])
             with self.store.together():
                 written = [self.store.insert(op.table, op.row) if op.kind == "insert"
-                           else self.store.update(op.table, op.key, op.row) for op in decode(fields[b"u"])]
+                           else self.store.update(op.table, op.key, op.row) for op in ops]
                 written.append(self.store.update("journal_marks", {"consumer": GROUP},
                                                  {"last_id": mark, "recorded_at": utcnow()}))
-            units.append((entry_id, written[-1]))
-        for entry_id, future in units:
+            units.append((entry_id, written[-1], ops))
+        for entry_id, future, ops in units:
             try:
                 await asyncio.wrap_future(future)
                 self.recorded += 1
                 self.mark = max(self.mark, stream_id(entry_id))
+                if self.calllog is not None:
+                    for op in ops:
+                        if op.kind == "insert" and op.table == "call_logs":
+                            self.calllog.queue(op.row)
             except Exception as e:  # noqa: BLE001 - a unit refused for its data is logged by the store
                 self.skipped += 1
                 if not is_duplicate(e):
@@ -169,4 +184,5 @@ class Recorder:
         return {"recorder": self.name, "holding_lease": self.holding, "recorded": self.recorded,
                 "skipped": self.skipped, "lag": lag, "redis": self.link.state, "store": self.store.state,
                 "last_commit_at": self.last_commit_at.isoformat() + "Z" if self.last_commit_at else None,
+                "call_log": self.calllog.status() if self.calllog is not None else None,
                 "at": time.time()}

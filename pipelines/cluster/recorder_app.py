@@ -16,9 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..calllog import CallLog
 from ..server import bind
 from ..settings import Settings
 from ..store import Store
+from .fanout import ClusterSessions
 from .link import Link
 from .reads import read_route
 from .parquet import keep_exported
@@ -37,8 +39,13 @@ def create_app(settings: Settings, on_end=lambda: None) -> Starlette:
         await asyncio.to_thread(store.open)
         link = Link(settings, name=settings.hub_name or "")
         await link.start()
-        recorder = Recorder(link, store, name=settings.hub_name or "")
+        # The call log's outbox is in this file: the recorder delivers it, and tells the agent's
+        # sockets (on whichever hub) through the hubs' delivery channel.
+        sessions = ClusterSessions(link)
+        calllog = CallLog(settings, store, sessions, agents=lambda: None)
+        recorder = Recorder(link, store, name=settings.hub_name or "", calllog=calllog)
         state.update(store=store, link=link, recorder=recorder)
+        publishing = asyncio.get_running_loop().create_task(sessions.publish())
         task = asyncio.get_running_loop().create_task(recorder.run())
         task.add_done_callback(lambda t: _ended(t, on_end))
         exporting = (asyncio.get_running_loop().create_task(keep_exported(store, settings.parquet_dir))
@@ -53,6 +60,8 @@ def create_app(settings: Settings, on_end=lambda: None) -> Starlette:
                 exporting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await exporting
+            publishing.cancel()
+            await calllog.stop()
             await link.stop()
             await asyncio.to_thread(store.close)
 
