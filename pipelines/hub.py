@@ -84,13 +84,13 @@ class Hub:
         if settings.redis_url.get_secret_value():
             from .cluster.node import Cluster
             self.cluster = Cluster(settings, self.book)
-            self.store, self.sessions = self.cluster.journal, self.cluster.sessions
+            self.store, self.sessions, self.inbox = self.cluster.journal, self.cluster.sessions, self.cluster.inbox
         else:
             self.store = Store(settings.db_path, commit_window_ms=settings.store_commit_ms,
                                queue_max=settings.store_queue_max)
             self.sessions = Sessions(per_agent=settings.ws_per_agent)
+            self.inbox = Inbox(self.store, self.sessions, settings.default_region)
         self.rejects = Rejects(lambda row: self.store.insert("rejects", row), settings.rejects_window_s)
-        self.inbox = Inbox(self.store, self.sessions, settings.default_region)
         # Made now, not at start: its routes are part of the app, which is built before it starts.
         self.provider = provider or make_provider(settings, self)
         # Events acted on whose rows are not committed yet: a copy arriving meanwhile waits for

@@ -163,7 +163,7 @@ class Inbox:
     def pop_sent(self, call: Call, agent_ids: Iterable[str]) -> None:
         """A pop went out now: the agents with no socket did not get it."""
         for agent_id in agent_ids:
-            if not self.sessions.of(agent_id):
+            if not self.sessions.count(agent_id):
                 self.book.unreached.add((call.call_id, agent_id))
 
     def reached(self, agent_id: str, call_ids: Iterable[str]) -> None:
@@ -175,10 +175,12 @@ class Inbox:
         if call.status == "answered":
             self._handled(self.book.number_answered(call, at))
         elif call.status in ("missed", "ended"):
-            made = self.book.call_ended(call, at)
-            for e in made:
-                self.store.insert("missed_calls", e.row())
-            self._notify({e.agent_id for e in made})
+            self._added(self.book.call_ended(call, at))
+
+    def _added(self, entries: list[Entry]) -> None:
+        for e in entries:
+            self.store.insert("missed_calls", e.row())
+        self._notify({e.agent_id for e in entries})
 
     def answered_after_all(self, call_id: str, at: datetime) -> None:
         self._handled(self.book.answered_after_all(call_id, at))

@@ -165,6 +165,10 @@ class Sessions:
     def of(self, agent_id: str) -> list[Session]:
         return list(self._by_agent.get(agent_id, ()))
 
+    def count(self, agent_id: str) -> int:
+        """The agent's sockets open now."""
+        return len(self._by_agent.get(agent_id, ()))
+
     def send(self, agent_id: str, message: dict[str, Any] | str) -> int:
         """Queue a message on each of the agent's sockets; returns how many took it."""
         peers = self._by_agent.get(agent_id)

@@ -51,6 +51,10 @@ class ClusterSessions(Sessions):
             self._wake.set()
         return here + self.remote.get(agent_id, 0)
 
+    def count(self, agent_id: str) -> int:
+        """The agent's sockets open on any hub."""
+        return super().count(agent_id) + self.remote.get(agent_id, 0)
+
     def online(self) -> dict[str, int]:
         """Agent id -> sockets open on any hub."""
         here = super().online()

@@ -27,6 +27,7 @@ from ..store_schema import SCHEMA
 from . import callstate
 from .callstate import SharedCalls
 from .fanout import ClusterSessions
+from .inbox import INBOX, SharedInbox
 from .journal import CLAIM_MS, Journal, seen_key
 from .reads import RemoteReads
 from .link import CALLS, DELIVER, Link, RedisDown
@@ -54,6 +55,7 @@ class Cluster:
                                queue_max=settings.store_queue_max, reads=RemoteReads(settings))
         self.calls = SharedCalls(self.link, book)
         self.sessions = ClusterSessions(self.link, per_agent=settings.ws_per_agent)
+        self.inbox = SharedInbox(self.link, self.journal, self.sessions, settings.default_region)
         self._in_hand: dict[str, asyncio.Future] = {}  # event id -> outcome, while this hub acts on it
         self._call_locks: dict[str, asyncio.Lock] = {}  # one call's events here, in the order they came
         self._loops: list[asyncio.Task] = []
@@ -62,12 +64,16 @@ class Cluster:
     async def start(self) -> None:
         self.journal.open()
         await self.link.start()
+        with contextlib.suppress(RedisDown):  # before the first socket: its welcome replays these
+            await self.calls.load_live()
+            await self.inbox.load_shared()
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self.sessions.publish()), loop.create_task(self.sessions.presence()),
-                       loop.create_task(self._listen())]
+                       loop.create_task(self.inbox.publish()), loop.create_task(self._listen())]
 
     async def stop(self) -> None:
         await self.journal.aclose()
+        await self.inbox.stop()
         await self.sessions.leave()
         for t in self._loops:
             t.cancel()
@@ -155,13 +161,15 @@ class Cluster:
 
     # --- what other hubs say
     async def _listen(self) -> None:
-        """Call changes and agent messages from the other hubs; after a break, subscribe again and
-        reload the live calls (messages published meanwhile are lost: pub/sub is at most once)."""
+        """Call changes, agent messages and inbox changes from the other hubs; after a break,
+        subscribe again and reload the live calls and the inbox (messages published meanwhile are
+        lost: pub/sub is at most once)."""
         while True:
             pubsub = self.link.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(CALLS, DELIVER)
+                await pubsub.subscribe(CALLS, DELIVER, INBOX)
                 await self.calls.load_live()
+                await self.inbox.load_shared()
                 self.subscribed = True
                 async for message in pubsub.listen():
                     self._heard(message)
@@ -178,6 +186,9 @@ class Cluster:
         try:
             if message["channel"] == DELIVER.encode():
                 self.sessions.delivered(message["data"])
+                return
+            if message["channel"] == INBOX.encode():
+                self.inbox.heard(message["data"])
                 return
             change = json.loads(message["data"])
             if change["hub"] != self.link.name:  # this hub's own change is in its book already
