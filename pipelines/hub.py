@@ -126,6 +126,7 @@ class Hub:
             self.popper.choices = await asyncio.to_thread(load_choices, self.store)
         else:
             self.popper.on_pop = self.cluster.calls.pop_sent
+            self.popper.choices, self.popper.on_choice = self.cluster.choices.choices, self.cluster.choices.chosen
             self.cluster.sessions.on_remote_pop = self._popped_elsewhere
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))

@@ -101,6 +101,7 @@ class Popper:
         self.tasks: set[asyncio.Task] = set()  # pops under way (the hub's drain waits for them)
         self.recent: collections.OrderedDict[str, dict] = collections.OrderedDict()  # the console's pop feed
         self.on_pop: Callable[[Call], None] | None = None  # told of each pop sent (cluster mode shares it)
+        self.on_choice: Callable[[dict], None] | None = None  # told of each choice (cluster mode shares it)
 
     # --- the hot path
     def pop(self, call: Call, agents: list[Agent], extension: str) -> None:
@@ -335,6 +336,8 @@ class Popper:
                "agent_id": agent.id, "chosen_at": utcnow(), "call_id": call_id, "candidates": len(contacts)}
         self.store.insert("contact_choices", row)
         self.choices[number] = row
+        if self.on_choice is not None:
+            self.on_choice(row)
         return None
 
     def _remember(self, call_id: str, agent_id: str, sent_at: datetime | None) -> None:

@@ -26,6 +26,7 @@ from ..store import StoreUnavailable
 from ..store_schema import SCHEMA
 from . import callstate
 from .callstate import SharedCalls
+from .choices import CHOICES, SharedChoices
 from .fanout import ClusterSessions
 from .inbox import INBOX, SharedInbox
 from .journal import CLAIM_MS, Journal, seen_key
@@ -56,6 +57,7 @@ class Cluster:
         self.calls = SharedCalls(self.link, book)
         self.sessions = ClusterSessions(self.link, per_agent=settings.ws_per_agent)
         self.inbox = SharedInbox(self.link, self.journal, self.sessions, settings.default_region)
+        self.choices = SharedChoices(self.link)
         self._in_hand: dict[str, asyncio.Future] = {}  # event id -> outcome, while this hub acts on it
         self._call_locks: dict[str, asyncio.Lock] = {}  # one call's events here, in the order they came
         self._loops: list[asyncio.Task] = []
@@ -67,6 +69,7 @@ class Cluster:
         with contextlib.suppress(RedisDown):  # before the first socket: its welcome replays these
             await self.calls.load_live()
             await self.inbox.load_shared()
+            await self.choices.load()
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self.sessions.publish()), loop.create_task(self.sessions.presence()),
                        loop.create_task(self.inbox.publish()), loop.create_task(self._listen())]
@@ -74,6 +77,7 @@ class Cluster:
     async def stop(self) -> None:
         await self.journal.aclose()
         await self.inbox.stop()
+        await self.choices.stop()
         await self.sessions.leave()
         for t in self._loops:
             t.cancel()
@@ -161,15 +165,16 @@ class Cluster:
 
     # --- what other hubs say
     async def _listen(self) -> None:
-        """Call changes, agent messages and inbox changes from the other hubs; after a break,
-        subscribe again and reload the live calls and the inbox (messages published meanwhile are
-        lost: pub/sub is at most once)."""
+        """Call changes, agent messages, inbox changes and contact choices from the other hubs;
+        after a break, subscribe again and reload the live calls, the inbox and the choices
+        (messages published meanwhile are lost: pub/sub is at most once)."""
         while True:
             pubsub = self.link.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(CALLS, DELIVER, INBOX)
+                await pubsub.subscribe(CALLS, DELIVER, INBOX, CHOICES)
                 await self.calls.load_live()
                 await self.inbox.load_shared()
+                await self.choices.load()
                 self.subscribed = True
                 async for message in pubsub.listen():
                     self._heard(message)
@@ -189,6 +194,9 @@ class Cluster:
                 return
             if message["channel"] == INBOX.encode():
                 self.inbox.heard(message["data"])
+                return
+            if message["channel"] == CHOICES.encode():
+                self.choices.heard(message["data"])
                 return
             change = json.loads(message["data"])
             if change["hub"] != self.link.name:  # this hub's own change is in its book already

@@ -168,3 +168,23 @@ def test_a_call_ringing_on_two_hubs_asks_the_crm_once_and_pops_both_agents(tmp_p
         pops = [noa.recv("pop"), avi.recv("pop")]
         assert [p["name"] for p in pops] == ["Dana Levi", "Dana Levi"]
         assert len([r for r in crm.requests if r.get("phone", "").endswith("501234567")]) == 1
+
+
+def test_a_contact_chosen_through_one_hub_pops_directly_through_the_other_and_on_a_hub_started_later(cluster_hub):
+    from tests.test_hub_matching import NATIONAL, several
+    with FakeCrm() as crm:
+        crm.respond(NATIONAL, several())
+        hub1, hub2 = (cluster_hub(crm_url=crm.url, crm_phone_format="national") for _ in range(2))
+        noa = Agent(hub1, TOKENS["noa"])
+        ring = dict(caller=NATIONAL, callee="0722776773", extension="201")
+        assert post_event(hub1, call_id="mm-1", type="ringing", **ring).status_code == 202
+        assert noa.recv("pop")["status"] == "multiple"
+        noa.send({"type": "ack", "call_id": "mm-1", "event": "clicked", "chosen": 2})
+        noa.nothing("error", within=0.3)
+        assert post_event(hub1, call_id="mm-1", type="hangup", **ring).status_code == 202
+        hub3 = cluster_hub(crm_url=crm.url, crm_phone_format="national")
+        for call_id, hub in (("mm-2", hub2), ("mm-3", hub3)):
+            assert post_event(hub, call_id=call_id, type="ringing", **ring).status_code == 202
+            pop = noa.recv("pop", where=lambda m, c=call_id: m["call_id"] == c)
+            assert (pop["status"], pop["name"], pop["matched"]) == \
+                ("found", "Person 2", {"how": "chosen", "by": "noa", "total": 3})
