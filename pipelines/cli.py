@@ -27,7 +27,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("callpop").info("settings: %s (%s), database %s, agents %s", env,
                                       "read" if env.is_file() else "none there", s.db_path.resolve(),
                                       s.agents_csv.resolve())
-    if busy := _port_taken(s.host, s.port, "CALLPOP_PORT") or in_use(s.db_path):
+    # A hub of a cluster opens no database: the recorder holds CALLPOP_DB_PATH (docs/CLUSTER.md).
+    clustered = bool(s.redis_url.get_secret_value())
+    if busy := _port_taken(s.host, s.port, "CALLPOP_PORT") or (not clustered and in_use(s.db_path)):
         print(f"callpop: {busy}", file=sys.stderr)
         return 2
     serve(s)

@@ -9,73 +9,23 @@ is skipped."""
 
 from __future__ import annotations
 
-import configparser
-import contextlib
 import json
 import os
-import shlex
 import shutil
-import socket
-import ssl
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.support import ROOT, wait_until
+from tests.deploy.running import exec_start, start_caddy, stop, trusting, wait_serving
+from tests.support import ROOT, free_port, wait_until
 from tests.support.hub import TOKENS
 from tests.support.procs import Proc
 
-DEPLOY = ROOT / "deploy"
-CADDY = "/usr/bin/caddy"
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 INGEST = "deploy-test-ingest-token"
 VOICENTER_KEY = "voicenter-secret-never-logged"
-# Instead of Let's Encrypt: Caddy's own CA (the test trusts its root), no admin endpoint, no
-# redirect server on port 80; everything else is deploy/Caddyfile's own.
-TEST_OPTIONS = ("admin off", "local_certs", "skip_install_trust", "auto_https disable_redirects",
-                "default_bind 127.0.0.1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def exec_start(unit: str) -> list[str]:
-    """The unit's ExecStart, run from this checkout: its callpop is `python -m pipelines`, its
-    settings file deploy/callpop.env.example."""
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    parser.read(DEPLOY / unit)
-    argv = shlex.split(parser["Service"]["ExecStart"])
-    assert argv[0] == "/opt/callpop/bin/callpop" and argv[1:3] == ["--env-file", "/etc/callpop/callpop.env"], argv
-    return [sys.executable, "-m", "pipelines", "--env-file", str(DEPLOY / "callpop.env.example"), *argv[3:]]
-
-
-def caddyfile(tmp: Path) -> Path:
-    """deploy/Caddyfile with TEST_OPTIONS added to its global options block."""
-    text = (DEPLOY / "Caddyfile").read_text()
-    lines = text.splitlines()
-    opening = lines.index("{")  # the global options block: the first block of the file
-    lines[opening + 1:opening + 1] = [f"\t{option}" for option in TEST_OPTIONS]
-    path = tmp / "Caddyfile"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def caddy_path() -> str:
-    if not os.access(CADDY, os.X_OK):
-        reason = f"caddy not found at {CADDY}: apt-get install caddy (make test does)"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: the deployment test must run, not skip)", pytrace=False)
-        pytest.skip(reason)
-    return CADDY
 
 
 @pytest.fixture(scope="module")
@@ -120,50 +70,19 @@ def deployed(caddy_path, tmp_path_factory, extension_dir):
                                    env={**os.environ, **env, "HOME": str(tmp)},
                                    stdout=(tmp / "console.log").open("w"), stderr=subprocess.STDOUT)
         procs.append(console)
-        data = tmp / "xdg-data"
         access_log = tmp / "log" / "access.log"
         access_log.parent.mkdir()
-        caddy = subprocess.Popen(
-            [caddy_path, "run", "--adapter", "caddyfile", "--config", str(caddyfile(tmp))], cwd=elsewhere,
-            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "XDG_DATA_HOME": str(data),
-                 "XDG_CONFIG_HOME": str(tmp / "xdg-config"), "CALLPOP_HUB_SITE": f"https://{hub_site}",
-                 "CALLPOP_CONSOLE_SITE": f"https://{console_site}", "CALLPOP_HUB_UPSTREAM": hub.url.split("//")[1],
-                 "CALLPOP_CONSOLE_UPSTREAM": f"127.0.0.1:{console_port}", "CALLPOP_ACCESS_LOG": str(access_log)},
-            stdout=(tmp / "caddy.log").open("w"), stderr=subprocess.STDOUT)
+        caddy, root = start_caddy(tmp, "Caddyfile", elsewhere, {
+            "CALLPOP_HUB_SITE": f"https://{hub_site}", "CALLPOP_CONSOLE_SITE": f"https://{console_site}",
+            "CALLPOP_HUB_UPSTREAM": hub.url.split("//")[1], "CALLPOP_CONSOLE_UPSTREAM": f"127.0.0.1:{console_port}",
+            "CALLPOP_ACCESS_LOG": str(access_log)})
         procs.append(caddy)
-        root = data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-        for proc, url, health, log, seconds in ((caddy, hub_url, "/healthz", "caddy.log", 30),
-                                                 (console, console_url, "/_stcore/health", "console.log", 60)):
-            with contextlib.suppress(AssertionError):
-                wait_until(lambda: proc.poll() is not None or _serves(url, root, health), seconds, 0.2)
-            if proc.poll() is not None or not _serves(url, root, health):
-                pytest.fail(f"{log.split('.')[0]} did not start:\n" + (tmp / log).read_text()[-3000:])
+        wait_serving(caddy, hub_url, root, "/healthz", tmp / "caddy.log", 30)
+        wait_serving(console, console_url, root, "/_stcore/health", tmp / "console.log", 60)
         yield {"hub": hub_url, "console": console_url, "root": root, "access_log": access_log, "hub_proc": hub,
                "extension": packed / "out"}
     finally:
-        for p in reversed(procs):
-            if isinstance(p, Proc):
-                p.terminate()
-            elif p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-
-
-def _serves(url: str, root: Path, path: str = "/healthz") -> bool:
-    if not root.is_file():
-        return False
-    try:
-        return httpx.get(url + path, verify=trusting(root), timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def trusting(root: Path) -> ssl.SSLContext:
-    """TLS that trusts Caddy's internal CA only (not the system's)."""
-    return ssl.create_default_context(cafile=str(root))
+        stop(procs)
 
 
 def test_an_agent_signed_in_with_a_one_time_code_gets_a_pop_over_wss_through_caddy(deployed):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,8 +32,9 @@ def hub_settings(tmp_path: Path, **overrides: Any) -> settings_mod.Settings:
 class Agent:
     """One browser of one agent: a real WebSocket client that signed in."""
 
-    def __init__(self, hub: BackgroundHub, token: str, client: str = "test"):
-        self.ws: ClientConnection = connect(hub.ws_url, open_timeout=5)
+    def __init__(self, hub: BackgroundHub, token: str, client: str = "test", tls: ssl.SSLContext | None = None):
+        """``hub``: anything with a ``ws_url`` (a wss:// one through a proxy: ``tls`` trusts it)."""
+        self.ws: ClientConnection = connect(hub.ws_url, open_timeout=5, ssl=tls)
         self.ws.send(json.dumps({"type": "hello", "token": token, "client": client}))
         self.welcome = self.recv("welcome")
 
