@@ -115,7 +115,7 @@ class Cluster:
             outcome: Any = StoreUnavailable("cancelled")
         else:
             outcome = task.exception() or task.result()
-        if isinstance(outcome, (RedisDown, TimeoutError)):
+        if isinstance(outcome, (RedisDown, TimeoutError, RedisError)):  # e.g. OOM at maxmemory: no promise
             outcome = StoreUnavailable(str(outcome) or "redis: no answer in time")
         if outcome == "accepted":
             hub.events_accepted += 1

@@ -35,6 +35,16 @@ def test_redis_stopped_means_503_and_back_to_normal_when_it_returns(cluster_hub,
     assert noa.recv("pop", where=lambda m: m["call_id"] == "r-2")
 
 
+def test_redis_full_refuses_events_with_503_until_it_has_room_again(cluster_hub, redis_server):
+    hub = cluster_hub()
+    assert post_event(hub, call_id="f-1", type="ringing", **RING).status_code == 202
+    assert redis_server.cli("CONFIG", "SET", "maxmemory", "1") == "OK"  # at maxmemory, noeviction: writes refused
+    full = post_event(hub, call_id="f-2", type="ringing", **RING)
+    assert full.status_code == 503 and full.json()["error"] == "store_unavailable", full.text
+    assert redis_server.cli("CONFIG", "SET", "maxmemory", "0") == "OK"
+    assert post_event(hub, call_id="f-2", type="ringing", **RING).status_code == 202
+
+
 def _cluster_env(redis_server, recorder):
     return dict(redis_url=redis_server.url, recorder_url=recorder.url, recorder_token=RECORDER_TOKEN)
 
