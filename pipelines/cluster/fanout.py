@@ -22,7 +22,7 @@ import logging
 from typing import Any, Callable
 
 from ..sessions import Sessions, dumps
-from .link import DELIVER, PREFIX, Link, RedisDown
+from .link import DELIVER, PREFIX, Link, Outbox, RedisDown
 
 log = logging.getLogger("callpop.cluster")
 PRESENCE_EVERY_S = 2.0
@@ -38,17 +38,13 @@ class ClusterSessions(Sessions):
         super().__init__(per_agent)
         self.link = link
         self.remote: dict[str, int] = {}  # agent id -> sockets on other hubs (from presence)
-        self._out: list[bytes] = []
-        self._wake: asyncio.Event | None = None
+        self._out = Outbox()  # JSON envelopes to publish
         self.on_remote_pop: Callable[[str, str, dict], None] | None = None  # (agent, call id, pop) from elsewhere
 
     def send(self, agent_id: str, message: dict[str, Any] | str) -> int:
         text = message if isinstance(message, str) else dumps(message)
         here = super().send(agent_id, text)
-        self._out.append(json.dumps({"hub": self.link.name, "agent": agent_id, "text": text},
-                                    separators=(",", ":")).encode())
-        if self._wake is not None:
-            self._wake.set()
+        self._out.add(json.dumps({"hub": self.link.name, "agent": agent_id, "text": text}, separators=(",", ":")))
         return here + self.remote.get(agent_id, 0)
 
     def count(self, agent_id: str) -> int:
@@ -66,17 +62,13 @@ class ClusterSessions(Sessions):
     # --- the hub's loops
     async def publish(self) -> None:
         """Publish what ``send`` queued, in order, many messages per round trip."""
-        self._wake = asyncio.Event()
-        while True:
-            if not self._out:
-                self._wake.clear()
-                await self._wake.wait()
-            batch, self._out = self._out, []
+        async def send(batch: list[str]) -> None:
             pipe = self.link.redis.pipeline(transaction=False)
             for payload in batch:
                 pipe.publish(DELIVER, payload)
             with contextlib.suppress(RedisDown):  # pub/sub is at most once: Redis down loses them
                 await self.link.call(pipe.execute())
+        await self._out.run(send)
 
     def delivered(self, payload: bytes) -> None:
         """A message another hub published: onto this hub's sockets of the agent."""

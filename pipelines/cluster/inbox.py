@@ -22,7 +22,7 @@ from ..calls import Call
 from ..inbox import Entry, Inbox, InboxBook
 from redis.exceptions import RedisError
 
-from .link import PREFIX, Link, RedisDown
+from .link import PREFIX, Link, Outbox, RedisDown
 
 log = logging.getLogger("callpop.cluster")
 
@@ -46,8 +46,7 @@ class SharedInbox(Inbox):
     def __init__(self, link: Link, *args):
         super().__init__(*args)
         self.link = link
-        self._out: list[dict] = []  # changes to write and publish, in order
-        self._wake = asyncio.Event()
+        self._out = Outbox()  # changes to write and publish, in order
 
     # --- this hub's changes (the hub's own book and rows first, as one hub does)
     def _added(self, entries: list[Entry]) -> None:
@@ -76,28 +75,24 @@ class SharedInbox(Inbox):
             self._queue([{"op": "ended", "call_id": call.call_id}])
 
     def _queue(self, changes: list[dict]) -> None:
-        if changes:
-            self._out.extend(changes)
-            self._wake.set()
+        self._out.add(*changes)
 
     async def publish(self) -> None:
         """Write and publish what ``_queue`` gathered, in order, many changes per round trip."""
-        while True:
-            if not self._out:
-                self._wake.clear()
-                await self._wake.wait()
-            batch, self._out = self._out, []
-            pipe = self.link.redis.pipeline(transaction=False)
-            for change in batch:
-                self._write(pipe, change)
-                pipe.publish(INBOX, json.dumps({"hub": self.link.name, **change}, separators=(",", ":")))
-            try:
-                await self.link.call(pipe.execute())
-            except RedisDown:  # kept for when Redis is back: the book must not lose an entry
-                self._out[:0] = batch
-                await asyncio.sleep(0.5)
-            except RedisError:  # a refused command: the rest of the inbox goes on
-                log.exception("cluster: inbox changes not written")
+        await self._out.run(self._send)
+
+    async def _send(self, batch: list[dict]) -> None:
+        pipe = self.link.redis.pipeline(transaction=False)
+        for change in batch:
+            self._write(pipe, change)
+            pipe.publish(INBOX, json.dumps({"hub": self.link.name, **change}, separators=(",", ":")))
+        try:
+            await self.link.call(pipe.execute())
+        except RedisDown:  # kept for when Redis is back: the book must not lose an entry
+            self._out.keep(batch)
+            await asyncio.sleep(0.5)
+        except RedisError:  # a refused command: the rest of the inbox goes on
+            log.exception("cluster: inbox changes not written")
 
     @staticmethod
     def _write(pipe, change: dict) -> None:
@@ -144,7 +139,7 @@ class SharedInbox(Inbox):
             call_id = key.decode()[len(UNREACHED):]
             for agent in await self.link.call(self.link.redis.smembers(key)):
                 book.unreached.add((call_id, agent.decode()))
-        pending, self.book = self._out, book
+        pending, self.book = list(self._out.items), book
         for change in pending:
             self.heard(json.dumps({**change, "hub": ""}).encode())
         return sum(len(mine) for mine in book.open.values())
@@ -153,5 +148,5 @@ class SharedInbox(Inbox):
         """What is still queued, written (shortly) before the hub goes."""
         with contextlib.suppress(RedisDown, TimeoutError):
             async with asyncio.timeout(2):
-                while self._out:
+                while self._out.items:
                     await asyncio.sleep(0.02)

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import socket
-from typing import Any, Awaitable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, TimeoutError as RedisTimeout
@@ -31,6 +31,34 @@ CALLS = PREFIX + "calls"  # pub/sub: a call's state changed
 DELIVER = PREFIX + "deliver"  # pub/sub: a message for an agent's sockets
 PING_EVERY_S = 0.5
 MAX_CONNECTIONS = 100  # to Redis, per process
+
+
+class Outbox:
+    """What synchronous code queues for Redis (messages, changes), sent in order by one loop,
+    as many per round trip as have gathered meanwhile."""
+
+    def __init__(self):
+        self.items: list[Any] = []
+        self._wake = asyncio.Event()
+
+    def add(self, *items: Any) -> None:
+        if items:
+            self.items.extend(items)
+            self._wake.set()
+
+    async def run(self, send: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """Forever: wait for items, then ``send`` them (a batch ``send`` wants kept goes back with
+        ``keep``)."""
+        while True:
+            if not self.items:
+                self._wake.clear()
+                await self._wake.wait()
+            batch, self.items = self.items, []
+            await send(batch)
+
+    def keep(self, batch: list[Any]) -> None:
+        """A batch not sent, first in line again."""
+        self.items[:0] = batch
 
 
 class RedisDown(Exception):
