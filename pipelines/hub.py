@@ -114,11 +114,8 @@ class Hub:
             await asyncio.to_thread(self.store.open)
             await asyncio.to_thread(self.inbox.load)
         self.http = http_client.client(s)
-        shared = None
-        if self.cluster is not None:  # one cache and one request per number across the hubs
-            from .cluster.lookups import SharedLookups
-            shared = SharedLookups.for_settings(self.cluster.link, s)
-        self.crm = crm_client_for(s, self.http, s.crm_lookup_url, shared=shared)
+        # in a cluster: one cache and one request per number across the hubs
+        self.crm = crm_client_for(s, self.http, s.crm_lookup_url, shared=self.cluster and self.cluster.lookups)
         self.popper = Popper(self.crm, self.store, self.sessions, deadline_ms=s.crm_deadline_ms,
                              phone_formats=s.crm_phone_formats or [s.crm_phone_format],
                              context_params=s.crm_context_params, metrics=self.metrics)

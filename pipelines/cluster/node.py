@@ -29,6 +29,7 @@ from .callstate import SharedCalls
 from .choices import CHOICES, SharedChoices
 from .fanout import ClusterSessions
 from .inbox import INBOX, SharedInbox
+from .lookups import SharedLookups
 from .journal import CLAIM_MS, Journal, seen_key
 from .reads import RemoteReads
 from .link import CALLS, DELIVER, Link, RedisDown
@@ -58,6 +59,7 @@ class Cluster:
         self.sessions = ClusterSessions(self.link, per_agent=settings.ws_per_agent)
         self.inbox = SharedInbox(self.link, self.journal, self.sessions, settings.default_region)
         self.choices = SharedChoices(self.link)
+        self.lookups = SharedLookups.for_settings(self.link, settings)
         self._in_hand: dict[str, asyncio.Future] = {}  # event id -> outcome, while this hub acts on it
         self._call_locks: dict[str, asyncio.Lock] = {}  # one call's events here, in the order they came
         self._loops: list[asyncio.Task] = []
