@@ -37,6 +37,13 @@ REDIS_BUDGET_S = 0.15  # past it a Redis read is not worth the wait: ask the CRM
 POLL_S = (0.005, 0.01, 0.02)  # waiting for the lock's holder: quick at first, then every 20 ms
 
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# One round trip before the CRM is asked: the stored answer, else the lock (1) or not (0).
+GET_OR_LOCK = """
+local stored = redis.call('GET', KEYS[1])
+if stored then return stored end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
 
 Fetch = Callable[[], Awaitable[LookupResult]]
 
@@ -67,7 +74,8 @@ class SharedLookups:
         self.clock = clock  # wall clock: the answer's age is read by other hubs
         self.me = uuid.uuid4().hex
         self._release = self.redis.register_script(RELEASE)
-        self._refreshes: set[asyncio.Task] = set()
+        self._get_or_lock = self.redis.register_script(GET_OR_LOCK)
+        self._refreshes: set[asyncio.Task] = set()  # refreshes behind pops, answers being stored
 
     @classmethod
     def for_settings(cls, link: Link, s: Settings) -> SharedLookups:
@@ -86,14 +94,14 @@ class SharedLookups:
             return await fetch()
         d = digest(url, key)
         try:
-            stored = await self._read(self.redis.get(CACHED + d))
-            if stored is not None:
-                result, at = decode(stored, "hit")
+            lease_ms = round((self.hard_timeout_s + 1) * 1000)
+            got = await self._read(self._get_or_lock(keys=[CACHED + d, LOCK + d], args=[self.me, lease_ms]))
+            if isinstance(got, bytes):
+                result, at = decode(got, "hit")
                 if self.clock() - at >= self.refresh_s:
                     self._refresh(d, fetch)
                 return result
-            lock_lease_ms = round((self.hard_timeout_s + 1) * 1000)
-            if await self._read(self.redis.set(LOCK + d, self.me, nx=True, px=lock_lease_ms)):
+            if got == 1:
                 return await self._ask(d, fetch)
         except (RedisDown, RedisError, TimeoutError, ValueError, KeyError, TypeError) as e:
             log.debug("shared lookup cache not used (%s)", type(e).__name__)
@@ -101,14 +109,26 @@ class SharedLookups:
         return await self._wait(d, fetch)
 
     async def _ask(self, d: str, fetch: Fetch) -> LookupResult:
-        """Holding the lock: ask the CRM, leave the answer for every hub, let go of the lock."""
+        """Holding the lock: ask the CRM; the pop has the answer at once, and behind it the
+        answer is left for every hub and the lock let go."""
         try:
             result = await fetch()
+        except BaseException:
+            self._behind(self._let_go(d))
+            raise
+        self._behind(self._let_go(d, result))
+        return result
+
+    async def _let_go(self, d: str, result: LookupResult | None = None) -> None:
+        if result is not None:
             await self._store(d, result)
-            return result
-        finally:
-            with contextlib.suppress(RedisDown, RedisError, TimeoutError):
-                await self._read(self._release(keys=[LOCK + d], args=[self.me]))
+        with contextlib.suppress(RedisDown, RedisError, TimeoutError):
+            await self._read(self._release(keys=[LOCK + d], args=[self.me]))
+
+    def _behind(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
 
     async def _store(self, d: str, result: LookupResult) -> None:
         with contextlib.suppress(RedisDown, RedisError, TimeoutError):
@@ -144,9 +164,7 @@ class SharedLookups:
             with contextlib.suppress(RedisDown, RedisError, TimeoutError):
                 if await self._read(self.redis.set(LOCK + d, self.me, nx=True, px=lease_ms)):
                     await self._ask(d, fetch)
-        task = asyncio.get_running_loop().create_task(refresh())
-        self._refreshes.add(task)
-        task.add_done_callback(self._refreshes.discard)
+        self._behind(refresh())
 
     async def _read(self, command):
         async with asyncio.timeout(REDIS_BUDGET_S):
