@@ -17,10 +17,12 @@ normal single hub, both up throughout and driven in alternating slices.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterator
@@ -104,10 +106,27 @@ class Group(Side):
     def summary(self) -> dict:
         n = max(1, self.events)
         return {"cpu_ms_per_event": round(1e3 * (self.hubs_s + self.redis_s + self.recorder_s) / n, 2),
+                "hubs_ms_per_event": round(1e3 * self.hubs_s / n, 2),
                 "redis_us_per_event": round(1e6 * self.redis_s / n, 1),
                 "redis_commands_per_event": round(self.commands / n, 1),
                 "recorder_us_per_event": round(1e6 * self.recorder_s / n, 1),
                 "cross_hub_share": round(self.cross / max(1, len(self.accepted_ids)), 3)}
+
+
+def marks(hubs: Hubs) -> list[int]:
+    """Where each hub's log stands now (``troubles`` reads from there)."""
+    return [len(h.log) for h in hubs.hubs]
+
+
+def troubles(hubs: Hubs, since: list[int]) -> dict[str, int]:
+    """The warnings and errors the hubs logged since ``marks``, by kind (numbers taken out)."""
+    found: collections.Counter = collections.Counter()
+    for h, start in zip(hubs.hubs, since):
+        for line in h.log[start:]:
+            m = re.search(r" (WARNING|ERROR) +\S+: (.*)", line)
+            if m and "plaintext token" not in m.group(2):
+                found[re.sub(r"\d+", "N", m.group(2))[:90]] += 1
+    return dict(found.most_common(6))
 
 
 # --- the processes
@@ -169,11 +188,13 @@ async def side_by_side(one: Hubs, three: Hubs, agents: list[dict], plan: dict) -
             for g in groups:
                 g.tally()
             slices, seconds = plan["cluster_slices"][str(rate)], plan["cluster_seconds"][str(rate)]
+            since = marks(three)
             pooled, parts = await alternate(groups, rate, seconds, slices, f"cl{rate:g}")
             spread = groups[1]
             missing = await unrecorded(three, spread.accepted_ids, f"cl{rate:g}-")
             cell: dict = {"rate": rate, "seconds": seconds, "slices": slices, ONE: pooled[ONE] | groups[0].summary(),
-                          THREE: pooled[THREE] | spread.summary() | {"unrecorded": missing},
+                          THREE: pooled[THREE] | spread.summary() | {"unrecorded": missing,
+                                                                      "logged": troubles(three, since)},
                           "cost_p50_ms": round(pooled[THREE]["p50_ms"] - pooled[ONE]["p50_ms"], 2),
                           "cost_p99_ms": round(pooled[THREE]["p99_ms"] - pooled[ONE]["p99_ms"], 2)}
             if all(parts[THREE]) and all(parts[ONE]):
@@ -201,6 +222,7 @@ async def record(three: Hubs, agents: list[dict], rate: float, seconds: float) -
     await g.sockets.connect(concurrency=100)
     sign_in_s = time.perf_counter() - t0
     await asyncio.sleep(3)  # presence published, sign-in work done
+    since = marks(three)
     try:
         t0 = time.perf_counter()
         result, loop_s, rest_s = await g.run(rate, seconds, "rec")
@@ -210,6 +232,7 @@ async def record(three: Hubs, agents: list[dict], rate: float, seconds: float) -
         await g.sockets.close()
     s = result.summary() | g.summary() | {
         "sockets": len(agents), "sign_in_s": round(sign_in_s, 1), "unrecorded": missing,
+        "logged": troubles(three, since),
         "hubs_cpu_pct": round(100 * (loop_s + rest_s) / wall, 1),
         "hubs_rss_mb": round(sum(h.rss_kb() for h in three.hubs) / 1024)}
     s["verdict"] = ("met" if s["p99_ms"] < RECORD_P99_MS and result.lost == 0 and missing == 0
@@ -240,6 +263,7 @@ async def failover(three: Hubs, agents: list[dict], rate: float, seconds: float,
         await asyncio.to_thread(three.hubs[victim].kill)
         log(f"cluster failover: {three.hubs[victim].name} {victim + 1} killed (SIGKILL)")
 
+    since = marks(three)
     killer = asyncio.get_running_loop().create_task(kill())
     try:
         result = await run_load(g.poster, g.sockets, rate, seconds, tag="fo", drain_s=20)
@@ -266,14 +290,15 @@ async def failover(three: Hubs, agents: list[dict], rate: float, seconds: float,
         "gap_p50_ms": round(percentile(gaps_ms, 50), 1), "gap_p99_ms": round(percentile(gaps_ms, 99), 1),
         "acked_lost": missing, "recorded_twice": twice, "retries": g.poster.retries,
         "answers": {str(k): v for k, v in sorted(g.poster.answers.items())}, "late_pops": late,
-        "killed_hub": victim, "lost_calls": lost}
+        "killed_hub": victim, "lost_calls": lost, "logged": troubles(three, since)}
     s["verdict"] = "met" if result.lost == 0 and missing == 0 and twice == 0 and not s["still_down"] else "**missed**"
     log(f"cluster failover: {s}")
     return s
 
 
 def run(tmp: Path, crm_url: str, plan: dict, run_async, agents_n: int) -> dict:
-    """The whole section: one hub and three side by side, then a fresh cluster for the failover."""
+    """The whole section: one hub and three side by side (latency, then the sustained rate), then
+    the record and the failover on fresh clusters."""
     n = max(agents_n, plan["cluster_sockets"])
     agents_csv = tmp / "agents-cluster.csv"
     everyone = procs.write_agents_csv(agents_csv, n)
@@ -284,9 +309,12 @@ def run(tmp: Path, crm_url: str, plan: dict, run_async, agents_n: int) -> dict:
         with procs.start_hub(tmp / "cluster-single.duckdb", agents_csv, crm_url, crm_deadline_ms=DEADLINE_MS) as hub:
             one = Hubs(ONE, [hub])
             out["latency"] = run_async(side_by_side(one, three, agents, plan))
-            out["record"] = run_async(record(three, everyone[:plan["cluster_sockets"]], plan["cluster_record_rate"],
-                                             plan["cluster_record_s"]))
             out["sustained"] = sustained(one, three, agents, plan, run_async)
+    # The record and the failover each on a fresh cluster: no call of an earlier run is live (the
+    # bench never hangs up, and each sign-in's welcome goes over the live calls for replays).
+    with cluster(tmp, agents_csv, crm_url, "record") as fresh:
+        out["record"] = run_async(record(fresh, everyone[:plan["cluster_sockets"]], plan["cluster_record_rate"],
+                                         plan["cluster_record_s"]))
     with cluster(tmp, agents_csv, crm_url, "failover") as fresh:
         out["failover"] = run_async(failover(fresh, agents, plan["failover_rate"], plan["failover_s"],
                                              plan["failover_kill_s"]))

@@ -219,6 +219,25 @@ def chromium(runs) -> list[str]:
     return L + [""]
 
 
+def _cpu_split(c: dict) -> str:
+    one, three = c["one hub"], c["three hubs"]
+    return (f"{fmt(one.get('cpu_ms_per_event'))}; {fmt(three.get('cpu_ms_per_event'))} = "
+            f"{fmt(three.get('hubs_ms_per_event'))} + {fmt(three['redis_us_per_event'] / 1000)} + "
+            f"{fmt(three['recorder_us_per_event'] / 1000)}")
+
+
+def _logged(runs, what: str, rows_of: Callable[[dict], list[tuple[str, dict]]]) -> list[str]:
+    """A line per row whose hubs logged warnings or errors: how many of each."""
+    out = []
+    for label, res in runs:
+        for name, row in rows_of(res.get("cluster") or {}):
+            if row.get("logged"):
+                said = "; ".join(f"{n:,} × “{m}”" for m, n in row["logged"].items())
+                out.append(f"- {label + ', ' if len(runs) > 1 else ''}{what}{' ' + name if name else ''}: the hubs "
+                           f"logged {said}")
+    return ["", *out] if out else []
+
+
 def cluster(runs) -> list[str]:
     L = ["## 6. Cluster: one hub beside three on Redis", "",
          "Three hubs with `CALLPOP_REDIS_URL` on one Redis (append-only file, `appendfsync everysec`) and one "
@@ -252,11 +271,9 @@ def cluster(runs) -> list[str]:
                 ("verdict", lambda c: c["verdict"]),
                 ("Redis µs / commands per event", lambda c: f"{fmt(c['three hubs']['redis_us_per_event'], 0)} / "
                                                             f"{fmt(c['three hubs']['redis_commands_per_event'])}"),
-                ("recorder µs per event", lambda c: fmt(c["three hubs"]["recorder_us_per_event"], 0)),
-                ("CPU ms per event, all its processes (one / three)",
-                 lambda c: f"{fmt(c['one hub'].get('cpu_ms_per_event'), 2)} / "
-                           f"{fmt(c['three hubs'].get('cpu_ms_per_event'), 2)}")],
+                ("CPU ms per event: one hub; three hubs = their hubs + Redis + recorder", _cpu_split)],
                rows("latency"), lambda c: c["rate"])
+    L += _logged(runs, "three hubs at", lambda c: [(f"{x['rate']:g}/s", x["three hubs"]) for x in c.get("latency", [])])
 
     L += ["", "**Sustained rate**, the ladder of section 3 on each setup (1,000 agents). For the three hubs a step "
           "also needs every 202 in the recorder's database (read through its read API, within 30 s). What it "
@@ -297,6 +314,7 @@ def cluster(runs) -> list[str]:
                 ("hubs: CPU % of a core, RSS MB", lambda r: f"{fmt(r['hubs_cpu_pct'], 0)}, {fmt(r['hubs_rss_mb'], 0)}"),
                 ("Redis µs per event", lambda r: fmt(r["redis_us_per_event"], 0)),
                 ("verdict", lambda r: f"p99 < 100 ms: {r['verdict']}")], record, lambda r: r["sockets"])
+    L += _logged(runs, "the record", lambda c: [("", c["record"])] if c.get("record") else [])
 
     L += ["", "**Failover**: a fresh cluster, one of its three hubs killed with SIGKILL under load. Its "
           "agents reconnect as the extension does (its jittered backoff, 0.25–0.5 s before the first try) through "
@@ -320,6 +338,15 @@ def cluster(runs) -> list[str]:
                 ("requests sent again", lambda r: f"{r['retries']:,}"),
                 ("pop p99 / max ms", lambda r: f"{fmt(r['p99_ms'], 0)} / {fmt(r['max_ms'], 0)}"),
                 ("verdict", lambda r: r["verdict"])], failover, lambda r: (r["agents"], r["rate"]))
+    L += _logged(runs, "the failover", lambda c: [("", c["failover"])] if c.get("failover") else [])
+    for label, res in runs:
+        f = (res.get("cluster") or {}).get("failover") or {}
+        if f.get("lost_calls"):
+            L += ["", f"Pops lost in the failover{' of ' + label if len(runs) > 1 else ''}: " + "; ".join(
+                f"`{c['call_id']}` answered 202 by hub {c['answered_by'] + 1}"
+                f"{' (the one killed)' if c['answered_by'] == f['killed_hub'] else ''}, due "
+                f"{fmt(c['due_after_kill_s'], 2)} s from the kill, its agent on hub {c['agent_on'] + 1}"
+                for c in f["lost_calls"]) + "."]
     return L + [""]
 
 
