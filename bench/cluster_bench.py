@@ -73,7 +73,8 @@ class Hubs:
 class Group(Side):
     """One setup's agent sockets, spread over its hubs, and its PBX, posting to them at random;
     it adds up, over its runs, the CPU its processes spend (hubs, Redis, recorder), the calls
-    answered 202 and how many of those were posted to a hub their agent was not on."""
+    answered 202, and the latencies of pops of events posted to the agent's own hub and to
+    another."""
 
     def __init__(self, target: Hubs, agents: list[dict], reconnect: bool = False, retry_for_s: float = 0.0):
         self.target = target
@@ -84,8 +85,10 @@ class Group(Side):
     def tally(self) -> None:
         """Start the sums again."""
         self.hubs_s = self.redis_s = self.recorder_s = 0.0
-        self.events = self.cross = self.commands = 0
+        self.events = self.commands = 0
         self.accepted_ids: list[str] = []
+        self.same_ms: list[float] = []  # pops of events posted to the agent's own hub
+        self.cross_ms: list[float] = []  # and to another hub
 
     async def run(self, rate: float, seconds: float, tag: str, drain_s: float = 10):
         r0, c0, n0 = self.target.backing()
@@ -99,8 +102,9 @@ class Group(Side):
         self.events += result.sent
         self.accepted_ids += result.accepted_ids
         n, hub_of = len(self.sockets.agents), self.poster.answered_by
-        # run_load rings agents[i % n] for its i-th call
-        self.cross += sum(1 for i, c in enumerate(result.call_ids) if c in hub_of and hub_of[c] != self.sockets.at[i % n])
+        for i, c in enumerate(result.call_ids):  # run_load rings agents[i % n] for its i-th call
+            if c in result.latency_of:
+                (self.same_ms if hub_of[c] == self.sockets.at[i % n] else self.cross_ms).append(result.latency_of[c])
         return out
 
     def summary(self) -> dict:
@@ -110,7 +114,9 @@ class Group(Side):
                 "redis_us_per_event": round(1e6 * self.redis_s / n, 1),
                 "redis_commands_per_event": round(self.commands / n, 1),
                 "recorder_us_per_event": round(1e6 * self.recorder_s / n, 1),
-                "cross_hub_share": round(self.cross / max(1, len(self.accepted_ids)), 3)}
+                "cross_hub_share": round(len(self.cross_ms) / max(1, len(self.cross_ms) + len(self.same_ms)), 3),
+                "same_hub_p50_ms": round(percentile(self.same_ms, 50), 2),
+                "cross_hub_p50_ms": round(percentile(self.cross_ms, 50), 2)}
 
 
 def marks(hubs: Hubs) -> list[int]:

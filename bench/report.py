@@ -254,8 +254,10 @@ def cluster(runs) -> list[str]:
                      f"{' / '.join(fmt(x, 1) for x in c['loadavg_after'])} after (2 cores: above 2, others' work "
                      "competes with the processes measured).")
     L += ["", "**Pop latency**, 1,000 agent sockets on each setup, slices in turns as in section 1. What it means: "
-          "the price of sharing the calls through Redis, paid once per pop (the hub that takes the event claims "
-          "it, locks and loads the call, journals it, then publishes the pop to the agent's hub).", ""]
+          "the price of sharing the calls through Redis, paid once per pop: the hub that takes the event claims "
+          "it, locks and loads the call and asks the shared CRM cache (Redis round trips before the pop), journals "
+          "it, then publishes the pop to the agent's hub. The same-hub / cross-hub split tells the first part "
+          "from the second (the hop to another hub alone).", ""]
 
     def rows(key):
         return lambda res: (res.get("cluster") or {}).get(key) or []
@@ -264,6 +266,8 @@ def cluster(runs) -> list[str]:
                [("one hub p50 / p95 / p99 ms", lambda c: ms3(c["one hub"])),
                 ("three hubs p50 / p95 / p99 ms", lambda c: ms3(c["three hubs"])),
                 ("cross-hub share", lambda c: f"{fmt(100 * c['three hubs']['cross_hub_share'], 0)} %"),
+                ("three hubs p50: same-hub / cross-hub pops ms",
+                 lambda c: f"{fmt(c['three hubs'].get('same_hub_p50_ms'))} / {fmt(c['three hubs'].get('cross_hub_p50_ms'))}"),
                 ("three − one p50 ms [95 % interval] (paired)", lambda c: fmt(c["cost_p50_ms"]) + (
                     f" [{fmt(c['interval_p50_ms'][0])} … {fmt(c['interval_p50_ms'][1])}]"
                     if c.get("interval_p50_ms") else "") + (

@@ -268,6 +268,7 @@ class LoadResult:
     lost: int = 0                # accepted calls with no pop
     wrong: int = 0               # pops whose name was not the CRM's answer for that number
     latencies_ms: list[float] = dataclasses.field(default_factory=list)  # first pop of each call
+    latency_of: dict[str, float] = dataclasses.field(default_factory=dict)  # the same, by call id
     ack_ms: list[float] = dataclasses.field(default_factory=list)  # POST -> 202
     post_s: float = 0.0          # first scheduled post -> last request written
     achieved_rate: float = 0.0   # requests written per second, over post_s
@@ -284,6 +285,7 @@ class LoadResult:
             setattr(self, f, getattr(self, f) + getattr(other, f))
         for f in ("latencies_ms", "ack_ms", "call_ids", "accepted_ids"):
             getattr(self, f).extend(getattr(other, f))
+        self.latency_of.update(other.latency_of)
         self.achieved_rate = self.sent / self.post_s if self.post_s else 0.0
         self.max_lag_ms = max(self.max_lag_ms, other.max_lag_ms)
 
@@ -365,6 +367,7 @@ async def run_load(poster: Poster | Spread, sockets: AgentSockets, rate: float, 
         res.popped += 1
         done = next((p for p in pops if p.status in final_status), pops[0])
         res.latencies_ms.append((pops[0].at - sent_at[call_id]) * 1000)
+        res.latency_of[call_id] = res.latencies_ms[-1]
         if done.status in final_status and done.name != expected[call_id]:
             res.wrong += 1
     return res
