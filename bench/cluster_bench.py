@@ -272,7 +272,7 @@ async def failover(three: Hubs, agents: list[dict], rate: float, seconds: float,
     since = marks(three)
     killer = asyncio.get_running_loop().create_task(kill())
     try:
-        result = await run_load(g.poster, g.sockets, rate, seconds, tag="fo", drain_s=20)
+        result = await run_load(g.poster, g.sockets, rate, seconds, tag="fo", drain_s=10)
         await killer
         now = time.perf_counter()
         gaps_ms = [1000 * s for s in g.sockets.gaps] + [1000 * (now - t) for t in g.sockets.down_since.values()]
