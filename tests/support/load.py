@@ -37,9 +37,9 @@ RECONNECT_MAX_S = 30.0
 WELCOME_TIMEOUT_S = 10.0  # the extension gives up on a socket with no welcome after this
 
 
-def reconnect_delay(attempt: int, rng: random.Random | None = None) -> float:
+def reconnect_delay(attempt: int) -> float:
     ceiling = min(RECONNECT_MAX_S, RECONNECT_BASE_S * 2 ** min(attempt, 16))
-    return ceiling / 2 + (rng or random).random() * ceiling / 2
+    return ceiling / 2 + random.random() * ceiling / 2
 
 
 @dataclasses.dataclass
@@ -217,14 +217,6 @@ class Spread:
         self.answered_by: dict[str, int] = {}  # call id -> index of the hub that answered its 202
         self.retries = 0  # requests sent again
         self.answers: dict[int, int] = {}  # status -> how many answers (0: the connection failed)
-
-    @property
-    def errors(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for p in self.posters:
-            for k, n in p.errors.items():
-                out[k] = out.get(k, 0) + n
-        return out
 
     async def post(self, body: bytes, sent: list | None = None) -> int:
         k = self._rng.randrange(len(self.posters))
