@@ -4,7 +4,7 @@ measured in the same run, written to bench/RESULTS.md and to bench/out/<label>.j
     python -m bench --label before          # every figure (well under 25 min)
     python -m bench --quick --label smoke   # the same, short (checks the benchmarks, not the hub)
     python -m bench --only latency,burst    # some: latency, burst, sustained, sockets, chromium,
-                                            #       analytics, profile
+                                            #       analytics, profile, cluster
     python -m bench compare before after    # RESULTS.md with both runs side by side
 """
 
@@ -29,7 +29,7 @@ from . import figures, report
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 AGENTS = 1000
-SECTIONS = ("latency", "burst", "sustained", "sockets", "chromium", "analytics", "profile")
+SECTIONS = ("latency", "burst", "sustained", "sockets", "chromium", "analytics", "profile", "cluster")
 
 FULL = {
     "crm_ms": [0, 50], "rates": [20, 100],
@@ -39,11 +39,17 @@ FULL = {
     "steps": [50, 100, 200, 400, 600, 800, 1000, 1200, 1600, 2000], "step_s": 10, "confirm_s": 60,
     "sockets": 10_000, "rest_s": 60, "chromium_calls": 100, "analytics_lookups": 10_000_000,
     "profile_rate": 100, "profile_s": 15,
+    # cluster: one hub beside three on Redis; the record's sockets over the three; a hub killed
+    "cluster_rates": [20, 100], "cluster_seconds": {"20": 30, "100": 20}, "cluster_slices": {"20": 6, "100": 6},
+    "cluster_sockets": 10_000, "cluster_record_rate": 100, "cluster_record_s": 30,
+    "failover_rate": 50, "failover_s": 30, "failover_kill_s": 10,
 }
 QUICK = FULL | {
     "seconds": {"20": 4, "100": 3}, "slices": {"20": 2, "100": 2}, "burst_repeats": 1,
     "steps": [50, 200], "step_s": 3, "confirm_s": 5, "sockets": 1_000, "rest_s": 5, "chromium_calls": 10,
     "analytics_lookups": 100_000, "profile_s": 4,
+    "cluster_seconds": {"20": 4, "100": 3}, "cluster_slices": {"20": 2, "100": 2}, "cluster_sockets": 2_000,
+    "cluster_record_s": 5, "failover_s": 12, "failover_kill_s": 4,
 }
 
 
@@ -93,6 +99,9 @@ def measure(only: set[str], plan: dict, res: dict) -> None:
             if "chromium" in only:
                 from . import chromium
                 res["chromium"] = chromium.run(tmp, agents_csv, agents, url, plan["chromium_calls"])
+            if "cluster" in only:
+                from . import cluster_bench
+                res["cluster"] = cluster_bench.run(tmp, url, plan, run_async, AGENTS)
             if "profile" in only:
                 res["profile"] = [figures.profile(tmp, agents_csv, agents, url, plan["profile_rate"],
                                                   plan["profile_s"], run_async, name) for name in ("hub", "baseline")]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from tests.support import procs
 from tests.support.load import AgentSockets, LoadResult, Poster, run_load
@@ -106,10 +107,12 @@ async def latency_and_burst(hub: Target, baseline: Target, agents: list[dict], c
     return cells, bursts
 
 
-async def latency_cell(sides: list[Side], crm_ms: float, rate: float, seconds: float, slices: int) -> dict:
+async def alternate(sides: list[Side], rate: float, seconds: float, slices: int, tag: str
+                    ) -> tuple[dict[str, dict], dict[str, list[list[float]]]]:
     """Each side ``seconds`` at ``rate`` in ``slices`` turns taken in alternation (who goes first
     alternates too), every side's sockets connected throughout: a noisy spell of the shared
-    machine then falls on both sides alike instead of on whichever ran during it."""
+    machine then falls on both sides alike instead of on whichever ran during it. Returns per
+    side its pooled summary (with its CPU) and the latencies of each of its slices."""
     merged = {s.target.name: LoadResult(rate, 0.0) for s in sides}
     parts: dict[str, list[list[float]]] = {s.target.name: [] for s in sides}
     cpu = {s.target.name: [0.0, 0.0, 0.0] for s in sides}  # loop, rest, wall
@@ -117,16 +120,24 @@ async def latency_cell(sides: list[Side], crm_ms: float, rate: float, seconds: f
         for s in (sides if k % 2 == 0 else sides[::-1]):
             name = s.target.name
             t0 = time.perf_counter()
-            part, loop_s, rest_s = await s.run(rate, seconds / slices, f"lat{crm_ms:g}-{rate:g}-{name}-{k}")
+            part, loop_s, rest_s = await s.run(rate, seconds / slices, f"{tag}-{name.replace(' ', '')}-{k}")
             merged[name].add(part)
             parts[name].append(part.latencies_ms)
             cpu[name][0] += loop_s
             cpu[name][1] += rest_s
             cpu[name][2] += time.perf_counter() - t0
+    pooled = {name: result.summary() | {"cpu_loop_pct": _cpu_pct(cpu[name][0], cpu[name][2]),
+                                        "cpu_rest_pct": _cpu_pct(cpu[name][1], cpu[name][2])}
+              for name, result in merged.items()}
+    return pooled, parts
+
+
+async def latency_cell(sides: list[Side], crm_ms: float, rate: float, seconds: float, slices: int) -> dict:
+    """The hub and the baseline in alternating slices (``alternate``), and the verdict."""
+    pooled, parts = await alternate(sides, rate, seconds, slices, f"lat{crm_ms:g}-{rate:g}")
     cell: dict = {"crm_ms": crm_ms, "rate": rate, "seconds": seconds, "slices": slices}
-    for name, result in merged.items():
-        cell[name] = result.summary() | {"cpu_loop_pct": _cpu_pct(cpu[name][0], cpu[name][2]),
-                                         "cpu_rest_pct": _cpu_pct(cpu[name][1], cpu[name][2])}
+    for name, summary in pooled.items():
+        cell[name] = summary
         log(f"latency CRM {crm_ms:g} ms, {rate:g}/s, {name}: {cell[name]}")
     hub, base = cell["hub"], cell["baseline"]
     cell["diff_p99_ms"] = round(hub["p99_ms"] - base["p99_ms"], 2)
@@ -166,19 +177,26 @@ async def burst(sides: list[Side], crm_ms: float, calls: int, repeats: int) -> l
 
 
 # --- 3: the sustained rate
-async def ladder(target: Target, agents: list[dict], steps: list[float], step_s: float) -> list[dict]:
-    """Rising rates on one server, its sockets connected throughout, until a step is not sustained."""
-    side = Side(target, agents)
+async def ladder(side: Side, steps: list[float], step_s: float,
+                 unrecorded: Callable[[LoadResult, str], Awaitable[int]] | None = None) -> list[dict]:
+    """Rising rates on one server, its sockets connected throughout, until a step is not
+    sustained. ``unrecorded(result, tag)``: how many of the step's 202s its database lacks once
+    it caught up (a step with any is not sustained)."""
+    name = side.target.name
     await side.sockets.connect()
     out = []
     try:
         for rate in steps:
             t0 = time.perf_counter()
-            result, loop_s, rest_s = await side.run(rate, step_s, f"tp{rate:g}-{target.name}")
+            tag = f"tp{rate:g}-{name.replace(' ', '')}"
+            result, loop_s, rest_s = await side.run(rate, step_s, tag)
             wall = time.perf_counter() - t0
             s = result.summary() | {"sustained": sustained(result), "cpu_loop_pct": _cpu_pct(loop_s, wall),
                                     "cpu_rest_pct": _cpu_pct(rest_s, wall)}
-            log(f"sustained {target.name} {rate:g}/s: {s}")
+            if unrecorded is not None:
+                s["unrecorded"] = await unrecorded(result, tag)
+                s["sustained"] = s["sustained"] and s["unrecorded"] == 0
+            log(f"sustained {name} {rate:g}/s: {s}")
             out.append(s)
             if not s["sustained"]:
                 break
@@ -193,13 +211,13 @@ def sustained_rate(tmp: Path, agents_csv: Path, agents: list[dict], crm_url: str
     for name in ("hub", "baseline"):
         target = start(name, tmp, agents_csv, crm_url, f"ladder-{name}")
         with target.proc:
-            out["steps"][name] = run(ladder(target, agents, plan["steps"], plan["step_s"]))
+            out["steps"][name] = run(ladder(Side(target, agents), plan["steps"], plan["step_s"]))
     best = max((s["rate"] for s in out["steps"]["hub"] if s["sustained"]), default=0)
     # The hub's best step again, longer, on a fresh hub; one step down if it does not hold.
     for rate in [r for r in sorted(plan["steps"], reverse=True) if r <= best][:2]:
         target = start("hub", tmp, agents_csv, crm_url, f"confirm-{rate:g}")
         with target.proc:
-            (s,) = run(ladder(target, agents, [rate], plan["confirm_s"]))
+            (s,) = run(ladder(Side(target, agents), [rate], plan["confirm_s"]))
             code = target.proc.terminate()
         s["exit_code"] = code
         s["recorded"] = count_events(tmp / f"confirm-{rate:g}.duckdb", f"tp{rate:g}-hub-")

@@ -116,6 +116,8 @@ def _why(s: dict) -> str:
         why.append(f"{fmt(s['achieved_rate'], 0)}/s posted")
     if not s["p99_ms"] < 1500:
         why.append(f"p99 {fmt(s['p99_ms'], 0)} ms")
+    if s.get("unrecorded"):
+        why.append(f"{s['unrecorded']:,} 202s not in the recorder's database")
     return ", ".join(why) or "–"
 
 
@@ -217,6 +219,141 @@ def chromium(runs) -> list[str]:
     return L + [""]
 
 
+def _cpu_split(c: dict) -> str:
+    one, three = c["one hub"], c["three hubs"]
+    return (f"{fmt(one.get('cpu_ms_per_event'))}; {fmt(three.get('cpu_ms_per_event'))} = "
+            f"{fmt(three.get('hubs_ms_per_event'))} + {fmt(three['redis_us_per_event'] / 1000)} + "
+            f"{fmt(three['recorder_us_per_event'] / 1000)}")
+
+
+def _logged(runs, what: str, rows_of: Callable[[dict], list[tuple[str, dict]]]) -> list[str]:
+    """A line per row whose hubs logged warnings or errors: how many of each."""
+    out = []
+    for label, res in runs:
+        for name, row in rows_of(res.get("cluster") or {}):
+            if row.get("logged"):
+                said = "; ".join(f"{n:,} × “{m}”" for m, n in row["logged"].items())
+                out.append(f"- {label + ', ' if len(runs) > 1 else ''}{what}{' ' + name if name else ''}: the hubs "
+                           f"logged {said}")
+    return ["", *out] if out else []
+
+
+def cluster(runs) -> list[str]:
+    L = ["## 6. Cluster: one hub beside three on Redis", "",
+         "Three hubs with `CALLPOP_REDIS_URL` on one Redis (append-only file, `appendfsync everysec`) and one "
+         "recorder, beside the normal single hub; both up throughout, CRM instant. The agents sign in round-robin "
+         "over the three hubs and each event goes to one of them at random, so about two thirds of the pops cross "
+         "from the hub that took the event to the agent's. **Targets: cross-hub delivery adds under 3 ms at p50; "
+         "10,000 agent sockets over three hubs with pop p99 under 100 ms at 100 events/s; a hub killed under 50 "
+         "events/s loses no pop and no acknowledged event.**", ""]
+    for label, res in runs:
+        c = res.get("cluster") or {}
+        if "loadavg_before" in c:
+            L.append(f"{label + ': ' if len(runs) > 1 else ''}load average of the machine (1 / 5 / 15 min) "
+                     f"{' / '.join(fmt(x, 1) for x in c['loadavg_before'])} before the section, "
+                     f"{' / '.join(fmt(x, 1) for x in c['loadavg_after'])} after (2 cores: above 2, others' work "
+                     "competes with the processes measured).")
+    L += ["", "**Pop latency**, 1,000 agent sockets on each setup, slices in turns as in section 1. What it means: "
+          "the price of sharing the calls through Redis, paid once per pop: the hub that takes the event claims "
+          "it, locks and loads the call and asks the shared CRM cache (Redis round trips before the pop), journals "
+          "it, then publishes the pop to the agent's hub. The same-hub / cross-hub split tells the first part "
+          "from the second (the hop to another hub alone).", ""]
+
+    def rows(key):
+        return lambda res: (res.get("cluster") or {}).get(key) or []
+
+    L += table(runs, [("events/s", lambda c: f"{c['rate']:,g}")],
+               [("one hub p50 / p95 / p99 ms", lambda c: ms3(c["one hub"])),
+                ("three hubs p50 / p95 / p99 ms", lambda c: ms3(c["three hubs"])),
+                ("cross-hub share", lambda c: f"{fmt(100 * c['three hubs']['cross_hub_share'], 0)} %"),
+                ("three hubs p50: same-hub / cross-hub pops ms",
+                 lambda c: f"{fmt(c['three hubs'].get('same_hub_p50_ms'))} / {fmt(c['three hubs'].get('cross_hub_p50_ms'))}"),
+                ("three − one p50 ms [95 % interval] (paired)", lambda c: fmt(c["cost_p50_ms"]) + (
+                    f" [{fmt(c['interval_p50_ms'][0])} … {fmt(c['interval_p50_ms'][1])}]"
+                    if c.get("interval_p50_ms") else "") + (
+                    f" ({fmt(c['paired_cost_p50_ms'])})" if c.get("paired_cost_p50_ms") is not None else "")),
+                ("verdict", lambda c: c["verdict"]),
+                ("Redis µs / commands per event", lambda c: f"{fmt(c['three hubs']['redis_us_per_event'], 0)} / "
+                                                            f"{fmt(c['three hubs']['redis_commands_per_event'])}"),
+                ("CPU ms per event: one hub; three hubs = their hubs + Redis + recorder", _cpu_split)],
+               rows("latency"), lambda c: c["rate"])
+    L += _logged(runs, "three hubs at", lambda c: [(f"{x['rate']:g}/s", x["three hubs"]) for x in c.get("latency", [])])
+
+    L += ["", "**Sustained rate**, the ladder of section 3 on each setup (1,000 agents). For the three hubs a step "
+          "also needs every 202 in the recorder's database (read through its read API, within 30 s). What it "
+          "means: how far one cluster on these cores goes before a pop is late or an event refused.", ""]
+
+    def ladders(res):
+        t = (res.get("cluster") or {}).get("sustained")
+        if not t:
+            return []
+        out = []
+        for name in ("one hub", "three hubs"):
+            steps = t.get(name, [])
+            failed = next((s for s in steps if not s["sustained"]), None)
+            out.append({"setup": name, "best": _best(steps), "steps": steps,
+                        "next": f"{rate(failed['rate'])}: {_why(failed)}" if failed else "ladder ended"})
+        return out
+
+    def each(r):
+        return "; ".join(f"{rate(s['rate'])} p99 {fmt(s['p99_ms'], 0)} ms{'' if s['sustained'] else ' **no**'}"
+                         for s in r["steps"])
+
+    L += table(runs, [("setup", lambda r: r["setup"])],
+               [("highest sustained step", lambda r: rate(r["best"])), ("next step", lambda r: r["next"]),
+                ("steps", each)], ladders, lambda r: r["setup"])
+
+    L += ["", "**The record**: many agent sockets over the three hubs (a third on each), events at 100/s. What it "
+          "means: whether one cluster holds a large contact centre's browsers and still pops in time.", ""]
+
+    def record(res):
+        r = (res.get("cluster") or {}).get("record")
+        return [r] if r else []
+
+    L += table(runs, [("sockets", lambda r: f"{r['sockets']:,}"), ("events/s", lambda r: f"{r['rate']:,g}")],
+               [("signed in within s", lambda r: fmt(r["sign_in_s"])),
+                ("p50 / p95 / p99 ms", ms3),
+                ("202 / posted, lost, not in DB", lambda r: f"{r['accepted']:,} / {r['sent']:,}, {r['lost']:,}, "
+                                                            f"{r['unrecorded']:,}"),
+                ("hubs: CPU % of a core, RSS MB", lambda r: f"{fmt(r['hubs_cpu_pct'], 0)}, {fmt(r['hubs_rss_mb'], 0)}"),
+                ("Redis µs per event", lambda r: fmt(r["redis_us_per_event"], 0)),
+                ("verdict", lambda r: f"p99 < 100 ms: {r['verdict']}")], record, lambda r: r["sockets"])
+    L += _logged(runs, "the record", lambda c: [("", c["record"])] if c.get("record") else [])
+
+    L += ["", "**Failover**: a fresh cluster, one of its three hubs killed with SIGKILL under load. Its "
+          "agents reconnect as the extension does (its jittered backoff, 0.25–0.5 s before the first try) through "
+          "the next hub that takes the connection; the PBX sends an event not answered 202 again to the next hub "
+          "(at once after a refused connection, 1 s after a 503). What it means: what agents and the PBX notice "
+          "when a hub dies.", ""]
+
+    def failover(res):
+        r = (res.get("cluster") or {}).get("failover")
+        return [r] if r else []
+
+    L += table(runs, [("agents", lambda r: f"{r['agents']:,}"), ("events/s", lambda r: f"{r['rate']:,g}"),
+                      ("killed after s", lambda r: f"{r['kill_at_s']:g}")],
+               [("agents moved / reconnected", lambda r: f"{r['on_killed_hub']:,} / {r['reconnected']:,}"
+                                                         + (f" ({r['still_down']:,} never)" if r["still_down"] else "")),
+                ("longest without a socket ms (p50 / p99)", lambda r: f"{fmt(r['longest_gap_ms'], 0)} "
+                                                                      f"({fmt(r['gap_p50_ms'], 0)} / {fmt(r['gap_p99_ms'], 0)})"),
+                ("pops lost", lambda r: f"{r['lost']:,} of {r['accepted']:,}"),
+                ("acknowledged events lost", lambda r: f"{r['acked_lost']:,}"
+                                                       + (f" ({r['recorded_twice']:,} twice)" if r["recorded_twice"] else "")),
+                ("requests sent again", lambda r: f"{r['retries']:,}"),
+                ("pop p99 / max ms", lambda r: f"{fmt(r['p99_ms'], 0)} / {fmt(r['max_ms'], 0)}"),
+                ("verdict", lambda r: r["verdict"])], failover, lambda r: (r["agents"], r["rate"]))
+    L += _logged(runs, "the failover", lambda c: [("", c["failover"])] if c.get("failover") else [])
+    for label, res in runs:
+        f = (res.get("cluster") or {}).get("failover") or {}
+        if f.get("lost_calls"):
+            L += ["", f"Pops lost in the failover{' of ' + label if len(runs) > 1 else ''}: " + "; ".join(
+                f"`{c['call_id']}` answered 202 by hub {c['answered_by'] + 1}"
+                f"{' (the one killed)' if c['answered_by'] == f['killed_hub'] else ''}, due "
+                f"{fmt(c['due_after_kill_s'], 2)} s from the kill, its agent on hub {c['agent_on'] + 1}"
+                for c in f["lost_calls"]) + "."]
+    return L + [""]
+
+
 def analytics(runs) -> list[str]:
     a = next((res["analytics"] for _, res in runs if res.get("analytics")), None)
     if a is None:
@@ -301,6 +438,29 @@ Every event is a new call from a new number, so no lookup is a cache hit.
    reads of the worker's clock bracketed by two of ours; the offset is taken out and its
    uncertainty shown ("clocks ±"). Calls go one at a time, each followed by its hangup.
 
+6. **Cluster.** Redis is Debian's `redis-server` (`tests/support/redis.py`: AOF on, `appendfsync
+   everysec`), the recorder `callpop record` writing its own DuckDB file, the three hubs
+   `callpop serve` with `CALLPOP_REDIS_URL`, the recorder's URL and token; the single hub as in
+   the other sections. All share one agents CSV (10,000 rows). The generator signs agent i in at
+   hub i mod 3 and posts each event to a hub picked at random (`Spread` in `tests/support/load.py`);
+   the share of pops that crossed hubs is counted from where each 202 came from and where the
+   agent's socket was. The cost is the three hubs' pooled p50 minus the single hub's, with the
+   paired median and the interval of section 1 taken at the 50th percentile. Redis CPU is its
+   own `INFO cpu` (user + system) and its command count `INFO stats` before and after each of the
+   three hubs' slices (drains included, idle work such as presence too), over their events; the
+   recorder's CPU is all its threads from `/proc`; "CPU per event" adds up everything a setup
+   runs (its hubs' threads and children, Redis and the recorder) over its events. "Not in DB": 202s whose event id the
+   recorder's database lacks 30 s after the run, read through its read API (`POST /read`). The
+   record signs its sockets in 100 at a time, waits 3 s, then posts. The failover runs on a
+   fresh Redis, recorder and three hubs: agents' sockets reconnect with the extension's backoff
+   (`reconnectDelay` in `extension/background/connection.js`: before attempt n, between half and
+   all of min(30 s, 0.5 s × 2ⁿ)), each attempt trying the hubs in round-robin order until one
+   takes the connection, as a balancer passing over a dead upstream; "without a socket" is from
+   the moment a socket's reader saw it close to the welcome on the next. The PBX sends an event
+   again for up to 30 s (beyond the 10 s claim a dead hub leaves on an event it had in hand). A
+   pop counts as delivered if any socket of the agent got it, the welcome's replay of a ringing
+   call included; no call is hung up during the run.
+
 **Analytics.** `python -m pipelines seed` writes 100 days of history; each named query runs over
 the whole range through `pipelines.analytics.run`, best of 3, beside one bare scan of `lookups`.
 
@@ -312,7 +472,7 @@ the loop runs). A group's share is of the samples with one of its frames anywher
 
 def write(runs: list[tuple[str, dict]], path: Path) -> None:
     L = header(runs)
-    for section in (latency, burst, sustained, sockets, chromium, analytics, profile):
+    for section in (latency, burst, sustained, sockets, chromium, cluster, analytics, profile):
         name = section.__name__
         if name in ("analytics", "profile") or has(runs, name):
             L += section(runs)

@@ -16,6 +16,7 @@ import dataclasses
 import itertools
 import json
 import math
+import random
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,18 @@ from .wire import read_message
 _COUNTER = itertools.count(1)  # numbers never repeat within a process, so no lookup is a cache hit
 
 
+# The extension's reconnect backoff (extension/background/connection.js, reconnectDelay): before
+# attempt n it waits between half and all of min(30 s, 0.5 s * 2 ** n), "equal jitter".
+RECONNECT_BASE_S = 0.5
+RECONNECT_MAX_S = 30.0
+WELCOME_TIMEOUT_S = 10.0  # the extension gives up on a socket with no welcome after this
+
+
+def reconnect_delay(attempt: int) -> float:
+    ceiling = min(RECONNECT_MAX_S, RECONNECT_BASE_S * 2 ** min(attempt, 16))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
 @dataclasses.dataclass
 class Pop:
     at: float
@@ -37,33 +50,84 @@ class Pop:
 
 
 class AgentSockets:
-    """One signed-in WebSocket per agent; each records the pops it receives."""
+    """One signed-in WebSocket per agent; each records the pops it receives. Given several hub
+    URLs, agent i signs in at URL i mod n. With ``reconnect``, a socket the server drops comes
+    back as the extension's does: after its jittered backoff, at the next URL in turn that takes
+    the connection (a round-robin balancer that passes over a hub refusing connections); how long
+    each agent was without a socket is kept in ``gaps`` (and in ``down_since`` while it still is)."""
 
-    def __init__(self, ws_url: str, agents: list[dict[str, str]]):
-        self.ws_url = ws_url
+    def __init__(self, ws_url: str | list[str], agents: list[dict[str, str]], reconnect: bool = False):
+        self.urls = [ws_url] if isinstance(ws_url, str) else list(ws_url)
         self.agents = agents
+        self.reconnect = reconnect
         self.conns: list[ClientConnection] = []
+        self.at: list[int] = []  # per agent: the index of the URL its socket is on
         self.pops: dict[str, list[Pop]] = {}
         self.frames = 0
         self.closed: list[int | None] = []
+        self.gaps: list[float] = []  # seconds from a socket's drop to the welcome on its next one
+        self.down_since: dict[int, float] = {}  # agent index -> when its socket dropped, while it has none
+        self._turn = itertools.count()  # the balancer's round-robin
+        self._closing = False
         self._tasks: list[asyncio.Task] = []
+
+    async def _sign_in(self, agent: dict[str, str], url: str, timeout: float) -> ClientConnection:
+        ws = await connect(url, max_size=2 ** 20, open_timeout=timeout, ping_interval=None, compression=None)
+        try:
+            await ws.send(json.dumps({"type": "hello", "token": agent["token"], "client": "bench"}))
+            welcome = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            if welcome.get("type") != "welcome":
+                raise RuntimeError(f"no welcome for {agent['id']}: {welcome}")
+        except BaseException:
+            await ws.close()
+            raise
+        return ws
 
     async def connect(self, concurrency: int = 50) -> None:
         """Sign every agent in (hello, then wait for the welcome)."""
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(agent):
+        async def one(i, agent):
             async with sem:
-                ws = await connect(self.ws_url, max_size=2 ** 20, open_timeout=60, ping_interval=None,
-                                   compression=None)
-                await ws.send(json.dumps({"type": "hello", "token": agent["token"], "client": "bench"}))
-                welcome = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                if welcome.get("type") != "welcome":
-                    raise RuntimeError(f"no welcome for {agent['id']}: {welcome}")
-                return ws
+                return await self._sign_in(agent, self.urls[i % len(self.urls)], 60)
 
-        self.conns = list(await asyncio.gather(*(one(a) for a in self.agents)))
-        self._tasks = [asyncio.get_running_loop().create_task(self._read(ws)) for ws in self.conns]
+        self.conns = list(await asyncio.gather(*(one(i, a) for i, a in enumerate(self.agents))))
+        self.at = [i % len(self.urls) for i in range(len(self.agents))]
+        self._tasks = [asyncio.get_running_loop().create_task(self._keep(i)) for i in range(len(self.conns))]
+
+    async def _keep(self, i: int) -> None:
+        """Read agent i's socket; with ``reconnect``, sign in again each time it drops."""
+        while True:
+            await self._read(self.conns[i])
+            if self._closing or not self.reconnect:
+                return
+            dropped = self.down_since[i] = time.perf_counter()
+            attempt, ws = 0, None
+            while ws is None:
+                await asyncio.sleep(reconnect_delay(attempt))
+                attempt += 1
+                ws = await self._come_back(i)
+            if self._closing:
+                await ws.close()
+                return
+            self.conns[i] = ws
+            self.gaps.append(time.perf_counter() - dropped)
+            del self.down_since[i]
+
+    async def _come_back(self, i: int) -> ClientConnection | None:
+        """One reconnect attempt: each hub in turn until one takes the connection (as a balancer
+        does). None when none did, or the one that did sent no welcome in time."""
+        for _ in self.urls:
+            k = next(self._turn) % len(self.urls)
+            try:
+                ws = await self._sign_in(self.agents[i], self.urls[k], WELCOME_TIMEOUT_S)
+            except OSError:
+                continue  # refused: the balancer passes the connection on to the next hub
+            except Exception:  # noqa: BLE001 - no welcome, or dropped while signing in: back off
+                return None
+            self.at[i] = k
+            return ws
+        return None
 
     async def _read(self, ws: ClientConnection) -> None:
         pops = self.pops
@@ -80,6 +144,7 @@ class AgentSockets:
         self.closed.append(ws.close_code)
 
     async def close(self) -> None:
+        self._closing = True
         await asyncio.gather(*(ws.close() for ws in self.conns), return_exceptions=True)
         for t in self._tasks:
             t.cancel()
@@ -137,6 +202,48 @@ class Poster:
         self._idle.clear()
 
 
+class Spread:
+    """Posts each event to one of several hubs, picked at random (a balancer's random policy: with
+    three hubs about two thirds of the events land on a hub the agent is not on). With
+    ``retry_for_s`` an event not answered 202 is sent again as a PBX retries through its balancer:
+    to the next hub, at once when the connection was refused (until every hub refused it), after
+    ``retry_pause_s`` otherwise; ``sent`` gets the time of the first request written."""
+
+    def __init__(self, urls: list[str], token: str = "", retry_for_s: float = 0.0, retry_pause_s: float = 1.0,
+                 seed: int = 0):
+        self.posters = [Poster(url, token) for url in urls]
+        self.retry_for_s, self.retry_pause_s = retry_for_s, retry_pause_s
+        self._rng = random.Random(seed)
+        self.answered_by: dict[str, int] = {}  # call id -> index of the hub that answered its 202
+        self.retries = 0  # requests sent again
+        self.answers: dict[int, int] = {}  # status -> how many answers (0: the connection failed)
+
+    async def post(self, body: bytes, sent: list | None = None) -> int:
+        k = self._rng.randrange(len(self.posters))
+        give_up = time.perf_counter() + self.retry_for_s
+        refused = 0
+        while True:
+            stamp: list[float] = []
+            status = await self.posters[k].post(body, stamp)
+            self.answers[status] = self.answers.get(status, 0) + 1
+            if sent is not None and stamp and not sent:
+                sent[:] = stamp
+            if status == 202:
+                self.answered_by[json.loads(body)["call_id"]] = k
+                return status
+            if time.perf_counter() >= give_up:
+                return status
+            self.retries += 1
+            k = (k + 1) % len(self.posters)
+            refused = refused + 1 if status == 0 else 0
+            if status != 0 or refused % len(self.posters) == 0:  # a refusal goes straight on to the next hub
+                await asyncio.sleep(self.retry_pause_s)
+
+    async def close(self) -> None:
+        for p in self.posters:
+            await p.close()
+
+
 def caller_number(n: int) -> str:
     """A valid Israeli mobile number, different for every n below 10 million."""
     return f"054{n % 10_000_000:07d}"
@@ -153,6 +260,7 @@ class LoadResult:
     lost: int = 0                # accepted calls with no pop
     wrong: int = 0               # pops whose name was not the CRM's answer for that number
     latencies_ms: list[float] = dataclasses.field(default_factory=list)  # first pop of each call
+    latency_of: dict[str, float] = dataclasses.field(default_factory=dict)  # the same, by call id
     ack_ms: list[float] = dataclasses.field(default_factory=list)  # POST -> 202
     post_s: float = 0.0          # first scheduled post -> last request written
     achieved_rate: float = 0.0   # requests written per second, over post_s
@@ -169,6 +277,7 @@ class LoadResult:
             setattr(self, f, getattr(self, f) + getattr(other, f))
         for f in ("latencies_ms", "ack_ms", "call_ids", "accepted_ids"):
             getattr(self, f).extend(getattr(other, f))
+        self.latency_of.update(other.latency_of)
         self.achieved_rate = self.sent / self.post_s if self.post_s else 0.0
         self.max_lag_ms = max(self.max_lag_ms, other.max_lag_ms)
 
@@ -181,7 +290,7 @@ class LoadResult:
                 "max_lag_ms": round(self.max_lag_ms, 1)}
 
 
-async def run_load(poster: Poster, sockets: AgentSockets, rate: float, duration: float, *,
+async def run_load(poster: Poster | Spread, sockets: AgentSockets, rate: float, duration: float, *,
                    tag: str = "b", drain_s: float = 5.0, final_status: tuple[str, ...] = ("found",),
                    hangup_after_s: float | None = None) -> LoadResult:
     """Post ``rate`` ringing events per second for ``duration`` seconds, each for a new call from
@@ -250,6 +359,7 @@ async def run_load(poster: Poster, sockets: AgentSockets, rate: float, duration:
         res.popped += 1
         done = next((p for p in pops if p.status in final_status), pops[0])
         res.latencies_ms.append((pops[0].at - sent_at[call_id]) * 1000)
+        res.latency_of[call_id] = res.latencies_ms[-1]
         if done.status in final_status and done.name != expected[call_id]:
             res.wrong += 1
     return res

@@ -64,10 +64,17 @@ class RedisServer:
             self.proc.wait(timeout=15)
         self.proc = None
 
+    def info(self, section: str) -> dict[str, str]:
+        return dict(line.split(":", 1) for line in self.cli("INFO", section).splitlines() if ":" in line)
+
     def cpu_s(self) -> float:
         """CPU seconds the server has used (user + system), from its own INFO."""
-        info = dict(line.split(":", 1) for line in self.cli("INFO", "cpu").splitlines() if ":" in line)
+        info = self.info("cpu")
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def commands(self) -> int:
+        """Commands the server has run since it started."""
+        return int(self.info("stats")["total_commands_processed"])
 
     def __enter__(self) -> "RedisServer":
         return self.start()
