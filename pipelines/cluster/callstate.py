@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator
 
 from ..calls import KEEP_ENDED, KEEP_RINGING, Call, CallBook
 from ..phone import normalise
-from .link import PREFIX, Link, RedisDown
+from .link import PREFIX, Link, RedisDown, behind
 
 LIVE = PREFIX + "live"
 LOCK_MS = 3000  # a dead hub's lock frees itself after this
@@ -120,9 +120,7 @@ class SharedCalls:
 
     def pop_sent(self, call: Call) -> None:
         """This hub sent the call's pop (``Popper.on_pop``): Redis keeps it, behind the pop."""
-        task = asyncio.get_running_loop().create_task(self.save_pop(call))
-        self._saving.add(task)
-        task.add_done_callback(self._saving.discard)
+        behind(self._saving, self.save_pop(call))
 
     async def save_pop(self, call: Call) -> None:
         """The call's latest pop, for a hub that starts (or reconnects) while it rings."""

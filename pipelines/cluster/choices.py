@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from .link import PREFIX, Link, RedisDown
+from .link import PREFIX, Link, RedisDown, behind
 
 log = logging.getLogger("callpop.cluster")
 CHOICES = PREFIX + "choices"
@@ -39,9 +39,7 @@ class SharedChoices:
 
     def chosen(self, row: dict[str, Any]) -> None:
         """This hub's agent chose (``Popper.on_choice``): to Redis and the other hubs."""
-        task = asyncio.get_running_loop().create_task(self._write(row))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        behind(self._writes, self._write(row))
 
     async def _write(self, row: dict[str, Any]) -> None:
         text = _dumps(row)

@@ -33,6 +33,14 @@ PING_EVERY_S = 0.5
 MAX_CONNECTIONS = 100  # to Redis, per process
 
 
+def behind(tasks: set[asyncio.Task], coro: Awaitable[Any]) -> None:
+    """Run ``coro`` behind the caller, its task held in ``tasks`` until it ends (the event loop
+    keeps only a weak reference to a task)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 class Outbox:
     """What synchronous code queues for Redis (messages, changes), sent in order by one loop,
     as many per round trip as have gathered meanwhile."""

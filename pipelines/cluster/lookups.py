@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from ..crm_contract import Candidate, LookupResult
 from ..settings import Settings
-from .link import PREFIX, Link, RedisDown
+from .link import PREFIX, Link, RedisDown, behind
 
 log = logging.getLogger("callpop.cluster")
 
@@ -114,9 +114,9 @@ class SharedLookups:
         try:
             result = await fetch()
         except BaseException:
-            self._behind(self._let_go(d))
+            behind(self._refreshes, self._let_go(d))
             raise
-        self._behind(self._let_go(d, result))
+        behind(self._refreshes, self._let_go(d, result))
         return result
 
     async def _let_go(self, d: str, result: LookupResult | None = None) -> None:
@@ -124,11 +124,6 @@ class SharedLookups:
             await self._store(d, result)
         with contextlib.suppress(RedisDown, RedisError, TimeoutError):
             await self._read(self._release(keys=[LOCK + d], args=[self.me]))
-
-    def _behind(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._refreshes.add(task)
-        task.add_done_callback(self._refreshes.discard)
 
     async def _store(self, d: str, result: LookupResult) -> None:
         with contextlib.suppress(RedisDown, RedisError, TimeoutError):
@@ -164,7 +159,7 @@ class SharedLookups:
             with contextlib.suppress(RedisDown, RedisError, TimeoutError):
                 if await self._read(self.redis.set(LOCK + d, self.me, nx=True, px=lease_ms)):
                     await self._ask(d, fetch)
-        self._behind(refresh())
+        behind(self._refreshes, refresh())
 
     async def _read(self, command):
         async with asyncio.timeout(REDIS_BUDGET_S):
