@@ -21,7 +21,7 @@ from .access import sees_everything
 from .agent_admin import AgentFile
 from .agents import Agent, Agents
 from .calllog import CallLog
-from .calls import CallBook
+from .calls import Call, CallBook
 from .contacts import Contacts
 from . import http_client
 from .crm import client_for as crm_client_for
@@ -125,6 +125,7 @@ class Hub:
             self.popper.on_pop = self.cluster.calls.pop_sent
             self.popper.choices, self.popper.on_choice = self.cluster.choices.choices, self.cluster.choices.chosen
             self.cluster.sessions.on_remote_pop = self._popped_elsewhere
+            self.cluster.takeover.pop = self._pop_orphan
         rules = DialRules(s.default_region, tuple(s.dial_blocked_prefixes), tuple(s.dial_allowed_countries),
                           tuple(s.dial_allowed_types), tuple(s.dial_leg_a_allowed))
         limits = {}
@@ -231,6 +232,15 @@ class Hub:
         here, and the acks and choices of this hub's browsers are taken."""
         self.cluster.calls.popped(call_id, pop)
         self.popper.sent_elsewhere(call_id, agent_id, pop)
+
+    def _pop_orphan(self, call: Call) -> None:
+        """The pops of a call whose hub died before sending them (cluster mode, takeover.py)."""
+        by_extension: dict[str, list[Agent]] = {}
+        for agent_id, extension in call.popped.items():
+            if (agent := self.agents.get(agent_id)) is not None and agent.pop_on == "ring":
+                by_extension.setdefault(extension, []).append(agent)
+        for extension, agents in by_extension.items():
+            self.popper.pop(call, agents, extension)
 
     def _settle(self, event_id: str, done: asyncio.Future, written) -> None:
         """The event's unit is committed (accepted), refused by the unique key (duplicate), or failed."""

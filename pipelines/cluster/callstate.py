@@ -1,7 +1,7 @@
 """The calls every hub needs, shared through Redis.
 
 A call's state (``calls.Call`` without its phone, which is derived, and its last pop) is a hash
-``callpop:call:<id>`` with fields ``state`` and ``pop``, kept while the call lives (TTLs as the
+``callpop:call:<id>`` with fields ``state``, ``pop`` and ``hub`` (that of its last event), kept while the call lives (TTLs as the
 call book keeps calls in memory); the ids of ringing and answered calls are the sorted set
 ``callpop:live``. Events of one call are processed one at a time across hubs (``locked``: a
 short lock that expires by itself if its hub dies), on the state loaded from Redis, and the new
@@ -71,6 +71,7 @@ def is_live(call: Call) -> bool:
 class SharedCalls:
     def __init__(self, link: Link, book: CallBook):
         self.link, self.book = link, book
+        self.moved_by: dict[str, str] = {}  # call id -> the hub of its last event (takeover.py)
         self._saving: set[asyncio.Task] = set()
 
     @contextlib.asynccontextmanager
@@ -93,7 +94,7 @@ class SharedCalls:
     async def load(self, call_id: str) -> None:
         """Make the book's copy of the call the one in Redis (under its lock: nobody changes it
         meanwhile). A pop this hub holds and Redis lacks yet is kept."""
-        state, pop = await self.link.call(self.link.redis.hmget(key(call_id), "state", "pop"))
+        state, pop, hub = await self.link.call(self.link.redis.hmget(key(call_id), "state", "pop", "hub"))
         mine = self.book.get(call_id)
         if state is None:
             if mine is not None:  # gone from Redis: ended long ago, or Redis lost it
@@ -102,15 +103,20 @@ class SharedCalls:
         call = loads_state(state, self.book.region, pop)
         if call.pop is None and mine is not None:
             call.pop = mine.pop
-        self.book.calls[call_id] = call
+        self._keep(call, hub)
 
-    def changed(self, text: bytes | str) -> None:
+    def changed(self, hub: str, text: bytes | str) -> None:
         """Another hub moved a call (``callpop:calls``): the copy here follows."""
         call = loads_state(text, self.book.region)
         mine = self.book.get(call.call_id)
         if mine is not None:
             call.pop = mine.pop
+        self._keep(call, hub)
+
+    def _keep(self, call: Call, hub: str | bytes | None) -> None:
         self.book.calls[call.call_id] = call
+        if hub:
+            self.moved_by[call.call_id] = hub.decode() if isinstance(hub, bytes) else hub
 
     def popped(self, call_id: str, message: dict) -> None:
         """Another hub sent the call's pop: a socket that signs in here gets it replayed."""
@@ -135,11 +141,10 @@ class SharedCalls:
             return 0
         pipe = self.link.redis.pipeline(transaction=False)
         for call_id in ids:
-            pipe.hmget(key(call_id.decode()), "state", "pop")
+            pipe.hmget(key(call_id.decode()), "state", "pop", "hub")
         loaded = 0
-        for state, pop in await self.link.call(pipe.execute()):
+        for state, pop, hub in await self.link.call(pipe.execute()):
             if state is not None:
-                call = loads_state(state, self.book.region, pop)
-                self.book.calls[call.call_id] = call
+                self._keep(loads_state(state, self.book.region, pop), hub)
                 loaded += 1
         return loaded

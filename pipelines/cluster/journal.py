@@ -41,7 +41,7 @@ if seen and seen ~= ARGV[1] then return -1 end
 local id = redis.call('XADD', KEYS[2], '*', 'u', ARGV[2])
 redis.call('SET', KEYS[1], 'done', 'EX', ARGV[3])
 if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[3], 'state', ARGV[4])
+  redis.call('HSET', KEYS[3], 'state', ARGV[4], 'hub', ARGV[1])
   redis.call('EXPIRE', KEYS[3], ARGV[6])
   if ARGV[5] == '1' then redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7]) else redis.call('ZREM', KEYS[4], ARGV[7]) end
   redis.call('PUBLISH', '{CALLS}', ARGV[9])

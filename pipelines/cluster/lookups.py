@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from ..crm_contract import Candidate, LookupResult
 from ..settings import Settings
+from .fanout import alive_key
 from .link import PREFIX, Link, RedisDown, behind
 
 log = logging.getLogger("callpop.cluster")
@@ -35,6 +36,7 @@ FAILED_KEEP_MS = 2000
 NOT_FOUND_TTL_S = 15.0  # as the hub's own cache: a contact added meanwhile is found soon
 REDIS_BUDGET_S = 0.15  # past it a Redis read is not worth the wait: ask the CRM
 POLL_S = (0.005, 0.01, 0.02)  # waiting for the lock's holder: quick at first, then every 20 ms
+ALIVE_EVERY = 25  # polls (about half a second) between checks that the holder's hub is alive
 
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 # One round trip before the CRM is asked: the stored answer, else the lock (1) or not (0).
@@ -72,7 +74,7 @@ class SharedLookups:
         self.link, self.redis = link, link.redis
         self.ttl_s, self.refresh_s, self.hard_timeout_s = ttl_s, refresh_s, hard_timeout_s
         self.clock = clock  # wall clock: the answer's age is read by other hubs
-        self.me = uuid.uuid4().hex
+        self.me = f"{link.name} {uuid.uuid4().hex}"  # the lock's value: which hub holds it
         self._release = self.redis.register_script(RELEASE)
         self._get_or_lock = self.redis.register_script(GET_OR_LOCK)
         self._refreshes: set[asyncio.Task] = set()  # refreshes behind pops, answers being stored
@@ -136,19 +138,23 @@ class SharedLookups:
 
     async def _wait(self, d: str, fetch: Fetch) -> LookupResult:
         """Another hub asks the CRM: wait for its answer (at most the hard timeout). If it goes
-        (its lock ends with no answer), ask again: this hub may take the lock then."""
+        (its lock ends with no answer, or the hub holding it is no longer alive), ask the CRM."""
         until, tick = time.monotonic() + self.hard_timeout_s, 0
         while time.monotonic() < until:
             await asyncio.sleep(POLL_S[min(tick, len(POLL_S) - 1)])
-            tick += 1
             try:
                 stored, failed, held = await self._read(self.redis.mget(CACHED + d, FAILED + d, LOCK + d))
                 if stored is not None or failed is not None:
                     return decode(stored if stored is not None else failed, "coalesced")[0]
+                if held is None:
+                    break
+                if tick % ALIVE_EVERY == 0:  # a killed hub's lock would hold the number until it expires
+                    holder = held.decode().rsplit(" ", 1)[0]
+                    if not await self._read(self.redis.exists(alive_key(holder))):
+                        break
             except (RedisDown, RedisError, TimeoutError, ValueError, KeyError, TypeError):
                 break
-            if held is None:
-                break
+            tick += 1
         return await fetch()
 
     def _refresh(self, d: str, fetch: Fetch) -> None:

@@ -32,6 +32,7 @@ from .inbox import INBOX, SharedInbox
 from .lookups import SharedLookups
 from .journal import CLAIM_MS, Journal, seen_key
 from .reads import RemoteReads
+from .takeover import Takeover
 from .link import CALLS, DELIVER, Link, RedisDown
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Cluster:
         self.inbox = SharedInbox(self.link, self.journal, self.sessions, settings.default_region)
         self.choices = SharedChoices(self.link)
         self.lookups = SharedLookups.for_settings(self.link, settings)
+        self.takeover = Takeover(self.link, self.calls, due_s=settings.crm_deadline_ms / 1000 + 1.0)
         self._in_hand: dict[str, asyncio.Future] = {}  # event id -> outcome, while this hub acts on it
         self._call_locks: dict[str, asyncio.Lock] = {}  # one call's events here, in the order they came
         self._loops: list[asyncio.Task] = []
@@ -74,7 +76,8 @@ class Cluster:
             await self.choices.load()
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self.sessions.publish()), loop.create_task(self.sessions.presence()),
-                       loop.create_task(self.inbox.publish()), loop.create_task(self._listen())]
+                       loop.create_task(self.inbox.publish()), loop.create_task(self._listen()),
+                       loop.create_task(self.takeover.run())]
 
     async def stop(self) -> None:
         await self.journal.aclose()
@@ -138,6 +141,7 @@ class Cluster:
                     hub.act(event, event_id, provider, now)
                     call = hub.book.get(event.call_id)
                     if call is not None:
+                        self.calls.moved_by[call.call_id] = self.link.name
                         state = callstate.dumps_state(call)
                         unit.event.update(
                             call_id=call.call_id, state=state, live=callstate.is_live(call),
@@ -202,7 +206,7 @@ class Cluster:
                 return
             change = json.loads(message["data"])
             if change["hub"] != self.link.name:  # this hub's own change is in its book already
-                self.calls.changed(change["state"])
+                self.calls.changed(change["hub"], change["state"])
         except Exception:  # noqa: BLE001 - one bad message must not end the subscription
             log.exception("cluster: a message could not be handled")
 

@@ -1,15 +1,18 @@
 """What a cluster does when a part fails: Redis stopped (503, never a 202 it cannot keep, back by
 itself), a hub killed with SIGKILL (its agent popped through another hub, every 202 recorded
-once), the recorder killed (nothing lost: the next one catches up)."""
+once), a hub killed between an event's 202 and its pop (another hub sends the pop), the
+recorder killed (nothing lost: the next one catches up)."""
 
 import threading
 
 import httpx
 
+from tests.support.barecrm import expected_name
+
 from tests.cluster.conftest import RECORDER_TOKEN, recorder_reads
 from tests.support import INGEST, ROOT, wait_until
 from tests.support.hub import TOKENS, Agent, api, post_event
-from tests.support.procs import start_hub, start_recorder
+from tests.support.procs import start_crm, start_hub, start_recorder
 
 RING = dict(caller="+972501234567", callee="+97235550100", extension="201")
 
@@ -97,6 +100,32 @@ def test_sigkill_of_a_hub_under_load_loses_no_202_and_its_agent_is_popped_throug
         stop.set()
         hub1.kill()
         hub2.terminate()
+
+
+def test_a_hub_killed_while_it_waited_for_the_crm_has_its_pop_sent_by_another(tmp_path, redis_server, recorder):
+    agents = ROOT / "data" / "agents.csv"
+    env = _cluster_env(redis_server, recorder)
+    with start_crm(delay_ms=800) as crm:
+        hub1 = start_hub(tmp_path / "unused1.duckdb", agents, crm.url + "/lookup", hub_name="hub1", **env)
+        hub2 = start_hub(tmp_path / "unused2.duckdb", agents, crm.url + "/lookup", hub_name="hub2", **env)
+        try:
+            noa = Agent(hub2, TOKENS["noa"])
+            assert post_event(hub1, call_id="orphan", type="ringing", **RING).status_code == 202
+            hub1.kill()  # the call rings, hub 1 had the CRM request in flight
+            ours = lambda m: m["call_id"] == "orphan"  # noqa: E731
+            pop = noa.recv("pop", where=ours, timeout=15)
+            if pop["status"] != "found":  # the number at the deadline, the name when the CRM answers
+                pop = noa.recv("pop", where=ours, timeout=15)
+            assert pop["status"] == "found" and pop["name"] == expected_name(RING["caller"])
+            noa.nothing("pop", within=1.0)
+            reads = recorder_reads(recorder)
+            wait_until(lambda: len(reads.query("SELECT * FROM pops WHERE call_id = 'orphan'")) == 1, timeout=15,
+                       what="the pop's row")
+            assert reads.query("SELECT agent_id FROM pops WHERE call_id = 'orphan'").agent_id.tolist() == ["noa"]
+            noa.close()
+        finally:
+            hub1.kill()
+            hub2.terminate()
 
 
 def test_a_killed_recorder_loses_nothing_and_its_successor_catches_up(tmp_path, redis_server, start_hub):

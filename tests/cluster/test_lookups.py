@@ -1,7 +1,7 @@
 """The CRM lookup cache and coalescing shared by the hubs, against a real Redis and a real CRM
 server: one request per number across hubs, the others wait for its answer; a record one hub
 refreshed is what every hub serves; a failed answer reaches the waiters and is not cached; a hub
-that took the lock and died holds nobody up for long; Redis down or gone never stops a lookup;
+that took the lock and died holds nobody up for long, one gone nobody at all; Redis down or gone never stops a lookup;
 Redis keys never name the number."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from pipelines.cluster.fanout import alive_key
 from pipelines.cluster.link import Link
 from pipelines.cluster.lookups import LOCK, SharedLookups, digest
 from pipelines.crm import CrmClient
@@ -33,6 +34,7 @@ class TwoHubs:
         self.http = [httpx.AsyncClient() for _ in self.links]
         for link in self.links:
             await link.start()
+            await link.redis.set(alive_key(link.name), 1, px=60_000)  # as a running hub's presence says
         self.shared = [SharedLookups.for_settings(link, s) for link in self.links]
         self.clients = [CrmClient(http, self.crm_url, hard_timeout_s=s.crm_late_timeout_ms / 1000,
                                   cache_ttl_s=s.crm_cache_ttl_s, cache_refresh_s=s.crm_cache_refresh_s, shared=shared)
@@ -108,14 +110,15 @@ def test_a_failed_answer_reaches_the_waiting_hub_and_is_asked_again_next_time(tm
         assert crm.lookups_of(NUMBER) == 2
 
 
-def test_a_hub_that_took_the_lock_and_died_holds_the_others_up_only_until_its_lock_ends(tmp_path, redis_server):
+def test_a_hub_that_took_the_lock_and_went_quiet_holds_the_others_up_only_until_its_lock_ends(
+        tmp_path, redis_server):
     with FakeCrm() as crm:
         crm.respond(NUMBER, contract(name="Dana Levi"))
 
         async def main():
             async with TwoHubs(tmp_path, redis_server.url, crm.url) as hubs:
                 key = (NUMBER, ())
-                await hubs.links[0].redis.set(LOCK + digest(crm.url, key), "a-dead-hub", px=400)
+                await hubs.links[0].redis.set(LOCK + digest(crm.url, key), "hub1 a-lost-lookup", px=400)
                 started = time.monotonic()
                 result = await ask(hubs.clients[1])
                 return result, time.monotonic() - started
@@ -123,6 +126,23 @@ def test_a_hub_that_took_the_lock_and_died_holds_the_others_up_only_until_its_lo
         result, waited = asyncio.run(main())
         assert result.name == "Dana Levi" and crm.lookups_of(NUMBER) == 1
         assert 0.3 < waited < 1.5
+
+
+def test_a_lock_held_by_a_hub_that_is_gone_holds_nobody_up(tmp_path, redis_server):
+    with FakeCrm() as crm:
+        crm.respond(NUMBER, contract(name="Dana Levi"))
+
+        async def main():
+            async with TwoHubs(tmp_path, redis_server.url, crm.url) as hubs:
+                key = (NUMBER, ())  # a killed hub's lock: it lasts the late timeout, its hub is not alive
+                await hubs.links[0].redis.set(LOCK + digest(crm.url, key), "hub9 its-lookup", px=10_000)
+                started = time.monotonic()
+                result = await ask(hubs.clients[1])
+                return result, time.monotonic() - started
+
+        result, waited = asyncio.run(main())
+        assert result.name == "Dana Levi" and crm.lookups_of(NUMBER) == 1
+        assert waited < 0.5
 
 
 def test_redis_gone_never_stops_a_lookup(tmp_path, redis_server):
