@@ -65,9 +65,9 @@ class SharedInbox(Inbox):
         self._queue([{"op": "unreached", "call_id": c, "agent_id": a} for c, a in new if (c, a) in self.book.unreached])
 
     def reached(self, agent_id: str, call_ids: Iterable[str]) -> None:
-        call_ids = list(call_ids)
-        super().reached(agent_id, call_ids)
-        self._queue([{"op": "reached", "call_id": c, "agent_id": agent_id} for c in call_ids])
+        was = [c for c in call_ids if (c, agent_id) in self.book.unreached]  # a replay of a pop seen is no change
+        super().reached(agent_id, was)
+        self._queue([{"op": "reached", "call_id": c, "agent_id": agent_id} for c in was])
 
     def call_moved(self, call: Call, at: datetime) -> None:
         super().call_moved(call, at)
