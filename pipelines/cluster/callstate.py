@@ -21,22 +21,39 @@ import dataclasses
 import json
 import secrets
 from datetime import datetime
-from typing import Any, AsyncIterator
+from typing import Any
 
 from ..calls import KEEP_ENDED, KEEP_RINGING, Call, CallBook
 from ..phone import normalise
+from ..store import StoreUnavailable
+from .journal import CLAIM_MS, seen_key
 from .link import PREFIX, Link, RedisDown, behind
 
 LIVE = PREFIX + "live"
 LOCK_MS = 3000  # a dead hub's lock frees itself after this
 _TIMES = ("started_at", "answered_at", "ended_at", "seen_at")
-_UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# KEYS: the event's claim, the call's lock, the call. ARGV: hub, claim ms, lock token, lock ms.
+# 0: the event is recorded; -1: another hub has it in hand; -2: another hub holds the call;
+# else the call's state, pop and hub (nil if Redis has no such call), claim and lock held.
+_TAKE = """
+local seen = redis.call('GET', KEYS[1])
+if seen == 'done' then return 0 end
+if seen and seen ~= ARGV[1] then return -1 end
+if not seen then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return -2 end
+return redis.call('HMGET', KEYS[3], 'state', 'pop', 'hub')
+"""
 # Only onto a call Redis still keeps (a hash made here would have no TTL).
 _SET_POP = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'pop', ARGV[1]) end return 0"
 
 
 def key(call_id: str) -> str:
     return f"{PREFIX}call:{call_id}"
+
+
+def lock_key(call_id: str) -> str:
+    return f"{PREFIX}lock:{call_id}"
 
 
 def dumps_state(call: Call) -> str:
@@ -48,12 +65,16 @@ def dumps_state(call: Call) -> str:
     return json.dumps(row, separators=(",", ":"))
 
 
-def loads_state(text: str | bytes, region: str, pop: str | bytes | None = None) -> Call:
+def loads_state(text: str | bytes, region: str, pop: str | bytes | None = None, book: CallBook | None = None) -> Call:
+    """The call from its JSON; the phone of the copy in ``book``, if any, is reused (parsing a
+    number costs more than all the rest)."""
     row: dict[str, Any] = json.loads(text)
     for name in _TIMES:
         if row.get(name):
             row[name] = datetime.fromisoformat(row[name])
-    call = Call(**row, phone=normalise(row["caller"], region))
+    known = book.get(row["call_id"]) if book is not None else None
+    same = known is not None and known.caller == row["caller"]
+    call = Call(**row, phone=known.phone if same else normalise(row["caller"], region))
     if pop:
         call.pop = json.loads(pop)
     return call
@@ -73,41 +94,54 @@ class SharedCalls:
         self.link, self.book = link, book
         self.moved_by: dict[str, str] = {}  # call id -> the hub of its last event (takeover.py)
         self._saving: set[asyncio.Task] = set()
+        self._take = link.redis.register_script(_TAKE)
+        self._unlock = link.redis.register_script(UNLOCK)
+        self._set_pop = link.redis.register_script(_SET_POP)
 
-    @contextlib.asynccontextmanager
-    async def locked(self, call_id: str, wait_s: float) -> AsyncIterator[None]:
-        """Hold the call's lock (RedisDown if Redis fails, TimeoutError past ``wait_s``)."""
-        token, lock = secrets.token_hex(8), f"{PREFIX}lock:{call_id}"
-        loop = asyncio.get_running_loop()
+    async def take(self, event_id: str, call_id: str, wait_s: float) -> str | None:
+        """Claim the event across hubs, take its call's lock and load the call from Redis, in one
+        round trip (``_TAKE``). Returns the lock's token: this hub acts on the event (the event's
+        journal script lets the lock go); None: the event is recorded already. StoreUnavailable:
+        another hub has the event in hand past ``wait_s`` (the PBX retries; the claim expires if
+        that hub died); TimeoutError: another hub holds the call past ``wait_s``."""
+        token, loop = secrets.token_hex(8), asyncio.get_running_loop()
         end, pause = loop.time() + wait_s, 0.001
-        while not await self.link.call(self.link.redis.set(lock, token, nx=True, px=LOCK_MS)):
+        while True:
+            got = await self.link.call(self._take(keys=[seen_key(event_id), lock_key(call_id), key(call_id)],
+                                                  args=[self.link.name, CLAIM_MS, token, LOCK_MS]))
+            if got == 0:
+                return None
+            if isinstance(got, list):
+                self._loaded(call_id, *got)
+                return token
             if loop.time() > end:
+                if got == -1:
+                    raise StoreUnavailable("another hub has this event in hand")
                 raise TimeoutError(f"call {call_id} is held by another hub")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.02)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(RedisDown):
-                await self.link.call(self.link.redis.eval(_UNLOCK, 1, lock, token))
 
-    async def load(self, call_id: str) -> None:
-        """Make the book's copy of the call the one in Redis (under its lock: nobody changes it
+    async def let_go(self, call_id: str, token: str) -> None:
+        """The call's lock, when the event's journal script did not get to let it go."""
+        with contextlib.suppress(RedisDown):
+            await self.link.call(self._unlock(keys=[lock_key(call_id)], args=[token]))
+
+    def _loaded(self, call_id: str, state: bytes | None, pop: bytes | None, hub: bytes | None) -> None:
+        """The book's copy of the call made the one in Redis (under its lock: nobody changes it
         meanwhile). A pop this hub holds and Redis lacks yet is kept."""
-        state, pop, hub = await self.link.call(self.link.redis.hmget(key(call_id), "state", "pop", "hub"))
         mine = self.book.get(call_id)
         if state is None:
             if mine is not None:  # gone from Redis: ended long ago, or Redis lost it
                 self.book.calls.pop(call_id, None)
             return
-        call = loads_state(state, self.book.region, pop)
+        call = loads_state(state, self.book.region, pop, self.book)
         if call.pop is None and mine is not None:
             call.pop = mine.pop
         self._keep(call, hub)
 
     def changed(self, hub: str, text: bytes | str) -> None:
         """Another hub moved a call (``callpop:calls``): the copy here follows."""
-        call = loads_state(text, self.book.region)
+        call = loads_state(text, self.book.region, book=self.book)
         mine = self.book.get(call.call_id)
         if mine is not None:
             call.pop = mine.pop
@@ -131,8 +165,7 @@ class SharedCalls:
     async def save_pop(self, call: Call) -> None:
         """The call's latest pop, for a hub that starts (or reconnects) while it rings."""
         with contextlib.suppress(RedisDown):
-            await self.link.call(self.link.redis.eval(_SET_POP, 1, key(call.call_id),
-                                                      json.dumps(call.pop, default=str)))
+            await self.link.call(self._set_pop(keys=[key(call.call_id)], args=[json.dumps(call.pop, default=str)]))
 
     async def load_live(self) -> int:
         """Every live call from Redis into the book (at start, and after the subscription broke)."""
@@ -145,6 +178,6 @@ class SharedCalls:
         loaded = 0
         for state, pop, hub in await self.link.call(pipe.execute()):
             if state is not None:
-                self._keep(loads_state(state, self.book.region, pop), hub)
+                self._keep(loads_state(state, self.book.region, pop, self.book), hub)
                 loaded += 1
         return loaded

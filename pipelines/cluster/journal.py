@@ -32,9 +32,10 @@ log = logging.getLogger("callpop.cluster")
 BATCH = 500  # units per round trip at most
 CLAIM_MS = 10_000  # an event being acted on by a hub: others wait this long before taking it over
 
-# KEYS: seen, journal, call, live. ARGV: hub, unit, seen ttl s, call state ('' = none), live (1/0),
-# call ttl s, call id, score, the callpop:calls message.
+# KEYS: seen, journal, call, live, the call's lock. ARGV: hub, unit, seen ttl s, call state ('' = none),
+# live (1/0), call ttl s, call id, score, the callpop:calls message, the lock's token.
 _EVENT = f"""
+if redis.call('GET', KEYS[5]) == ARGV[10] then redis.call('DEL', KEYS[5]) end
 local seen = redis.call('GET', KEYS[1])
 if seen == 'done' then return 0 end
 if seen and seen ~= ARGV[1] then return -1 end
@@ -229,9 +230,10 @@ class Journal:
                 pipe.xadd(EVENTS, {"u": payload})
                 continue
             e = unit.event
-            pipe.eval(_EVENT, 4, seen_key(e["event_id"]), EVENTS, e["call_key"], e["live_key"],
+            pipe.eval(_EVENT, 5, seen_key(e["event_id"]), EVENTS, e["call_key"], e["live_key"], e["lock_key"],
                       self.link.name, payload, self.seen_ttl_s, e.get("state", ""), int(e.get("live", False)),
-                      e.get("ttl_s", 60), e.get("call_id", ""), e.get("score", 0), e.get("message", ""))
+                      e.get("ttl_s", 60), e.get("call_id", ""), e.get("score", 0), e.get("message", ""),
+                      e["token"])
         return pipe.execute(raise_on_error=False)
 
     def _failed(self, batch: list[Unit]) -> None:

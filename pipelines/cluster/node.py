@@ -30,7 +30,7 @@ from .choices import CHOICES, SharedChoices
 from .fanout import ClusterSessions
 from .inbox import INBOX, SharedInbox
 from .lookups import SharedLookups
-from .journal import CLAIM_MS, Journal, seen_key
+from .journal import Journal
 from .reads import RemoteReads
 from .takeover import Takeover
 from .link import CALLS, DELIVER, Link, RedisDown
@@ -132,10 +132,11 @@ class Cluster:
 
     async def _ingest(self, hub: "Hub", event: CallEvent, event_id: str, provider: str, lock: asyncio.Lock) -> str:
         async with lock:  # before any await: this hub's events of a call keep their order
-            if not await self._claim(event_id):
+            token = await self.calls.take(event_id, event.call_id, wait_s=5.0)
+            if token is None:
                 return "duplicate"
-            async with self.calls.locked(event.call_id, wait_s=5.0):
-                await self.calls.load(event.call_id)
+            outcome: Any = None
+            try:
                 now = utcnow()
                 with self.journal.event_unit({"event_id": event_id}) as unit:
                     hub.act(event, event_id, provider, now)
@@ -147,27 +148,15 @@ class Cluster:
                             call_id=call.call_id, state=state, live=callstate.is_live(call),
                             ttl_s=callstate.ttl_s(call), score=int(time.time() * 1000),
                             message=json.dumps({"hub": self.link.name, "state": state}))
-                unit.event.update(call_key=callstate.key(event.call_id), live_key=callstate.LIVE)
+                unit.event.update(call_key=callstate.key(event.call_id), live_key=callstate.LIVE,
+                                  lock_key=callstate.lock_key(event.call_id), token=token)
                 outcome = await asyncio.wait_for(asyncio.shield(unit.done), 5.0)
+            finally:
+                if not isinstance(outcome, str):  # the journal's script did not run: the lock is still held
+                    await self.calls.let_go(event.call_id, token)
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
-
-    async def _claim(self, event_id: str) -> bool:
-        """True: this hub acts on the event. False: it is recorded already. StoreUnavailable: another
-        hub has it in hand and has not recorded it yet (the PBX retries; the claim expires if that
-        hub died)."""
-        redis, key = self.link.redis, seen_key(event_id)
-        end = asyncio.get_running_loop().time() + 5.0
-        while True:
-            if await self.link.call(redis.set(key, self.link.name, nx=True, px=CLAIM_MS)):
-                return True
-            holder = await self.link.call(redis.get(key))
-            if holder == b"done":
-                return False
-            if holder is not None and asyncio.get_running_loop().time() > end:
-                raise StoreUnavailable("another hub has this event in hand")
-            await asyncio.sleep(0.02)
 
     # --- what other hubs say
     async def _listen(self) -> None:
