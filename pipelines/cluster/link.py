@@ -1,9 +1,10 @@
 """The hub's connection to Redis: one ``redis.asyncio`` client with a deadline on every command,
 and whether Redis answers now.
 
-``Link.up`` is what the hub goes by before it promises anything (an event's 202): a command that
-fails or misses its deadline marks Redis down at once, and a watcher pings it every half second
-until it answers again, so hubs recover by themselves when Redis comes back.
+``Link.up`` is what the hub goes by before it promises anything (an event's 202): a lost
+connection marks Redis down at once, a command late past its deadline when a ping is late too
+(a busy hub reads answers late without Redis being down), and a watcher pings it every half
+second until it answers again, so hubs recover by themselves when Redis comes back.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Link:
         self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # closes the pool with the client
         self.problem = ""  # why Redis counts as down; "" while it answers
         self._watcher: asyncio.Task | None = None
+        self._suspect = asyncio.Event()  # a command was late: the watcher pings now
 
     @property
     def up(self) -> bool:
@@ -118,7 +120,12 @@ class Link:
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await command
-        except (RedisConnectionError, RedisTimeout, OSError, TimeoutError) as e:
+        except (RedisTimeout, TimeoutError):
+            # Late: Redis may be stuck, or this process too busy to read the answer in time. The
+            # promise fails either way; Redis counts as down only if a ping is late as well.
+            self._suspect.set()
+            raise RedisDown(f"redis: no answer within {self.timeout_s * 1000:.0f} ms") from None
+        except (RedisConnectionError, OSError) as e:
             self.down(e)
             raise RedisDown(self.problem) from None
         return result
@@ -130,17 +137,24 @@ class Link:
         self.problem = _safe(why)[:200]
 
     async def _watch(self) -> None:
+        """Every half second while Redis is down, and at once when a command was late: ping."""
         while True:
-            await asyncio.sleep(PING_EVERY_S)
-            if not self.problem:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PING_EVERY_S):
+                    await self._suspect.wait()
+            suspect = self._suspect.is_set()
+            self._suspect.clear()
+            if not self.problem and not suspect:
                 continue
             try:
                 async with asyncio.timeout(self.timeout_s):
                     await self.redis.ping()
-            except (RedisError, OSError, TimeoutError):
+            except (RedisError, OSError, TimeoutError) as e:
+                self.down(e if str(e) else f"no answer to a ping within {self.timeout_s * 1000:.0f} ms")
                 continue
-            log.warning("redis: answers again (after: %s)", self.problem)
-            self.problem = ""
+            if self.problem:
+                log.warning("redis: answers again (after: %s)", self.problem)
+                self.problem = ""
 
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "problem": self.problem, "hub": self.name}

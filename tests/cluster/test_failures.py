@@ -38,6 +38,19 @@ def test_redis_stopped_means_503_and_back_to_normal_when_it_returns(cluster_hub,
     assert noa.recv("pop", where=lambda m: m["call_id"] == "r-2")
 
 
+def test_a_redis_that_stops_answering_means_503_and_down_then_back_by_itself(cluster_hub, redis_server):
+    hub = cluster_hub(redis_timeout_ms=300)
+    assert post_event(hub, call_id="p-1", type="ringing", **RING).status_code == 202
+    assert redis_server.cli("CLIENT", "PAUSE", "3000", "ALL") == "OK"  # connected, but no answer
+    late = post_event(hub, call_id="p-2", type="ringing", **RING)
+    assert late.status_code == 503 and late.json()["error"] == "store_unavailable", late.text
+    wait_until(lambda: httpx.get(hub.url + "/healthz", timeout=5).json()["redis"] == "down", timeout=3,
+               what="a late ping to mark Redis down")
+    wait_until(lambda: httpx.get(hub.url + "/healthz", timeout=5).status_code == 200, timeout=15,
+               what="the hub to see Redis answer again")
+    assert post_event(hub, call_id="p-2", type="ringing", **RING).status_code == 202
+
+
 def test_redis_full_refuses_events_with_503_until_it_has_room_again(cluster_hub, redis_server):
     hub = cluster_hub()
     assert post_event(hub, call_id="f-1", type="ringing", **RING).status_code == 202
