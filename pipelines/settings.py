@@ -267,8 +267,8 @@ class Settings(BaseSettings):
         SecretStr(""), "Cluster mode: the Redis (or Valkey) every hub and the recorder share, e.g. "
         "redis://127.0.0.1:6379/0 (rediss:// for TLS; a password in it is never shown). Empty: one hub, no Redis.")
     hub_name: OneLine = setting("", "Cluster mode: this hub's name (logs, /api/status); empty: host name and port.")
-    redis_timeout_ms: int = setting(1000, "Cluster mode: deadline of one Redis command; past it Redis counts as down "
-                                    "and events get 503 until it answers again.", ge=50, le=30_000)
+    redis_timeout_ms: int = setting(1000, "Cluster mode: deadline of one Redis command; past it the event waiting for it "
+                                    "gets 503, and if a ping is late too Redis counts as down until it answers.", ge=50, le=30_000)
     recorder_url: HttpUrl = setting("", "Cluster mode: the recorder (callpop record) the hubs read the database "
                                     "through (analytics, history); empty: those routes answer 503.")
     recorder_token: SecretStr = setting(SecretStr(""), "Cluster mode: bearer token hubs send the recorder's read "
