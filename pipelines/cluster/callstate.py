@@ -1,10 +1,10 @@
 """The calls every hub needs, shared through Redis.
 
 A call's state (``calls.Call`` without its phone, which is derived, and its last pop) is a hash
-``callpop:call:<id>`` with fields ``state``, ``pop`` and ``hub`` (that of its last event), kept while the call lives (TTLs as the
-call book keeps calls in memory); the ids of ringing and answered calls are the sorted set
-``callpop:live``. Events of one call are processed one at a time across hubs (``locked``: a
-short lock that expires by itself if its hub dies), on the state loaded from Redis, and the new
+``callpop:call:<id>`` with fields ``state``, ``pop`` and ``hub`` (that of its last event), kept
+while the call lives (TTLs as the call book keeps calls in memory); the ids of ringing and
+answered calls are the sorted set ``callpop:live``. Events of one call are processed one at a
+time across hubs (``take``: a short lock that expires by itself if its hub dies), on the state loaded from Redis, and the new
 state is written in the same script as the event's journal entry (``journal.py``), so a 202
 means the state the next event sees is there too.
 
@@ -32,7 +32,7 @@ from .link import PREFIX, Link, RedisDown, behind
 LIVE = PREFIX + "live"
 LOCK_MS = 3000  # a dead hub's lock frees itself after this
 _TIMES = ("started_at", "answered_at", "ended_at", "seen_at")
-UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+_UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 # KEYS: the event's claim, the call's lock, the call. ARGV: hub, claim ms, lock token, lock ms.
 # 0: the event is recorded; -1: another hub has it in hand; -2: another hub holds the call;
 # else the call's state, pop and hub (nil if Redis has no such call), claim and lock held.
@@ -95,7 +95,7 @@ class SharedCalls:
         self.moved_by: dict[str, str] = {}  # call id -> the hub of its last event (takeover.py)
         self._saving: set[asyncio.Task] = set()
         self._take = link.redis.register_script(_TAKE)
-        self._unlock = link.redis.register_script(UNLOCK)
+        self._unlock = link.redis.register_script(_UNLOCK)
         self._set_pop = link.redis.register_script(_SET_POP)
 
     async def take(self, event_id: str, call_id: str, wait_s: float) -> str | None:
