@@ -4,9 +4,9 @@ A call's state (``calls.Call`` without its phone, which is derived, and its last
 ``callpop:call:<id>`` with fields ``state``, ``pop`` and ``hub`` (that of its last event), kept
 while the call lives (TTLs as the call book keeps calls in memory); the ids of ringing and
 answered calls are the sorted set ``callpop:live``. Events of one call are processed one at a
-time across hubs (``take``: a short lock that expires by itself if its hub dies), on the state loaded from Redis, and the new
-state is written in the same script as the event's journal entry (``journal.py``), so a 202
-means the state the next event sees is there too.
+time across hubs (``take``: a short lock that expires by itself if its hub dies), on the state
+loaded from Redis, and the new state is written in the same script as the event's journal entry
+(``journal.py``), so a 202 means the state the next event sees is there too.
 
 Each hub keeps a copy of the live calls in its own ``CallBook`` (the welcome replay and
 /api/calls read it without a round trip): loaded at start and whenever the subscription to
