@@ -273,6 +273,8 @@ class Settings(BaseSettings):
                                     "through (analytics, history); empty: those routes answer 503.")
     recorder_token: SecretStr = setting(SecretStr(""), "Cluster mode: bearer token hubs send the recorder's read "
                                         "API; the recorder refuses reads without it.")
+    recorder_lease_s: float = setting(10.0, "Cluster mode: how long the recorder's lease holds unrenewed (renewed every "
+                                      "third of it): a standby recorder takes over this long after one dies.", ge=1, le=300)
     parquet_dir: OptionalPath = setting(
         None, "Recorder: folder each finished day's history is written to as Parquet (<table>/<YYYY-MM-DD>.parquet), "
         "for DuckDB, pandas or MotherDuck; empty: none.")

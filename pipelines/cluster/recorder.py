@@ -31,7 +31,6 @@ from .link import EVENTS, GROUP, PREFIX, Link, RedisDown
 
 log = logging.getLogger("callpop.recorder")
 LEASE = PREFIX + "recorder"
-LEASE_MS = 10_000
 BATCH = 1000
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 
@@ -49,8 +48,10 @@ class Recorder:
     """``calllog``: the outbox's delivery (``pipelines/calllog.py``), run while the lease is held,
     fed the revisions the hubs journal once they are committed here."""
 
-    def __init__(self, link: Link, store: Store, name: str = "", calllog: CallLog | None = None):
+    def __init__(self, link: Link, store: Store, name: str = "", calllog: CallLog | None = None,
+                 lease_s: float = 10.0):
         self.link, self.store, self.calllog = link, store, calllog
+        self.lease_ms = round(lease_s * 1000)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.mark: tuple[int, int] = (0, 0)
         self.recorded = 0  # entries committed by this recorder
@@ -91,7 +92,7 @@ class Recorder:
         waiting = False
         while True:
             with contextlib.suppress(RedisDown):
-                if await self.link.call(self.link.redis.set(LEASE, self.name, nx=True, px=LEASE_MS)):
+                if await self.link.call(self.link.redis.set(LEASE, self.name, nx=True, px=self.lease_ms)):
                     self.holding = True
                     log.info("recorder %s holds the lease", self.name)
                     return
@@ -99,13 +100,13 @@ class Recorder:
                     holder = await self.link.call(self.link.redis.get(LEASE))
                     log.info("recorder: %s holds the lease; waiting", (holder or b"?").decode())
                     waiting = True
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(min(1.0, self.lease_ms / 4000))
 
     async def _renew(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_MS / 3000)
+            await asyncio.sleep(self.lease_ms / 3000)
             try:
-                kept = await self.link.call(self.link.redis.eval(_RENEW, 1, LEASE, self.name, LEASE_MS))
+                kept = await self.link.call(self.link.redis.eval(_RENEW, 1, LEASE, self.name, self.lease_ms))
             except RedisDown:
                 continue  # nobody else can take it while Redis is down
             if not kept:

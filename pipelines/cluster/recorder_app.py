@@ -43,7 +43,8 @@ def create_app(settings: Settings, on_end=lambda: None) -> Starlette:
         # sockets (on whichever hub) through the hubs' delivery channel.
         sessions = ClusterSessions(link)
         calllog = CallLog(settings, store, sessions, agents=lambda: None)
-        recorder = Recorder(link, store, name=settings.hub_name or "", calllog=calllog)
+        recorder = Recorder(link, store, name=settings.hub_name or "", calllog=calllog,
+                            lease_s=settings.recorder_lease_s)
         state.update(store=store, link=link, recorder=recorder)
         publishing = asyncio.get_running_loop().create_task(sessions.publish())
         task = asyncio.get_running_loop().create_task(recorder.run())

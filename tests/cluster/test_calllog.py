@@ -30,7 +30,7 @@ def logged(tmp_path, redis_server, receiver, start_hub):
 
     def recorder():
         proc = start_recorder(tmp_path / "callpop.duckdb", redis_server.url, recorder_token=RECORDER_TOKEN,
-                              **log).__enter__()
+                              recorder_lease_s=2, **log).__enter__()  # a killed one's successor waits 2 s
         recorders.append(proc)
         return proc
 

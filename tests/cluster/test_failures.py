@@ -143,14 +143,14 @@ def test_a_hub_killed_while_it_waited_for_the_crm_has_its_pop_sent_by_another(tm
 
 def test_a_killed_recorder_loses_nothing_and_its_successor_catches_up(tmp_path, redis_server, start_hub):
     db = tmp_path / "recorded.duckdb"
-    first = start_recorder(db, redis_server.url, recorder_token=RECORDER_TOKEN)
+    first = start_recorder(db, redis_server.url, recorder_token=RECORDER_TOKEN, recorder_lease_s=2)
     hub = start_hub(redis_url=redis_server.url, hub_name="hub1")
     for i in range(30):
         assert post_event(hub, call_id=f"k-{i}", type="ringing", id=f"k-{i}", **RING).status_code == 202
     first.kill()
     for i in range(30, 60):  # recorded by nobody for now: the stream keeps them
         assert post_event(hub, call_id=f"k-{i}", type="ringing", id=f"k-{i}", **RING).status_code == 202
-    with start_recorder(db, redis_server.url, recorder_token=RECORDER_TOKEN) as second:
+    with start_recorder(db, redis_server.url, recorder_token=RECORDER_TOKEN, recorder_lease_s=2) as second:
         reads = recorder_reads(second)
         wait_until(lambda: len(reads.query("SELECT * FROM events WHERE event_id LIKE 'k-%'")) >= 60, timeout=30,
                    what="the second recorder to catch up")

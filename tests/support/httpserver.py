@@ -15,7 +15,8 @@ class LocalServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True  # a client left hanging never holds the test up
         self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll: close() waits for the loop to look up; half a second of every test by default
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def start(self):
         self._thread.start()
