@@ -52,7 +52,8 @@ LATEST = STEPS[-1][0]
 def upgrade(con: duckdb.DuckDBPyConnection, ddl: str) -> list[int]:
     """Bring the file behind ``con`` to the schema ``ddl``; the step versions that ran."""
     fresh = not _tables(con)
-    _grow(con, ddl)
+    if not fresh:  # a new file gets the schema whole below
+        _grow(con, ddl)
     con.execute(LEDGER)
     done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
     ran = []
