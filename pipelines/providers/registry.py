@@ -10,6 +10,7 @@ the others (nor their libraries).
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
@@ -31,8 +32,15 @@ BUILTINS = {
 def available() -> dict[str, EntryPoint]:
     """Provider name -> its factory's entry point."""
     found = {name: EntryPoint(name, value, GROUP) for name, value in BUILTINS.items()}
-    found |= {ep.name: ep for ep in entry_points(group=GROUP)}
+    found |= {ep.name: ep for ep in installed()}
     return found
+
+
+@functools.cache
+def installed() -> tuple[EntryPoint, ...]:
+    """The providers installed packages add (read once per process: it scans the metadata of every
+    installed package, tens of milliseconds, and settings are checked against it each time)."""
+    return tuple(entry_points(group=GROUP))
 
 
 def make_provider(settings: "Settings", host: ProviderHost) -> Provider:

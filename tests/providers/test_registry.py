@@ -34,7 +34,7 @@ def installed(monkeypatch):
     """Pretend these entry points are installed."""
     def install(**names):
         eps = [EntryPoint(name, value, registry.GROUP) for name, value in names.items()]
-        monkeypatch.setattr(registry, "entry_points", lambda group: eps if group == registry.GROUP else [])
+        monkeypatch.setattr(registry, "installed", lambda: tuple(eps))
     return install
 
 
