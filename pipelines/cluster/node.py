@@ -201,4 +201,5 @@ class Cluster:
 
     def status(self) -> dict[str, Any]:
         return {**self.link.status(), "subscribed": self.subscribed,
-                "journal_queued": self.journal.pending(), "hubs_agents_remote": len(self.sessions.remote)}
+                "journal_queued": self.journal.pending(), "hubs_agents_remote": len(self.sessions.remote),
+                "pops_taken_over": self.takeover.taken}

@@ -42,8 +42,8 @@ class Takeover:
     def __init__(self, link: Link, calls: SharedCalls, *, due_s: float):
         self.link, self.calls = link, calls
         self.due = timedelta(seconds=due_s)  # after the call's last event: the pop should be out
-        self.pop: Callable[[Call], None] | None = None  # the hub's: send the call's pops (Hub.pop_orphan)
-        self.taken = 0
+        self.pop: Callable[[Call], None] | None = None  # the hub's: send the call's pops (Hub._pop_orphan)
+        self.taken = 0  # pops sent for a dead hub (/api/status)
         self._take = link.redis.register_script(_TAKE)
 
     async def run(self) -> None:

@@ -135,6 +135,7 @@ def test_a_hub_killed_while_it_waited_for_the_crm_has_its_pop_sent_by_another(tm
             wait_until(lambda: len(reads.query("SELECT * FROM pops WHERE call_id = 'orphan'")) == 1, timeout=15,
                        what="the pop's row")
             assert reads.query("SELECT agent_id FROM pops WHERE call_id = 'orphan'").agent_id.tolist() == ["noa"]
+            assert api(hub2, "GET", "/api/status", TOKENS["dana"]).json()["redis"]["pops_taken_over"] == 1
             noa.close()
         finally:
             hub1.kill()
