@@ -10,8 +10,7 @@ One channel for all hubs, not one per agent: a hub receives every agent message 
 SUBSCRIBE, so thousands of agents reconnecting after a failover add no subscription churn.
 
 Presence (``callpop:presence:<hub>``: agent -> sockets, refreshed with a TTL) lets a hub count
-the sockets of an agent across the cluster, for the pop's ``sessions`` and ``/api/status``;
-``callpop:alive:<hub>``, refreshed with it, says the hub is running.
+the sockets of an agent across the cluster, for the pop's ``sessions`` and ``/api/status``.
 """
 
 from __future__ import annotations
@@ -28,15 +27,10 @@ from .link import DELIVER, PREFIX, Link, Outbox, RedisDown
 log = logging.getLogger("callpop.cluster")
 PRESENCE_EVERY_S = 2.0
 PRESENCE_TTL_S = 10
-ALIVE_MS = 6000  # three refreshes missed: the hub is gone (another takes over its pops, takeover.py)
 
 
 def presence_key(hub: str) -> str:
     return f"{PREFIX}presence:{hub}"
-
-
-def alive_key(hub: str) -> str:
-    return f"{PREFIX}alive:{hub}"
 
 
 class ClusterSessions(Sessions):
@@ -101,7 +95,6 @@ class ClusterSessions(Sessions):
                 if here:
                     pipe.hset(me, mapping=here)
                 pipe.expire(me, PRESENCE_TTL_S)
-                pipe.set(alive_key(self.link.name), 1, px=ALIVE_MS)  # kept with no socket here too
                 await self.link.call(pipe.execute())
                 keys = await self.link.call(self._hubs())
                 remote: dict[str, int] = {}
@@ -118,5 +111,5 @@ class ClusterSessions(Sessions):
 
     async def leave(self) -> None:
         with contextlib.suppress(RedisDown):
-            await self.link.call(self.link.redis.delete(presence_key(self.link.name), alive_key(self.link.name)))
+            await self.link.call(self.link.redis.delete(presence_key(self.link.name)))
 

@@ -78,6 +78,11 @@ def hub_name(settings: Settings) -> str:
     return settings.hub_name or f"{socket.gethostname()}:{settings.port or os.getpid()}"
 
 
+def client_name(hub: str) -> str:
+    """The name a hub's connections carry in Redis (CLIENT LIST; no spaces allowed there)."""
+    return "callpop-" + re.sub(r"\s", "_", hub)[:52]
+
+
 class Link:
     def __init__(self, settings: Settings, name: str = ""):
         self.name = name or hub_name(settings)
@@ -89,7 +94,7 @@ class Link:
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=MAX_CONNECTIONS, timeout=self.timeout_s, socket_timeout=self.timeout_s,
             socket_connect_timeout=self.timeout_s, health_check_interval=5, decode_responses=False,
-            client_name=f"callpop-{self.name}"[:60])
+            client_name=client_name(self.name))
         self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # closes the pool with the client
         self.problem = ""  # why Redis counts as down; "" while it answers
         self._watcher: asyncio.Task | None = None

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from ..crm_contract import Candidate, LookupResult
 from ..settings import Settings
-from .fanout import alive_key
+from . import liveness
 from .link import PREFIX, Link, RedisDown, behind
 
 log = logging.getLogger("callpop.cluster")
@@ -150,8 +150,9 @@ class SharedLookups:
                     break
                 if tick % ALIVE_EVERY == 0:  # a killed hub's lock would hold the number until it expires
                     holder = held.decode().rsplit(" ", 1)[0]
-                    if not await self._read(self.redis.exists(alive_key(holder))):
-                        break
+                    async with asyncio.timeout(REDIS_BUDGET_S):
+                        if await liveness.gone(self.link, [holder]):
+                            break
             except (RedisDown, RedisError, TimeoutError, ValueError, KeyError, TypeError):
                 break
             tick += 1

@@ -24,7 +24,7 @@ from ..events import CallEvent, utcnow
 from ..settings import Settings
 from ..store import StoreUnavailable
 from ..store_schema import SCHEMA
-from . import callstate
+from . import callstate, liveness
 from .callstate import SharedCalls
 from .choices import CHOICES, SharedChoices
 from .fanout import ClusterSessions
@@ -77,15 +77,16 @@ class Cluster:
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self.sessions.publish()), loop.create_task(self.sessions.presence()),
                        loop.create_task(self.inbox.publish()), loop.create_task(self._listen()),
-                       loop.create_task(self.takeover.run())]
+                       loop.create_task(self.takeover.run()), loop.create_task(liveness.heartbeat(self.link))]
 
     async def stop(self) -> None:
         await self.journal.aclose()
         await self.inbox.stop()
         await self.choices.stop()
-        await self.sessions.leave()
-        for t in self._loops:
+        for t in self._loops:  # first: the heartbeat must not say alive again after the goodbye
             t.cancel()
+        await self.sessions.leave()
+        await liveness.leave(self.link)
         await self.link.stop()
 
     # --- events in

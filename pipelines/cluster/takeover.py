@@ -2,8 +2,8 @@
 
 A hub sends a call's pop when the CRM answers or the deadline passes, after the event's 202; if
 it is killed in between, the call rings with no pop anywhere. Every hub knows each ringing
-call, which hub moved it last (``callstate.py``) and whether that hub is alive
-(``callpop:alive:<hub>``, ``fanout.py``). A ringing call still without its pop a second past the
+call, which hub moved it last (``callstate.py``) and whether that hub still runs
+(``liveness.py``). A ringing call still without its pop a second past the
 CRM deadline, whose hub is gone, is taken over by the first hub to claim
 ``callpop:takeover:<call>``: it looks the number up and pops the agents, as the dead hub would
 have.
@@ -20,20 +20,19 @@ from typing import Callable
 
 from ..calls import Call
 from ..events import utcnow
+from . import liveness
 from .callstate import SharedCalls, key
-from .fanout import alive_key
 from .link import PREFIX, Link, RedisDown
 
 log = logging.getLogger("callpop.cluster")
 EVERY_S = 0.5
 CLAIM_MS = 60_000
-# KEYS: the call, its hub's alive key, the takeover claim. ARGV: this hub, claim ms.
-# The pop Redis has (the copy here missed it), or 1: this hub sends it, or 0: not now.
+# KEYS: the call, the takeover claim. ARGV: this hub, claim ms.
+# The pop Redis has (the copy here missed it), or 1: this hub sends it, or 0: another hub does.
 _TAKE = """
 local pop = redis.call('HGET', KEYS[1], 'pop')
 if pop then return pop end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 """
 
@@ -62,11 +61,14 @@ class Takeover:
                 and now - c.seen_at > self.due and self.calls.moved_by.get(c.call_id, me) != me]
 
     async def sweep(self) -> None:
-        for call in self.orphans():
+        orphans = self.orphans()
+        gone = await liveness.gone(self.link, {self.calls.moved_by[c.call_id] for c in orphans})
+        for call in orphans:
             hub = self.calls.moved_by[call.call_id]
-            got = await self.link.call(self._take(
-                keys=[key(call.call_id), alive_key(hub), f"{PREFIX}takeover:{call.call_id}"],
-                args=[self.link.name, CLAIM_MS]))
+            if hub not in gone:
+                continue  # late, not lost: its hub will send it
+            got = await self.link.call(self._take(keys=[key(call.call_id), f"{PREFIX}takeover:{call.call_id}"],
+                                                  args=[self.link.name, CLAIM_MS]))
             if isinstance(got, bytes):
                 call.pop = json.loads(got)
             elif got == 1 and self.pop is not None:

@@ -1,16 +1,18 @@
 """What a cluster does when a part fails: Redis stopped (503, never a 202 it cannot keep, back by
 itself), a hub killed with SIGKILL (its agent popped through another hub, every 202 recorded
-once), a hub killed between an event's 202 and its pop (another hub sends the pop), the
-recorder killed (nothing lost: the next one catches up)."""
+once), a hub killed between an event's 202 and its pop (another hub sends the pop) and one that
+only stalls (nobody else does), the recorder killed (nothing lost: the next one catches up)."""
 
+import os
+import signal
 import threading
+import time
 
 import httpx
 
-from tests.support.barecrm import expected_name
-
 from tests.cluster.conftest import RECORDER_TOKEN, recorder_reads
 from tests.support import INGEST, ROOT, wait_until
+from tests.support.barecrm import expected_name
 from tests.support.hub import TOKENS, Agent, api, post_event
 from tests.support.procs import start_crm, start_hub, start_recorder
 
@@ -139,6 +141,32 @@ def test_a_hub_killed_while_it_waited_for_the_crm_has_its_pop_sent_by_another(tm
             noa.close()
         finally:
             hub1.kill()
+            hub2.terminate()
+
+
+def test_a_hub_that_stalls_but_lives_sends_its_own_pop_and_no_other_hub_does(tmp_path, redis_server, recorder):
+    agents = ROOT / "data" / "agents.csv"
+    env = _cluster_env(redis_server, recorder)
+    with start_crm(delay_ms=300) as crm:
+        hub1 = start_hub(tmp_path / "unused1.duckdb", agents, crm.url + "/lookup", hub_name="hub1", **env)
+        hub2 = start_hub(tmp_path / "unused2.duckdb", agents, crm.url + "/lookup", hub_name="hub2", **env)
+        try:
+            noa = Agent(hub2, TOKENS["noa"])
+            assert post_event(hub1, call_id="stalled", type="ringing", **RING).status_code == 202
+            os.kill(hub1.pid, signal.SIGSTOP)  # an overloaded hub: late, but its connections stay open
+            time.sleep(4)  # past the CRM deadline + 1 s: hub 2 sees the call ringing with no pop
+            os.kill(hub1.pid, signal.SIGCONT)
+            assert noa.recv("pop", where=lambda m: m["call_id"] == "stalled", timeout=10)
+            reads = recorder_reads(recorder)
+            wait_until(lambda: len(reads.query("SELECT * FROM pops WHERE call_id = 'stalled'")) >= 1, timeout=15,
+                       what="the pop's row")
+            time.sleep(1)
+            assert len(reads.query("SELECT * FROM pops WHERE call_id = 'stalled'")) == 1  # one hub popped
+            assert api(hub2, "GET", "/api/status", TOKENS["dana"]).json()["redis"]["pops_taken_over"] == 0
+            noa.close()
+        finally:
+            os.kill(hub1.pid, signal.SIGCONT)
+            hub1.terminate()
             hub2.terminate()
 
 

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from pipelines.cluster.fanout import alive_key
+from pipelines.cluster.liveness import alive_key
 from pipelines.cluster.link import Link
 from pipelines.cluster.lookups import LOCK, SharedLookups, digest
 from pipelines.crm import CrmClient
@@ -35,7 +35,7 @@ class TwoHubs:
         self.http = [httpx.AsyncClient() for _ in self.links]
         for link in self.links:
             await link.start()
-            await link.redis.set(alive_key(link.name), 1, px=60_000)  # as a running hub's presence says
+            await link.redis.set(alive_key(link.name), 1, px=60_000)  # as a running hub's heartbeat keeps it
         self.shared = [SharedLookups.for_settings(link, s) for link in self.links]
         self.clients = [CrmClient(http, self.crm_url, hard_timeout_s=s.crm_late_timeout_ms / 1000,
                                   cache_ttl_s=s.crm_cache_ttl_s, cache_refresh_s=s.crm_cache_refresh_s, shared=shared)
