@@ -143,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     res: dict = {"machine": procs.machine(), "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
                  "quick": a.quick, "commit": commit(), "plan": plan}
+    stolen, ticks = procs.cpu_ticks()
     measure(only, plan, res)
     res["minutes"] = (time.time() - started) / 60
+    stolen, ticks = (now - then for now, then in zip(procs.cpu_ticks(), (stolen, ticks)))
+    res["stolen_pct"] = round(100 * stolen / ticks, 1) if ticks else None
     OUT.mkdir(exist_ok=True)
     (OUT / f"{a.label}.json").write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
     report.write([(a.label, res)], Path(a.out))

@@ -57,7 +57,9 @@ def header(runs: list[tuple[str, dict]]) -> list[str]:
         L.append(f"- **{label}**: run {res['date']} on {m['cpu']}, {m['cores']} cores, {m['memory']}, "
                  f"Python {m['python']}, {m['os']}; checkout at commit {res.get('commit', '?')}; "
                  f"`python -m bench{' --quick' if res['quick'] else ''} --label {label}` took "
-                 f"{res['minutes']:.1f} min.")
+                 f"{res['minutes']:.1f} min"
+                 + (f"; the host took {res['stolen_pct']:.0f} % of the CPU time (steal) meanwhile"
+                    if res.get("stolen_pct") is not None else "") + ".")
     L.append("")
     if len(runs) == 1:
         label = runs[0][0]
