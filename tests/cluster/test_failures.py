@@ -3,6 +3,7 @@ itself), a hub killed with SIGKILL (its agent popped through another hub, every 
 once), a hub killed between an event's 202 and its pop (another hub sends the pop) and one that
 only stalls (nobody else does), the recorder killed (nothing lost: the next one catches up)."""
 
+import contextlib
 import os
 import signal
 import threading
@@ -117,57 +118,59 @@ def test_sigkill_of_a_hub_under_load_loses_no_202_and_its_agent_is_popped_throug
         hub2.terminate()
 
 
-def test_a_hub_killed_while_it_waited_for_the_crm_has_its_pop_sent_by_another(tmp_path, redis_server, recorder):
+@contextlib.contextmanager
+def ringing_on_hub1(tmp_path, redis_server, recorder, crm_delay_ms: float, call_id: str):
+    """Two hubs on a CRM that answers after ``crm_delay_ms``; Noa signed in at hub 2; a call rings
+    for her through hub 1 (its 202 in hand). Yields (hub 1, hub 2, Noa, the recorder's reads)."""
     agents = ROOT / "data" / "agents.csv"
     env = _cluster_env(redis_server, recorder)
-    with start_crm(delay_ms=800) as crm:
+    with start_crm(delay_ms=crm_delay_ms) as crm:
         hub1 = start_hub(tmp_path / "unused1.duckdb", agents, crm.url + "/lookup", hub_name="hub1", **env)
         hub2 = start_hub(tmp_path / "unused2.duckdb", agents, crm.url + "/lookup", hub_name="hub2", **env)
         try:
             noa = Agent(hub2, TOKENS["noa"])
-            assert post_event(hub1, call_id="orphan", type="ringing", **RING).status_code == 202
-            hub1.kill()  # the call rings, hub 1 had the CRM request in flight
-            ours = lambda m: m["call_id"] == "orphan"  # noqa: E731
-            pop = noa.recv("pop", where=ours, timeout=15)
-            if pop["status"] != "found":  # the number at the deadline, the name when the CRM answers
-                pop = noa.recv("pop", where=ours, timeout=15)
-            assert pop["status"] == "found" and pop["name"] == expected_name(RING["caller"])
-            noa.nothing("pop", within=1.0)
-            reads = recorder_reads(recorder)
-            wait_until(lambda: len(reads.query("SELECT * FROM pops WHERE call_id = 'orphan'")) == 1, timeout=15,
-                       what="the pop's row")
-            assert reads.query("SELECT agent_id FROM pops WHERE call_id = 'orphan'").agent_id.tolist() == ["noa"]
-            assert api(hub2, "GET", "/api/status", TOKENS["dana"]).json()["redis"]["pops_taken_over"] == 1
+            assert post_event(hub1, call_id=call_id, type="ringing", **RING).status_code == 202
+            yield hub1, hub2, noa, recorder_reads(recorder)
             noa.close()
         finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hub1.pid, signal.SIGCONT)
             hub1.kill()
             hub2.terminate()
 
 
+def pops_of(reads, call_id: str) -> list[str]:
+    return reads.query(f"SELECT agent_id FROM pops WHERE call_id = '{call_id}'").agent_id.tolist()
+
+
+def taken_over(hub) -> int:
+    return api(hub, "GET", "/api/status", TOKENS["dana"]).json()["redis"]["pops_taken_over"]
+
+
+def test_a_hub_killed_while_it_waited_for_the_crm_has_its_pop_sent_by_another(tmp_path, redis_server, recorder):
+    with ringing_on_hub1(tmp_path, redis_server, recorder, 800, "orphan") as (hub1, hub2, noa, reads):
+        hub1.kill()  # the call rings, hub 1 had the CRM request in flight
+        ours = lambda m: m["call_id"] == "orphan"  # noqa: E731
+        pop = noa.recv("pop", where=ours, timeout=15)
+        if pop["status"] != "found":  # the number at the deadline, the name when the CRM answers
+            pop = noa.recv("pop", where=ours, timeout=15)
+        assert pop["status"] == "found" and pop["name"] == expected_name(RING["caller"])
+        noa.nothing("pop", within=1.0)
+        wait_until(lambda: pops_of(reads, "orphan"), timeout=15, what="the pop's row")
+        assert pops_of(reads, "orphan") == ["noa"]
+        assert taken_over(hub2) == 1
+
+
 def test_a_hub_that_stalls_but_lives_sends_its_own_pop_and_no_other_hub_does(tmp_path, redis_server, recorder):
-    agents = ROOT / "data" / "agents.csv"
-    env = _cluster_env(redis_server, recorder)
-    with start_crm(delay_ms=300) as crm:
-        hub1 = start_hub(tmp_path / "unused1.duckdb", agents, crm.url + "/lookup", hub_name="hub1", **env)
-        hub2 = start_hub(tmp_path / "unused2.duckdb", agents, crm.url + "/lookup", hub_name="hub2", **env)
-        try:
-            noa = Agent(hub2, TOKENS["noa"])
-            assert post_event(hub1, call_id="stalled", type="ringing", **RING).status_code == 202
-            os.kill(hub1.pid, signal.SIGSTOP)  # an overloaded hub: late, but its connections stay open
-            time.sleep(4)  # past the CRM deadline + 1 s: hub 2 sees the call ringing with no pop
-            os.kill(hub1.pid, signal.SIGCONT)
-            assert noa.recv("pop", where=lambda m: m["call_id"] == "stalled", timeout=10)
-            reads = recorder_reads(recorder)
-            wait_until(lambda: len(reads.query("SELECT * FROM pops WHERE call_id = 'stalled'")) >= 1, timeout=15,
-                       what="the pop's row")
-            time.sleep(1)
-            assert len(reads.query("SELECT * FROM pops WHERE call_id = 'stalled'")) == 1  # one hub popped
-            assert api(hub2, "GET", "/api/status", TOKENS["dana"]).json()["redis"]["pops_taken_over"] == 0
-            noa.close()
-        finally:
-            os.kill(hub1.pid, signal.SIGCONT)
-            hub1.terminate()
-            hub2.terminate()
+    with ringing_on_hub1(tmp_path, redis_server, recorder, 300, "stalled") as (hub1, hub2, noa, reads):
+        os.kill(hub1.pid, signal.SIGSTOP)  # an overloaded hub: late, but its connections stay open
+        time.sleep(4)  # past the CRM deadline + 1 s: hub 2 sees the call ringing with no pop
+        os.kill(hub1.pid, signal.SIGCONT)
+        assert noa.recv("pop", where=lambda m: m["call_id"] == "stalled", timeout=10)
+        wait_until(lambda: pops_of(reads, "stalled"), timeout=15, what="the pop's row")
+        time.sleep(1)
+        assert pops_of(reads, "stalled") == ["noa"]  # one hub popped her
+        assert taken_over(hub2) == 0
 
 
 def test_a_killed_recorder_loses_nothing_and_its_successor_catches_up(tmp_path, redis_server, start_hub):
