@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import selectors
 import socket
 import sys
@@ -197,9 +198,11 @@ def test_deeply_nested_http_bodies_get_422(hub, path, token, body):
 def test_a_flood_of_bad_tokens_writes_a_few_counted_rows_and_a_few_log_lines(start_hub, caplog):
     caplog.set_level(logging.INFO)
     hub = start_hub(rejects_window_s=1)
+    started = time.monotonic()
     assert flood(hub, b"GET /api/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\n\r\n", 1000) == 1000
+    windows = math.ceil(time.monotonic() - started) + 2  # the 1 s windows the flood spanned, and the edges
     rows = wait_rows(hub, "SELECT sum(count) AS n, count(*) AS rows FROM rejects HAVING sum(count) >= 1000")
-    assert rows.n[0] == 1000 and rows.rows[0] <= 8
+    assert rows.n[0] == 1000 and rows.rows[0] <= min(windows, 50)  # a row a window, not one a request
     logged = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("callpop")]
     assert len(logged) <= 10, [r.getMessage() for r in logged]
     assert any("not logged one by one" in r.getMessage() for r in logged)
