@@ -36,7 +36,7 @@ FAILED_KEEP_MS = 2000
 NOT_FOUND_TTL_S = 15.0  # as the hub's own cache: a contact added meanwhile is found soon
 REDIS_BUDGET_S = 0.15  # past it a Redis read is not worth the wait: ask the CRM
 POLL_S = (0.005, 0.01, 0.02)  # waiting for the lock's holder: quick at first, then every 20 ms
-ALIVE_EVERY = 25  # polls (about half a second) between checks that the holder's hub is alive
+ALIVE_EVERY = 25  # polls (about half a second) between checks that the holder's hub is alive, the first ~55 ms in
 
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 # One round trip before the CRM is asked: the stored answer, else the lock (1) or not (0).
@@ -148,7 +148,7 @@ class SharedLookups:
                     return decode(stored if stored is not None else failed, "coalesced")[0]
                 if held is None:
                     break
-                if tick % ALIVE_EVERY == 0:  # a killed hub's lock would hold the number until it expires
+                if tick % ALIVE_EVERY == 3:  # past a quick CRM's answer; a killed hub's lock would hold the number until it expires
                     holder = held.decode().rsplit(" ", 1)[0]
                     async with asyncio.timeout(REDIS_BUDGET_S):
                         if await liveness.gone(self.link, [holder]):
